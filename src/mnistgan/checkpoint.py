@@ -1,0 +1,174 @@
+"""Checkpoints: one safetensors file each, tensors as tensors and everything else as JSON in
+the file's header metadata. Loading never unpickles, so a checkpoint cannot execute code.
+
+Writes are atomic (temporary file in the same folder, flush, fsync, rename, fsync of the
+folder): a crash at any moment leaves either the old set of checkpoints or the new one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import struct
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import CheckpointError
+
+FORMAT = "mnistgan-checkpoint"
+VERSION = 1
+NAME = re.compile(r"^ckpt-(\d{12})\.safetensors$")
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Writes data to path so that path holds either its old content or all of data."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    try:  # make the rename itself durable
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass  # some filesystems cannot fsync a folder; the rename is still atomic
+
+
+def save(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
+    """Writes one checkpoint file atomically."""
+    from safetensors.torch import save as st_save
+
+    path = Path(path)
+    cpu = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    header = {"format": FORMAT, "version": str(VERSION), "meta": json.dumps(meta, sort_keys=True)}
+    try:
+        atomic_write_bytes(path, st_save(cpu, metadata=header))
+    except OSError as e:
+        raise CheckpointError(f"cannot write checkpoint {path}: {e.strerror or e}") from None
+    return path
+
+
+def read_header(path: str | os.PathLike) -> dict[str, Any]:
+    """The validated JSON metadata of a checkpoint, without loading its tensors."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                raise CheckpointError(f"{path}: not a checkpoint ({len(head)} bytes; truncated or empty)")
+            (n,) = struct.unpack("<Q", head)
+            if n > 100_000_000:
+                raise CheckpointError(f"{path}: not a checkpoint (not a safetensors file)")
+            raw = f.read(n)
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read: {e.strerror or e}") from None
+    try:
+        meta = json.loads(raw)["__metadata__"]
+    except (ValueError, KeyError, TypeError):
+        raise CheckpointError(f"{path}: not a checkpoint (no safetensors header with metadata)") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an mnistgan checkpoint (format {meta.get('format') if isinstance(meta, dict) else None!r})")
+    if meta.get("version") != str(VERSION):
+        raise CheckpointError(f"{path}: checkpoint format version {meta.get('version')!r}; "
+                              f"this mnistgan reads version {VERSION}")
+    try:
+        return json.loads(meta["meta"])
+    except (ValueError, KeyError, TypeError):
+        raise CheckpointError(f"{path}: checkpoint metadata is corrupt") from None
+
+
+def load(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(tensors on CPU, metadata) of a checkpoint; any damage is a CheckpointError naming it."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load as st_load
+
+    path = Path(path)
+    meta = read_header(path)
+    try:
+        tensors = st_load(path.read_bytes())
+    except (SafetensorError, ValueError, RuntimeError, OSError) as e:
+        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({e})") from None
+    return tensors, meta
+
+
+def filename(images_seen: int) -> str:
+    return f"ckpt-{images_seen:012d}.safetensors"
+
+
+def list_checkpoints(folder: str | os.PathLike) -> list[Path]:
+    """Checkpoint files in folder, oldest first (by images seen)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if NAME.match(p.name))
+
+
+def prune(folder: str | os.PathLike, keep: int) -> None:
+    """Deletes all but the newest `keep` checkpoints (and stray temporary files)."""
+    folder = Path(folder)
+    for old in list_checkpoints(folder)[:-keep]:
+        old.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------- module and optimiser state
+def module_tensors(prefix: str, module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {f"{prefix}.{k}": v for k, v in module.state_dict().items()}
+
+
+def load_module(prefix: str, module: torch.nn.Module, tensors: dict[str, torch.Tensor], path) -> None:
+    """Loads module weights from tensors[prefix.*], checking names and shapes."""
+    own = module.state_dict()
+    found = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+    missing, extra = sorted(set(own) - set(found)), sorted(set(found) - set(own))
+    if missing or extra:
+        raise CheckpointError(f"{path}: {prefix} does not match this architecture "
+                              f"(missing {missing[:4]}, unexpected {extra[:4]})")
+    for k, v in own.items():
+        if found[k].shape != v.shape:
+            raise CheckpointError(f"{path}: {prefix}.{k} has shape {tuple(found[k].shape)}; "
+                                  f"this architecture needs {tuple(v.shape)}")
+    module.load_state_dict(found)
+
+
+def optimizer_state(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """Splits an optimiser's state dict into tensors and JSON."""
+    sd = opt.state_dict()
+    tensors, scalars = {}, {}
+    for idx, state in sd["state"].items():
+        for key, value in state.items():
+            if torch.is_tensor(value):
+                tensors[f"{prefix}.{idx}.{key}"] = value
+            else:
+                scalars[f"{idx}.{key}"] = value
+    groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in sd["param_groups"]]
+    return tensors, {"param_groups": groups, "scalars": scalars}
+
+
+def load_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
+                   info: dict, path) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        if name.startswith(prefix + "."):
+            idx, key = name[len(prefix) + 1:].split(".", 1)
+            state.setdefault(int(idx), {})[key] = value
+    for name, value in info.get("scalars", {}).items():
+        idx, key = name.split(".", 1)
+        state.setdefault(int(idx), {})[key] = value
+    groups = [{k: (tuple(v) if k == "betas" else v) for k, v in g.items()} for g in info["param_groups"]]
+    try:
+        opt.load_state_dict({"state": state, "param_groups": groups})
+    except (ValueError, KeyError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: {prefix} optimiser state does not fit this model ({e})") from None

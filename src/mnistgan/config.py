@@ -1,0 +1,184 @@
+"""Run configuration: one flat dataclass, named presets (data, not code), validated overrides.
+
+A preset is a dict of overrides on top of the defaults; the command line overrides the
+preset. Every resolved config is saved as ``config.json`` in the run folder and inside
+every checkpoint. This module must stay light: it imports no torch.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+
+# Fields marked FIXED change the maths of a run: a resumed run may not override them.
+FIXED = {"resume": "fixed"}
+
+
+@dataclass
+class TrainConfig:
+    # --- what is trained -------------------------------------------------------------
+    preset: str = "seed"              # the preset these values started from (informational)
+    dataset: str = "mnist"            # registered dataset name: mnist, fashion-mnist
+    data_dir: str | None = None       # folder holding the IDX files; None: search, then download
+    download: bool = True             # allow downloading when no local copy is found
+    train_images: int = field(default=55000, metadata=FIXED)  # train on the first N training images (the tutorial's reader held out the last 5,000)
+    model: str = field(default="mlp", metadata=FIXED)         # registered model family
+    z_dim: int = field(default=128, metadata=FIXED)           # noise size; z ~ N(0, 1)
+    hidden: int = field(default=256, metadata=FIXED)          # hidden width of the MLP networks
+    init_std: float = field(default=0.01, metadata=FIXED)     # weights ~ N(0, init_std), biases 0
+    # --- how it is trained -----------------------------------------------------------
+    objective: str = field(default="nonsaturating", metadata=FIXED)  # registered objective (see losses.py)
+    optimizer: str = field(default="adam-tf1", metadata=FIXED)      # adam-tf1 (TF1's epsilon placement) or adam (PyTorch's)
+    lr: float = field(default=2e-4, metadata=FIXED)           # learning rate of both networks
+    beta1: float = field(default=0.9, metadata=FIXED)         # Adam beta1
+    beta2: float = field(default=0.999, metadata=FIXED)       # Adam beta2
+    eps: float = field(default=1e-8, metadata=FIXED)          # Adam epsilon
+    batch_size: int = field(default=100, metadata=FIXED)      # images per step (last partial batch of an epoch is dropped, as the tutorial did)
+    epochs: int = 100                 # passes over the training images
+    max_images: int | None = None     # stop once this many images have been seen (short runs); None: no limit
+    seed: int = field(default=0, metadata=FIXED)              # seeds weights, noise and epoch order
+    # --- where and how it runs -------------------------------------------------------
+    device: str = "auto"              # auto (CUDA when present), cpu, cuda, cuda:N
+    out: str = "runs/seed"            # run folder
+    # --- what it shows and leaves ----------------------------------------------------
+    strip_every: int = 10             # the seed's 10-forgery strip at epoch 1 and every N epochs
+    report_every: int = 10            # the classic "Epoch / Cost_D Cost_G" report every N epochs
+    keep_checkpoints: int = 3         # keep the last K checkpoints
+    progress: bool = True             # show progress bars
+
+    # ---------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        return apply_overrides(cls(), values)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.train_images // self.batch_size
+
+    @property
+    def images_per_epoch(self) -> int:
+        return self.steps_per_epoch * self.batch_size
+
+    @property
+    def total_images(self) -> int:
+        """Images seen when the run ends: epochs, capped by max_images."""
+        total = self.epochs * self.images_per_epoch
+        if self.max_images is None:
+            return total
+        return min(total, self.max_images // self.batch_size * self.batch_size)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The classic vanilla GAN tutorial, exactly (see README "The seed preset").
+    "seed": {},
+}
+
+FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+
+
+def fixed_fields() -> set[str]:
+    """Names of the fields that change a run's maths (refused as overrides on resume)."""
+    return {f.name for f in dataclasses.fields(TrainConfig) if f.metadata.get("resume") == "fixed"}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Converts a value (from JSON or the command line) to the field's type, or fails."""
+    kind = FIELD_TYPES[name]
+    optional = "None" in kind
+    if value is None or (isinstance(value, str) and optional and value.lower() == "none"):
+        if optional:
+            return None
+        raise ConfigError(f"{name} may not be empty")
+    base = kind.replace(" | None", "")
+    try:
+        if base == "bool":
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if base == "int":
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            if isinstance(value, str):
+                value = value.replace("_", "")
+                return int(float(value)) if re.fullmatch(r"\d+(\.0*)?e\d+", value) else int(value)
+            return int(value)
+        if base == "float":
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if base == "str":
+            if not isinstance(value, str):
+                raise ValueError
+            return value
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be {'an integer' if base == 'int' else 'a ' + base}"
+                          f"{' or none' if optional else ''}, got {value!r}") from None
+    raise AssertionError(f"unhandled field type {kind}")
+
+
+def apply_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
+    """Returns a copy of config with overrides applied and validated. Unknown keys fail."""
+    unknown = sorted(set(overrides) - set(FIELD_TYPES))
+    if unknown:
+        raise ConfigError(f"unknown config key(s): {', '.join(unknown)}; "
+                          f"known keys: {', '.join(sorted(FIELD_TYPES))}")
+    values = config.to_dict()
+    values.update({k: _coerce(k, v) for k, v in overrides.items()})
+    resolved = TrainConfig(**values)
+    validate(resolved)
+    return resolved
+
+
+def from_preset(name: str, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """The preset's config with overrides (None values are ignored) applied and validated."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; available: {', '.join(sorted(PRESETS))}")
+    merged = {**PRESETS[name], "preset": name}
+    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return apply_overrides(TrainConfig(), merged)
+
+
+def validate(c: TrainConfig) -> None:
+    """Fails with a ConfigError naming the first invalid value; starts no work."""
+    from . import registry  # the registries of names; light, no torch
+
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            raise ConfigError(message)
+
+    registry.check("dataset", c.dataset)
+    registry.check("model", c.model)
+    registry.check("objective", c.objective)
+    registry.check("optimizer", c.optimizer)
+    need(c.preset in PRESETS, f"unknown preset {c.preset!r}; available: {', '.join(sorted(PRESETS))}")
+    for name in ("z_dim", "hidden", "batch_size", "epochs", "train_images", "strip_every",
+                 "report_every", "keep_checkpoints"):
+        need(getattr(c, name) >= 1, f"{name} must be at least 1, got {getattr(c, name)}")
+    need(c.train_images <= 60000, f"train_images must be at most 60000 (the training split), got {c.train_images}")
+    need(c.batch_size <= c.train_images,
+         f"batch_size ({c.batch_size}) must not exceed train_images ({c.train_images})")
+    need(c.max_images is None or c.max_images >= c.batch_size,
+         f"max_images must be at least one batch ({c.batch_size}), got {c.max_images}")
+    need(0 < c.lr < 1 and c.lr == c.lr, f"lr must be in (0, 1), got {c.lr}")
+    need(0 <= c.beta1 < 1, f"beta1 must be in [0, 1), got {c.beta1}")
+    need(0 <= c.beta2 < 1, f"beta2 must be in [0, 1), got {c.beta2}")
+    need(c.eps > 0, f"eps must be positive, got {c.eps}")
+    need(c.init_std > 0, f"init_std must be positive, got {c.init_std}")
+    need(0 <= c.seed < 2**63, f"seed must be in [0, 2**63), got {c.seed}")
+    need(bool(re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", c.device)),
+         f"device must be auto, cpu, cuda, cuda:N or mps, got {c.device!r}")
+    need(bool(c.out), "out must name a folder")

@@ -1,0 +1,306 @@
+"""MNIST-like data: IDX reading and validation, the dataset registry, locating and
+downloading files, and the device-resident training set.
+
+Local folders are validated by structure (magic number, dimensions, counts, label range),
+never by checksum: a user's own copy may be re-encoded. Checksums guard downloads only.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import tempfile
+import urllib.error
+import urllib.request
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataError
+
+IMAGE_MAGIC = 0x00000803  # unsigned byte, 3 dimensions
+LABEL_MAGIC = 0x00000801  # unsigned byte, 1 dimension
+ROLES = ("train_images", "train_labels", "test_images", "test_labels")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    files: dict[str, str]          # role -> canonical file name
+    md5: dict[str, str]            # canonical file name -> md5 of the canonical download
+    mirrors: tuple[str, ...]       # base URLs, tried in order
+    system_dirs: tuple[str, ...]   # folders a system package installs to
+    classes: tuple[str, ...]       # class names, index = label
+    counts: dict[str, int]         # split -> number of items
+
+
+_MNIST_FILES = {"train_images": "train-images-idx3-ubyte.gz", "train_labels": "train-labels-idx1-ubyte.gz",
+                "test_images": "t10k-images-idx3-ubyte.gz", "test_labels": "t10k-labels-idx1-ubyte.gz"}
+
+DATASETS: dict[str, DatasetSpec] = {
+    "mnist": DatasetSpec(
+        name="mnist",
+        files=_MNIST_FILES,
+        md5={"train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+             "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+             "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+             "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c"},
+        mirrors=("https://ossci-datasets.s3.amazonaws.com/mnist/",
+                 "https://storage.googleapis.com/cvdf-datasets/mnist/",
+                 "http://yann.lecun.com/exdb/mnist/"),
+        system_dirs=("/usr/share/datasets/mnist",),
+        classes=tuple(str(d) for d in range(10)),
+        counts={"train": 60000, "test": 10000},
+    ),
+    "fashion-mnist": DatasetSpec(
+        name="fashion-mnist",
+        files=_MNIST_FILES,
+        md5={"train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+             "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+             "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+             "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310"},
+        mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+                 "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/"),
+        system_dirs=("/usr/share/datasets/fashion-mnist",),  # Debian's dataset-fashion-mnist
+        classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                 "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+        counts={"train": 60000, "test": 10000},
+    ),
+}
+
+
+def get_spec(name: str) -> DatasetSpec:
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
+# ----------------------------------------------------------------------------- IDX files
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Reads an IDX file of unsigned bytes (gzip-compressed or raw) and checks its header."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as e:
+            raise DataError(f"{path}: corrupt or truncated gzip data ({e}); "
+                            "delete the file and fetch it again") from None
+    if len(raw) < 4:
+        raise DataError(f"{path}: {len(raw)} bytes is too short for an IDX header (expected at least 4)")
+    magic = int.from_bytes(raw[:4], "big")
+    if raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or not 1 <= raw[3] <= 4:
+        raise DataError(f"{path}: bad magic number 0x{magic:08x}; expected 0x{IMAGE_MAGIC:08x} "
+                        f"(images) or 0x{LABEL_MAGIC:08x} (labels): not an IDX file of unsigned bytes")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path}: header truncated ({len(raw)} bytes, expected {header})")
+    dims = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    expected = header + int(np.prod(dims, dtype=np.int64))
+    if len(raw) != expected:
+        raise DataError(f"{path}: holds {len(raw) - header} bytes of data but its header "
+                        f"{'x'.join(map(str, dims))} promises {expected - header}"
+                        f"{' (truncated?)' if len(raw) < expected else ''}")
+    return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
+
+
+def read_images(path: str | os.PathLike, count: int | None = None) -> np.ndarray:
+    """Reads an IDX image file: N x 28 x 28 unsigned bytes (N = count when given)."""
+    arr = read_idx(path)
+    if arr.ndim != 3 or arr.shape[1:] != (28, 28):
+        raise DataError(f"{path}: holds an array of shape {arr.shape}; expected images of N x 28 x 28")
+    if count is not None and arr.shape[0] != count:
+        raise DataError(f"{path}: holds {arr.shape[0]} images; expected {count}")
+    return arr
+
+
+def read_labels(path: str | os.PathLike, count: int | None = None, num_classes: int = 10) -> np.ndarray:
+    """Reads an IDX label file: N unsigned bytes, each below num_classes."""
+    arr = read_idx(path)
+    if arr.ndim != 1:
+        raise DataError(f"{path}: holds an array of shape {arr.shape}; expected labels of shape (N,)")
+    if count is not None and arr.shape[0] != count:
+        raise DataError(f"{path}: holds {arr.shape[0]} labels; expected {count}")
+    if arr.size and int(arr.max()) >= num_classes:
+        bad = int(np.argmax(arr >= num_classes))
+        raise DataError(f"{path}: label {int(arr[bad])} at index {bad} is out of range; "
+                        f"expected 0..{num_classes - 1}")
+    return arr
+
+
+# ----------------------------------------------------------------------------- locating
+def default_cache_dir() -> Path:
+    """$MNISTGAN_CACHE, else $XDG_CACHE_HOME/mnistgan, else ~/.cache/mnistgan."""
+    if os.environ.get("MNISTGAN_CACHE"):
+        return Path(os.environ["MNISTGAN_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "mnistgan"
+
+
+def _find(folder: Path, filename: str) -> Path | None:
+    """The file in folder, compressed (canonical name) or not (name without .gz)."""
+    for candidate in (folder / filename, folder / filename.removesuffix(".gz")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def missing_files(spec: DatasetSpec, folder: Path) -> list[str]:
+    return [f for f in spec.files.values() if _find(folder, f) is None]
+
+
+def locate(spec: DatasetSpec, data_dir: str | os.PathLike | None = None, download: bool = True,
+           progress: bool = True) -> Path:
+    """The folder holding the dataset's four files.
+
+    Order: data_dir, else $MNISTGAN_DATA_DIR; else the user cache; else known system folders;
+    else download (into data_dir when one was given, else into the cache).
+    """
+    explicit = data_dir or os.environ.get("MNISTGAN_DATA_DIR")
+    cache = default_cache_dir() / spec.name
+    candidates = [Path(explicit)] if explicit else [cache, *map(Path, spec.system_dirs)]
+    for folder in candidates:
+        if folder.is_dir() and not missing_files(spec, folder):
+            return folder
+    target = candidates[0]
+    missing = missing_files(spec, target)
+    if not download:
+        searched = "\n  ".join(str(c) for c in candidates)
+        raise DataError(
+            f"{spec.name} not found and downloading is off. Searched:\n  {searched}\n"
+            f"Put these files into {target} (or pass --data-dir DIR):\n  " + "\n  ".join(missing))
+    download_dataset(spec, target, progress=progress)
+    return target
+
+
+# ----------------------------------------------------------------------------- download
+def _md5(path: Path) -> str:
+    h = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fetch(url: str, dest: Path, md5: str, timeout: float, progress: bool) -> None:
+    """Downloads url to dest via a temporary file in dest's folder; renames only when verified."""
+    from tqdm.auto import tqdm
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    try:
+        h = hashlib.md5(usedforsecurity=False)
+        received = 0
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+            length = resp.headers.get("Content-Length")
+            length = int(length) if length and length.isdigit() else None
+            with tqdm(total=length, unit="B", unit_scale=True, desc=dest.name, disable=not progress,
+                      leave=False) as bar:
+                while chunk := resp.read(1 << 16):
+                    out.write(chunk)
+                    h.update(chunk)
+                    received += len(chunk)
+                    bar.update(len(chunk))
+            out.flush()
+            os.fsync(out.fileno())
+        if length is not None and received != length:
+            raise DataError(f"transfer truncated: {received} of {length} bytes")
+        if h.hexdigest() != md5:
+            raise DataError(f"checksum mismatch: md5 {h.hexdigest()}, expected {md5}")
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def download_file(urls: list[str] | tuple[str, ...], dest: str | os.PathLike, md5: str,
+                  timeout: float = 30.0, attempts: int = 2, progress: bool = True) -> Path:
+    """Fetches one file, trying each URL in order (each up to `attempts` times), verifying md5.
+
+    Nothing is left at dest unless it passed the checksum; no partial file remains on failure.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    failures = []
+    for url in urls:
+        for attempt in range(attempts):
+            try:
+                _fetch(url, dest, md5, timeout, progress)
+                return dest
+            except DataError as e:  # corrupt content: another try at the same mirror may help
+                failures.append(f"{url}: {e}")
+            except (urllib.error.URLError, OSError, ValueError) as e:  # includes HTTPError, timeouts
+                failures.append(f"{url}: {getattr(e, 'reason', None) or e}")
+                if isinstance(e, urllib.error.HTTPError) and e.code == 404:
+                    break  # the file is not there; retrying will not change that
+    raise DataError(f"could not download {dest.name}; tried:\n  " + "\n  ".join(failures) +
+                    f"\nDownload it by hand into {dest.parent} (or pass --data-dir DIR).")
+
+
+def download_dataset(spec: DatasetSpec, folder: str | os.PathLike, progress: bool = True,
+                     timeout: float = 30.0) -> Path:
+    """Downloads the dataset's missing files into folder, verifying each against its md5."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"cannot create data folder {folder}: {e.strerror or e}") from None
+    for filename in missing_files(spec, folder):
+        download_file([m + filename for m in spec.mirrors], folder / filename, spec.md5[filename],
+                      timeout=timeout, progress=progress)
+    return folder
+
+
+# ----------------------------------------------------------------------------- loading
+def load_split(name: str, split: str = "train", data_dir: str | os.PathLike | None = None,
+               download: bool = True, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(images N x 28 x 28 uint8, labels N uint8) of a registered dataset's split."""
+    spec = get_spec(name)
+    if split not in spec.counts:
+        raise DataError(f"unknown split {split!r}; available: {', '.join(spec.counts)}")
+    folder = locate(spec, data_dir, download=download, progress=progress)
+    count = spec.counts[split]
+    images = read_images(_find(folder, spec.files[f"{split}_images"]), count)
+    labels = read_labels(_find(folder, spec.files[f"{split}_labels"]), count, len(spec.classes))
+    return images, labels
+
+
+class DeviceData:
+    """The training set as one uint8 tensor on the training device.
+
+    An epoch is a permutation of indices; a batch is an index slice converted to float on
+    the fly. Nothing here touches Python per sample, and nothing re-reads the disk.
+    """
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, device="cpu"):
+        import torch
+
+        if len(images) != len(labels):
+            raise DataError(f"{len(images)} images but {len(labels)} labels")
+        self.images = torch.from_numpy(np.array(images, dtype=np.uint8, copy=True)).to(device).unsqueeze(1)  # N x 1 x 28 x 28
+        self.labels = torch.from_numpy(labels.astype(np.int64)).to(device)
+        self.device = self.images.device
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def epoch_order(self, seed: int, epoch: int):
+        """The permutation for an epoch: a pure function of (seed, epoch), so resuming
+        mid-epoch needs no RNG state for it."""
+        import torch
+
+        state = np.random.SeedSequence([seed, epoch]).generate_state(2, np.uint64)
+        gen = torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
+        return torch.randperm(len(self), generator=gen).to(self.device)
+
+    def batch(self, order, step: int, batch_size: int):
+        """(images B x 1 x 28 x 28 float in [0, 1], labels B) for the step-th slice of order."""
+        idx = order[step * batch_size:(step + 1) * batch_size]
+        return self.images[idx].float().div_(255.0), self.labels[idx]

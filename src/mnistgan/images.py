@@ -1,0 +1,112 @@
+"""Pictures of a run: grids, the seed's strip, the progress GIF and sheet, loss curves and
+the real-versus-forgery figure. Pure functions of arrays; nothing here trains.
+
+Uses matplotlib's object-oriented Figure (no pyplot global state, no display needed).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+from PIL import Image
+
+
+def to_uint8(images) -> np.ndarray:
+    """B x 1 x 28 x 28 (or B x 784, or B x 28 x 28) floats in [0, 1] -> B x 28 x 28 uint8."""
+    if hasattr(images, "detach"):
+        images = images.detach().float().cpu().numpy()
+    arr = np.asarray(images, dtype=np.float32).reshape(-1, 28, 28)
+    return (np.clip(arr, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+
+
+def grid(images: np.ndarray, nrow: int = 10, pad: int = 2, fill: int = 0) -> np.ndarray:
+    """Tiles N x H x W uint8 images into rows of nrow, with pad pixels between them."""
+    n, h, w = images.shape
+    rows = -(-n // nrow)
+    out = np.full((rows * (h + pad) + pad, nrow * (w + pad) + pad), fill, np.uint8)
+    for i in range(n):
+        r, c = divmod(i, nrow)
+        out[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = images[i]
+    return out
+
+
+def save_grid(path: str | os.PathLike, images: np.ndarray, nrow: int = 10, scale: int = 1) -> Path:
+    """Saves uint8 images as one grayscale PNG grid."""
+    img = Image.fromarray(grid(images, nrow))
+    if scale > 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    img.save(path)
+    return Path(path)
+
+
+def save_strip(path: str | os.PathLike, images: np.ndarray) -> Path:
+    """The seed tutorial's picture: one row of forgeries in matplotlib's default colour map
+    (figsize (n, 1), axes off, saved with bbox_inches='tight')."""
+    n = len(images)
+    fig = Figure(figsize=(n, 1))
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    for ax, img in zip(axes, images):
+        ax.set_axis_off()
+        ax.imshow(img.astype(np.float32) / 255.0)
+    fig.savefig(path, bbox_inches="tight")
+    return Path(path)
+
+
+def save_gif(path: str | os.PathLike, frames: Sequence[np.ndarray], ms_per_frame: int = 150) -> Path:
+    """An animated GIF of 2-D uint8 frames; the last frame is held longer."""
+    pics = [Image.fromarray(f).convert("P") for f in frames]
+    durations = [ms_per_frame] * (len(pics) - 1) + [max(ms_per_frame, 1500)]
+    pics[0].save(path, save_all=True, append_images=pics[1:], duration=durations, loop=0)
+    return Path(path)
+
+
+def save_progress_sheet(path: str | os.PathLike, rows: Sequence[tuple[int, np.ndarray]]) -> Path:
+    """One row per saved epoch (label, then its forgeries of the same fixed noise): the
+    whole forging process on one sheet."""
+    fig = Figure(figsize=(10, 0.9 * len(rows) + 0.4))
+    axes = fig.subplots(len(rows), 1, squeeze=False)[:, 0]
+    for ax, (epoch, images) in zip(axes, rows):
+        ax.imshow(grid(images, nrow=len(images), pad=1), cmap="gray", vmin=0, vmax=255)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(f"epoch {epoch}", rotation=0, ha="right", va="center", fontsize=9)
+    fig.suptitle("Forgeries of one fixed noise batch, epoch by epoch", fontsize=10)
+    fig.savefig(path, bbox_inches="tight", dpi=100)
+    return Path(path)
+
+
+def save_losses(path: str | os.PathLike, rows: Sequence[dict]) -> Path:
+    """D and G loss, and D(x) and D(G(z)), against epochs."""
+    x = [r["images_seen"] / max(1, r["images_per_epoch"]) for r in rows]
+    fig = Figure(figsize=(9, 3.5))
+    ax1, ax2 = fig.subplots(1, 2)
+    ax1.plot(x, [r["d_loss"] for r in rows], label="D loss")
+    ax1.plot(x, [r["g_loss"] for r in rows], label="G loss")
+    ax1.set_xlabel("epoch")
+    ax1.set_title("losses (epoch means)")
+    ax1.legend()
+    ax2.plot(x, [r["d_real"] for r in rows], label="D(x), real")
+    ax2.plot(x, [r["d_fake"] for r in rows], label="D(G(z)), forged")
+    ax2.axhline(0.5, color="gray", lw=0.8, ls="--")
+    ax2.set_ylim(0, 1)
+    ax2.set_xlabel("epoch")
+    ax2.set_title("the police officer's verdicts")
+    ax2.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return Path(path)
+
+
+def save_real_vs_fake(path: str | os.PathLike, real: np.ndarray, fake: np.ndarray, nrow: int = 10) -> Path:
+    """Real digits beside forgeries, as two grids."""
+    fig = Figure(figsize=(10, 5.4))
+    for ax, images, title in zip(fig.subplots(1, 2), (real, fake), ("real", "forged")):
+        ax.imshow(grid(images, nrow), cmap="gray", vmin=0, vmax=255)
+        ax.set_axis_off()
+        ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return Path(path)

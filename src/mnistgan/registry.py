@@ -1,0 +1,19 @@
+"""The names a config may use, in one light place (no torch), so validation needs no imports.
+
+Each heavy module registers its builders under these names; a test checks both agree.
+"""
+from __future__ import annotations
+
+from .errors import ConfigError
+
+NAMES: dict[str, tuple[str, ...]] = {
+    "dataset": ("mnist", "fashion-mnist"),
+    "model": ("mlp",),
+    "objective": ("minimax", "nonsaturating", "lsgan", "hinge"),
+    "optimizer": ("adam-tf1", "adam"),
+}
+
+
+def check(kind: str, name: str) -> None:
+    if name not in NAMES[kind]:
+        raise ConfigError(f"unknown {kind} {name!r}; available: {', '.join(NAMES[kind])}")

@@ -1,0 +1,208 @@
+"""A run folder and what fills it; `train()` and `sample()`, the library's entry points.
+
+    RUN/config.json          the full resolved config
+    RUN/log.jsonl            one row per epoch
+    RUN/samples/NNN.png      the seed's strip of 10 new forgeries (epoch 1, every 10th, last)
+    RUN/samples/grid-NNN.png 10 x 10 forgeries of one fixed noise batch, every epoch
+    RUN/progress.gif         the fixed-noise grid over the epochs
+    RUN/progress.png         one row per strip epoch: the forging process on one sheet
+    RUN/losses.png           D and G loss, D(x) and D(G(z)) over training
+    RUN/real_vs_fake.png     real digits beside forgeries
+    RUN/checkpoints/         ckpt-<images seen>.safetensors, the last K
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import checkpoint as ckpt
+from . import images
+from .config import TrainConfig
+from .data import DeviceData, load_split
+from .errors import CheckpointError, ConfigError
+from .training import STRIP_NOISE, Trainer, derived_seed, resolve_device
+
+
+def _say(message: str) -> None:
+    from tqdm.auto import tqdm
+
+    tqdm.write(message)
+
+
+class ConsoleReport:
+    """The tutorial's report of Cost_D and Cost_G every report_every epochs (and epoch 1)."""
+
+    def on_epoch_end(self, trainer: Trainer, row: dict[str, Any]) -> None:
+        c = trainer.config
+        e = row["epoch"]
+        if e == 1 or e % c.report_every == 0 or row["images_seen"] >= c.total_images:
+            cost_d = row["cost_d"] if row["cost_d"] is not None else -row["d_loss"]
+            cost_g = row["cost_g"] if row["cost_g"] is not None else -row["g_loss"]
+            _say(f"Epoch: {e:04d} Cost_D: {cost_d:.4f}\nEpoch: {e:04d} Cost_G: {cost_g:.4f}")
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        pass
+
+
+class RunFolder:
+    """Writes log rows, pictures and checkpoints as the run goes, and the summary figures
+    at its end. Everything is derived from files on disk, so a resumed run's figures cover
+    the whole run."""
+
+    def __init__(self, path: str | os.PathLike, real_examples: np.ndarray):
+        self.path = Path(path)
+        self.samples = self.path / "samples"
+        self.checkpoints = self.path / "checkpoints"
+        self.real_examples = real_examples  # 100 x 28 x 28 uint8 for real_vs_fake.png
+
+    def on_epoch_end(self, trainer: Trainer, row: dict[str, Any]) -> None:
+        c, e = trainer.config, row["epoch"]
+        with open(self.path / "log.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        images.save_grid(self.samples / f"grid-{e:03d}.png", images.to_uint8(trainer.generate(trainer.fixed_noise)))
+        if e == 1 or e % c.strip_every == 0 or row["images_seen"] >= c.total_images:
+            z = trainer.make_noise(10, derived_seed(c.seed, STRIP_NOISE, e))
+            images.save_strip(self.samples / f"{e:03d}.png", images.to_uint8(trainer.generate(z)))
+        self.save_checkpoint(trainer)
+
+    def save_checkpoint(self, trainer: Trainer) -> Path:
+        tensors, meta = trainer.state()
+        path = ckpt.save(self.checkpoints / ckpt.filename(trainer.images_seen), tensors, meta)
+        ckpt.prune(self.checkpoints, trainer.config.keep_checkpoints)
+        return path
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        rows = read_log(self.path)
+        grids = sorted(self.samples.glob("grid-*.png"))
+        frames = [np.asarray(_open_gray(p)) for p in grids]
+        if frames:
+            images.save_gif(self.path / "progress.gif", frames)
+            c = trainer.config
+            last = int(grids[-1].stem.split("-")[1])
+            wanted = sorted({1, last, *range(c.strip_every, last + 1, c.strip_every)})
+            sheet = [(e, _first_row(self.samples / f"grid-{e:03d}.png")) for e in wanted
+                     if (self.samples / f"grid-{e:03d}.png").exists()]
+            images.save_progress_sheet(self.path / "progress.png", sheet)
+        if rows:
+            images.save_losses(self.path / "losses.png", rows)
+        fake = images.to_uint8(trainer.generate(trainer.fixed_noise))
+        images.save_real_vs_fake(self.path / "real_vs_fake.png", self.real_examples, fake)
+
+
+def _open_gray(path: Path):
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return img.convert("L").copy()
+
+
+def _first_row(path: Path) -> np.ndarray:
+    """The first ten 28 x 28 images of a saved 10 x 10 grid (2-pixel padding)."""
+    g = np.asarray(_open_gray(path))
+    return np.stack([g[2:30, 2 + 30 * i:30 + 30 * i] for i in range(10)])
+
+
+def read_log(run: str | os.PathLike) -> list[dict[str, Any]]:
+    path = Path(run) / "log.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+# ----------------------------------------------------------------------------- entry points
+def is_run(path: str | os.PathLike) -> bool:
+    return (Path(path) / "config.json").is_file()
+
+
+def free_run_dir(base: str | os.PathLike) -> Path:
+    """base if it holds no run, else base-2, base-3, ... (for the default --out)."""
+    base = Path(base)
+    candidate, n = base, 1
+    while candidate.exists() and any(candidate.iterdir()):
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+def prepare_run_dir(path: Path) -> None:
+    """Creates an empty run folder; refuses one that holds anything (nothing is overwritten)."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--out {path} exists and is not a folder")
+    if path.exists() and any(path.iterdir()):
+        what = "a run" if is_run(path) else "files"
+        raise ConfigError(f"--out {path} already holds {what}; choose another --out "
+                          "(nothing was changed)")
+    try:
+        (path / "samples").mkdir(parents=True, exist_ok=True)
+        (path / "checkpoints").mkdir(exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(f"cannot write to --out {path}: {e.strerror or e}") from None
+
+
+def load_training_data(config: TrainConfig, device: torch.device) -> DeviceData:
+    imgs, labels = load_split(config.dataset, "train", config.data_dir, download=config.download,
+                              progress=config.progress)
+    return DeviceData(imgs[:config.train_images], labels[:config.train_images], device)
+
+
+def train(config: TrainConfig, callbacks: list | None = None) -> Trainer:
+    """Trains a new run into config.out; returns the trainer (its networks are trained)."""
+    device = resolve_device(config.device)
+    out = Path(config.out)
+    data = load_training_data(config, device)  # fails on missing data before any folder is made
+    prepare_run_dir(out)
+    ckpt.atomic_write_bytes(out / "config.json", (config.to_json() + "\n").encode())
+    trainer = Trainer(config, device)
+    real = data.images[:100, 0].cpu().numpy()
+    run_callbacks = [ConsoleReport(), RunFolder(out, real), *(callbacks or [])]
+    trainer.fit(data, run_callbacks)
+    return trainer
+
+
+def latest_checkpoint(run: str | os.PathLike) -> Path:
+    run = Path(run)
+    if not run.is_dir():
+        raise CheckpointError(f"run folder {run} does not exist")
+    found = ckpt.list_checkpoints(run / "checkpoints")
+    if not found:
+        raise CheckpointError(f"{run} is not a run with a checkpoint (no checkpoints/ckpt-*.safetensors)")
+    return found[-1]
+
+
+def load_generator(run_or_checkpoint: str | os.PathLike, device: str = "cpu"):
+    """(generator in eval mode, config) from a run folder's latest checkpoint or a checkpoint file."""
+    from . import models
+
+    path = Path(run_or_checkpoint)
+    path = path if path.is_file() else latest_checkpoint(path)
+    tensors, meta = ckpt.load(path)
+    try:
+        config = TrainConfig.from_dict(meta["config"])
+    except (KeyError, ConfigError) as e:
+        raise CheckpointError(f"{path}: its config is invalid ({e})") from None
+    G, _ = models.build(config)
+    ckpt.load_module("G", G, tensors, path)
+    return G.to(resolve_device(device)).eval(), config
+
+
+@torch.no_grad()
+def sample(run_or_checkpoint: str | os.PathLike, n: int = 64, seed: int = 0, device: str = "cpu") -> np.ndarray:
+    """n forgeries as an N x 28 x 28 uint8 array; the same (checkpoint, n, seed) gives the same images."""
+    if n < 1:
+        raise ConfigError(f"--n must be at least 1, got {n}")
+    G, config = load_generator(run_or_checkpoint, device)
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, config.z_dim, generator=gen)
+    dev = next(G.parameters()).device
+    out = [G(chunk.to(dev)).float() for chunk in z.split(1000)]
+    return images.to_uint8(torch.cat(out))

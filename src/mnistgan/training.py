@@ -1,0 +1,232 @@
+"""The training loop: the order of the phases, running statistics kept on the device, and
+callbacks for everything a user sees (logs, pictures, checkpoints).
+
+Progress is counted in images seen; epochs are derived from it. Every random draw comes
+from an explicit generator seeded from the config, so a run is a pure function of its
+config, and the loop's whole state fits in a checkpoint.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from . import losses, models, optim
+from .config import TrainConfig
+from .data import DeviceData
+from .errors import ConfigError, DivergenceError
+
+REFRESH_STEPS = 50  # read running statistics back from the device every N steps
+
+
+def resolve_device(name: str) -> torch.device:
+    """The one place that decides the device ('auto': CUDA when present, else CPU)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} requested but CUDA is not available here; use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"device {name!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("device 'mps' requested but MPS is not available here; use --device cpu")
+    return dev
+
+
+def derived_seed(*words: int) -> int:
+    """A well-mixed 63-bit seed for one purpose (weights, noise, fixed noise, ...)."""
+    return int(np.random.SeedSequence(list(words)).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+# Purposes of derived seeds.
+WEIGHTS, NOISE, FIXED_NOISE, STRIP_NOISE = 0, 1, 2, 3
+
+
+class Callback(Protocol):
+    def on_epoch_end(self, trainer: "Trainer", row: dict[str, Any]) -> None: ...
+    def on_train_end(self, trainer: "Trainer") -> None: ...
+
+
+class Trainer:
+    """Owns the networks, their optimisers, the noise stream and progress."""
+
+    def __init__(self, config: TrainConfig, device: torch.device | str | None = None):
+        c = self.config = config
+        self.device = torch.device(device) if device is not None else resolve_device(c.device)
+        # Weights are drawn on the CPU from their own seed, so they do not depend on the device
+        # or on the global RNG.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derived_seed(c.seed, WEIGHTS))
+            G, D = models.build(c)
+        self.G, self.D = G.to(self.device), D.to(self.device)
+        self.objective = losses.build(c.objective)
+        betas = (c.beta1, c.beta2)
+        self.opt_g = optim.build(c.optimizer, self.G.parameters(), c.lr, betas, c.eps)
+        self.opt_d = optim.build(c.optimizer, self.D.parameters(), c.lr, betas, c.eps)
+        self.noise = torch.Generator(self.device).manual_seed(derived_seed(c.seed, NOISE))
+        self.fixed_noise = self.make_noise(100, derived_seed(c.seed, FIXED_NOISE))
+        self.images_seen = 0
+        # Running sums of this epoch's statistics, on the device: d_loss, g_loss, D(x), D(G(z)).
+        self.acc = torch.zeros(4, dtype=torch.float64, device=self.device)
+        self.acc_steps = 0
+        self.epoch_seconds = 0.0
+
+    # ------------------------------------------------------------------ sampling
+    def make_noise(self, n: int, seed: int) -> torch.Tensor:
+        """n noise vectors drawn on the CPU from seed (identical on every device)."""
+        gen = torch.Generator().manual_seed(seed)
+        return torch.randn(n, self.config.z_dim, generator=gen).to(self.device)
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        """Forgeries (B x 1 x 28 x 28 in [0, 1]) for noise z, in eval mode."""
+        was_training = self.G.training
+        self.G.eval()
+        try:
+            return self.G(z.to(self.device)).float()
+        finally:
+            self.G.train(was_training)
+
+    # ------------------------------------------------------------------ one step
+    def train_step(self, real: torch.Tensor) -> torch.Tensor:
+        """One D step then one G step on a batch; returns [d_loss, g_loss, D(x), D(G(z))]
+        as a device tensor (no sync)."""
+        z = torch.randn(real.shape[0], self.config.z_dim, generator=self.noise, device=self.device)
+        # G(z) is computed once: the D step does not change G, so the G step reuses it.
+        fake = self.G(z)
+
+        # ---- D step: maximise log D(x) + log(1 - D(G(z))) (for the seed's objective)
+        real_logits = self.D(real)
+        fake_logits = self.D(fake.detach())
+        d_loss = self.objective.d_loss(real_logits, fake_logits)
+        self.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.opt_d.step()
+
+        # ---- G step: maximise log D(G(z)), same z, through the updated D (no grads for D)
+        self.D.requires_grad_(False)
+        g_loss = self.objective.g_loss(self.D(fake))
+        self.opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.opt_g.step()
+        self.D.requires_grad_(True)
+
+        with torch.no_grad():
+            return torch.stack([d_loss.detach(), g_loss.detach(),
+                                torch.sigmoid(real_logits).mean(), torch.sigmoid(fake_logits).mean()])
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self, data: DeviceData, callbacks: list[Callback] = ()) -> None:
+        """Trains until config.total_images images have been seen (resumes where it is)."""
+        from tqdm.auto import tqdm
+
+        c = self.config
+        B, spe, total = c.batch_size, c.steps_per_epoch, c.total_images
+        if len(data) < c.train_images:
+            raise ConfigError(f"train_images is {c.train_images} but the data holds {len(data)} images")
+        while self.images_seen < total:
+            epoch = self.images_seen // c.images_per_epoch           # 0-based
+            first = (self.images_seen % c.images_per_epoch) // B     # step to start from
+            last = min(spe, first + (total - self.images_seen) // B)
+            order = data.epoch_order(c.seed, epoch)
+            bar = tqdm(total=spe, initial=first, desc=f"epoch {epoch + 1}/{c.epochs}", unit="step",
+                       disable=not c.progress, dynamic_ncols=True, leave=True)
+            t0 = time.perf_counter()
+            for step in range(first, last):
+                real, _ = data.batch(order, step, B)
+                self.acc += self.train_step(real)
+                self.acc_steps += 1
+                self.images_seen += B
+                bar.update(1)
+                if (step + 1) % REFRESH_STEPS == 0 or step + 1 == last:
+                    means = self._means()
+                    rate = (step + 1 - first) * B / max(time.perf_counter() - t0, 1e-9)
+                    bar.set_postfix_str(f"D loss {means[0]:.3f}  G loss {means[1]:.3f}  D(x) {means[2]:.3f}  "
+                                        f"D(G(z)) {means[3]:.3f}  {rate:,.0f} img/s", refresh=False)
+            bar.close()
+            self.epoch_seconds += time.perf_counter() - t0
+            row = self._epoch_row(epoch, partial=last < spe)
+            for cb in callbacks:
+                cb.on_epoch_end(self, row)
+            if last == spe:
+                self.acc.zero_()
+                self.acc_steps = 0
+                self.epoch_seconds = 0.0
+        for cb in callbacks:
+            cb.on_train_end(self)
+
+    def _means(self) -> list[float]:
+        """This epoch's mean statistics (one device sync); stops the run if any is not finite."""
+        means = (self.acc / max(self.acc_steps, 1)).tolist()
+        for value, name, net in zip(means, ("D loss", "G loss"), ("discriminator", "generator")):
+            if not math.isfinite(value):
+                step = self.images_seen // self.config.batch_size
+                raise DivergenceError(
+                    f"training diverged: the {net}'s loss ({name}) became {value} at or before step "
+                    f"{step} ({self.images_seen:,} images seen); the last checkpoint is kept as it was. "
+                    "Try a lower --lr.")
+        return means
+
+    def _epoch_row(self, epoch: int, partial: bool) -> dict[str, Any]:
+        d_loss, g_loss, d_real, d_fake = self._means()
+        images = self.acc_steps * self.config.batch_size
+        return {
+            "epoch": epoch + 1,                        # 1-based, as the tutorial printed it
+            "images_seen": self.images_seen,
+            "images_per_epoch": self.config.images_per_epoch,
+            "partial": partial,                        # the run stopped inside this epoch
+            "d_loss": d_loss, "g_loss": g_loss,
+            "cost_d": -d_loss if self.config.objective in ("nonsaturating", "minimax") else None,
+            "cost_g": -g_loss if self.config.objective == "nonsaturating" else None,
+            "d_real": d_real, "d_fake": d_fake,        # mean D(x) and D(G(z)) in the D step
+            "seconds": round(self.epoch_seconds, 4),   # training time of this epoch, artifacts excluded
+            "images_per_s": round(images / max(self.epoch_seconds, 1e-9), 1),
+        }
+
+    # ------------------------------------------------------------------ state
+    @property
+    def epoch(self) -> float:
+        return self.images_seen / self.config.images_per_epoch
+
+    def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Everything needed to continue exactly: (tensors, JSON metadata)."""
+        from . import checkpoint as ckpt
+
+        tensors = {**ckpt.module_tensors("G", self.G), **ckpt.module_tensors("D", self.D)}
+        og, og_info = ckpt.optimizer_state("opt_g", self.opt_g)
+        od, od_info = ckpt.optimizer_state("opt_d", self.opt_d)
+        tensors.update(og)
+        tensors.update(od)
+        tensors["rng.noise"] = self.noise.get_state()
+        tensors["acc"] = self.acc
+        meta = {
+            "config": self.config.to_dict(),
+            "images_seen": self.images_seen,
+            "acc_steps": self.acc_steps,
+            "epoch_seconds": self.epoch_seconds,
+            "opt_g": og_info,
+            "opt_d": od_info,
+            "torch_version": torch.__version__,
+        }
+        return tensors, meta
+
+    def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any], path="checkpoint") -> None:
+        """Restores what state() saved (the config must already match)."""
+        from . import checkpoint as ckpt
+        from .errors import CheckpointError
+
+        try:
+            ckpt.load_module("G", self.G, tensors, path)
+            ckpt.load_module("D", self.D, tensors, path)
+            ckpt.load_optimizer("opt_g", self.opt_g, tensors, meta["opt_g"], path)
+            ckpt.load_optimizer("opt_d", self.opt_d, tensors, meta["opt_d"], path)
+            self.noise.set_state(tensors["rng.noise"])
+            self.acc = tensors["acc"].to(self.device, torch.float64)
+            self.images_seen = int(meta["images_seen"])
+            self.acc_steps = int(meta["acc_steps"])
+            self.epoch_seconds = float(meta["epoch_seconds"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise CheckpointError(f"{path}: incomplete or inconsistent checkpoint ({e!r})") from None
