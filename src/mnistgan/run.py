@@ -131,14 +131,19 @@ def free_run_dir(base: str | os.PathLike) -> Path:
     return candidate
 
 
-def prepare_run_dir(path: Path) -> None:
-    """Creates an empty run folder; refuses one that holds anything (nothing is overwritten)."""
+def check_run_dir(path: Path) -> None:
+    """Refuses an --out that holds anything: nothing is ever overwritten."""
     if path.exists() and not path.is_dir():
         raise ConfigError(f"--out {path} exists and is not a folder")
     if path.exists() and any(path.iterdir()):
         what = "a run" if is_run(path) else "files"
         raise ConfigError(f"--out {path} already holds {what}; choose another --out "
                           "(nothing was changed)")
+
+
+def prepare_run_dir(path: Path) -> None:
+    """Creates an empty run folder and checks that it can be written."""
+    check_run_dir(path)
     try:
         (path / "samples").mkdir(parents=True, exist_ok=True)
         (path / "checkpoints").mkdir(exist_ok=True)
@@ -159,6 +164,7 @@ def train(config: TrainConfig, callbacks: list | None = None) -> Trainer:
     """Trains a new run into config.out; returns the trainer (its networks are trained)."""
     device = resolve_device(config.device)
     out = Path(config.out)
+    check_run_dir(out)
     data = load_training_data(config, device)  # fails on missing data before any folder is made
     prepare_run_dir(out)
     ckpt.atomic_write_bytes(out / "config.json", (config.to_json() + "\n").encode())

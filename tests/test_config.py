@@ -1,0 +1,71 @@
+import json
+
+import pytest
+
+from mnistgan import registry
+from mnistgan.config import PRESETS, TrainConfig, apply_overrides, fixed_fields, from_preset
+from mnistgan.errors import ConfigError
+
+
+def test_seed_preset_is_the_tutorial():
+    c = from_preset("seed")
+    assert (c.model, c.z_dim, c.hidden, c.init_std) == ("mlp", 128, 256, 0.01)
+    assert (c.lr, c.beta1, c.beta2, c.eps, c.optimizer) == (2e-4, 0.9, 0.999, 1e-8, "adam-tf1")
+    assert (c.batch_size, c.epochs, c.train_images, c.objective) == (100, 100, 55000, "nonsaturating")
+    assert c.steps_per_epoch == 550 and c.total_images == 5_500_000
+
+
+def test_json_round_trip():
+    c = from_preset("seed", {"epochs": 3, "max_images": 1000})
+    assert TrainConfig.from_dict(json.loads(c.to_json())) == c
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"epochs": 0}, "epochs must be at least 1, got 0"),
+    ({"batch_size": -5}, "batch_size must be at least 1"),
+    ({"lr": 0.0}, r"lr must be in \(0, 1\)"),
+    ({"lr": "fast"}, "lr must be a float"),
+    ({"epochs": "ten"}, "epochs must be an integer"),
+    ({"epochs": 2.5}, "epochs must be an integer"),
+    ({"beta1": 1.0}, r"beta1 must be in \[0, 1\)"),
+    ({"dataset": "cifar"}, "unknown dataset 'cifar'; available: mnist, fashion-mnist"),
+    ({"model": "resnet"}, "unknown model 'resnet'"),
+    ({"device": "gpu0"}, "device must be auto, cpu, cuda, cuda:N or mps"),
+    ({"train_images": 70000}, "train_images must be at most 60000"),
+    ({"max_images": 50}, r"max_images must be at least one batch \(100\)"),
+    ({"batch_size": 2000, "train_images": 1000}, r"batch_size \(2000\) must not exceed train_images"),
+    ({"nonsense": 1}, "unknown config key"),
+])
+def test_invalid_values_fail_with_a_clear_message(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        from_preset("seed", overrides)
+
+
+def test_unknown_preset():
+    with pytest.raises(ConfigError, match="unknown preset 'best'; available: seed"):
+        from_preset("best")
+
+
+def test_max_images_rounds_down_to_whole_batches():
+    c = from_preset("seed", {"max_images": 250})
+    assert c.total_images == 200
+
+
+def test_string_overrides_are_coerced():
+    c = apply_overrides(TrainConfig(), {"epochs": "7", "lr": "1e-3", "max_images": "none", "download": "false"})
+    assert (c.epochs, c.lr, c.max_images, c.download) == (7, 1e-3, None, False)
+
+
+def test_registry_names_match_the_builders():
+    from mnistgan import data, losses, models
+
+    assert set(registry.NAMES["dataset"]) == set(data.DATASETS)
+    assert set(registry.NAMES["model"]) == set(models.MODELS)
+    assert set(registry.NAMES["objective"]) == set(losses.OBJECTIVES)
+    assert set(PRESETS) >= {"seed"}
+
+
+def test_fixed_fields_cover_the_maths():
+    fixed = fixed_fields()
+    assert {"model", "z_dim", "lr", "batch_size", "seed", "objective"} <= fixed
+    assert not {"epochs", "out", "device", "progress"} & fixed

@@ -1,0 +1,62 @@
+import copy
+import math
+
+import numpy as np
+import torch
+
+from mnistgan.optim import AdamTF1
+
+
+def tf1_adam_reference(p, grads, lr=2e-4, b1=0.9, b2=0.999, eps=1e-8):
+    """tf.train.AdamOptimizer's update, written out in numpy float64."""
+    m = np.zeros_like(p)
+    v = np.zeros_like(p)
+    for t, g in enumerate(grads, start=1):
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        lr_t = lr * math.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+        p = p - lr_t * m / (np.sqrt(v) + eps)
+    return p
+
+
+def test_matches_tensorflow1_update():
+    rng = np.random.default_rng(0)
+    p0 = rng.normal(size=(5, 3))
+    grads = [rng.normal(size=(5, 3)) * 10 ** rng.uniform(-9, 0) for _ in range(20)]
+    p = torch.nn.Parameter(torch.tensor(p0))
+    opt = AdamTF1([p], lr=2e-4)
+    for g in grads:
+        p.grad = torch.tensor(g)
+        opt.step()
+    np.testing.assert_allclose(p.detach().numpy(), tf1_adam_reference(p0, grads), rtol=1e-12, atol=1e-15)
+
+
+def test_differs_from_pytorch_adam_only_through_epsilon():
+    torch.manual_seed(0)
+    p1 = torch.nn.Parameter(torch.randn(10, dtype=torch.float64))
+    p2 = torch.nn.Parameter(p1.detach().clone())
+    tiny = torch.randn(10, dtype=torch.float64) * 1e-9  # gradients at epsilon's scale
+    a, b = AdamTF1([p1], lr=1e-3), torch.optim.Adam([p2], lr=1e-3)
+    p1.grad, p2.grad = tiny.clone(), tiny.clone()
+    a.step(); b.step()
+    assert not torch.allclose(p1, p2, rtol=0, atol=1e-7)  # epsilon placement matters here
+    a2, b2 = AdamTF1([p1], lr=1e-3, eps=0.0), torch.optim.Adam([p2], lr=1e-3, eps=0.0)
+    q = p1.detach().clone()
+    p2.data.copy_(q)
+    p1.grad, p2.grad = tiny.clone(), tiny.clone()
+    a2.step(); b2.step()
+    torch.testing.assert_close(p1, p2, rtol=1e-12, atol=1e-15)  # and nothing else does
+
+
+def test_state_dict_round_trip():
+    p = torch.nn.Parameter(torch.ones(3))
+    opt = AdamTF1([p])
+    p.grad = torch.ones(3)
+    opt.step()
+    q = torch.nn.Parameter(p.detach().clone())
+    opt2 = AdamTF1([q])
+    opt2.load_state_dict(copy.deepcopy(opt.state_dict()))  # as from a file: no shared tensors
+    for o, param in ((opt, p), (opt2, q)):
+        param.grad = torch.full((3,), 0.5)
+        o.step()
+    torch.testing.assert_close(p, q, rtol=0, atol=0)
