@@ -62,6 +62,7 @@ class Trainer:
             torch.manual_seed(derived_seed(c.seed, WEIGHTS))
             G, D = models.build(c)
         self.G, self.D = G.to(self.device), D.to(self.device)
+        self._joint_d = not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in D.modules())
         self.objective = losses.build(c.objective)
         betas = (c.beta1, c.beta2)
         self.opt_g = optim.build(c.optimizer, self.G.parameters(), c.lr, betas, c.eps)
@@ -99,8 +100,11 @@ class Trainer:
         fake = self.G(z)
 
         # ---- D step: maximise log D(x) + log(1 - D(G(z))) (for the seed's objective)
-        real_logits = self.D(real)
-        fake_logits = self.D(fake.detach())
+        if self._joint_d:  # one pass over real and forged rows: same maths, half the kernels
+            logits = self.D(torch.cat([real, fake.detach()]))
+            real_logits, fake_logits = logits[:real.shape[0]], logits[real.shape[0]:]
+        else:              # batch statistics must not mix real and forged images
+            real_logits, fake_logits = self.D(real), self.D(fake.detach())
         d_loss = self.objective.d_loss(real_logits, fake_logits)
         self.opt_d.zero_grad(set_to_none=True)
         d_loss.backward()

@@ -1,0 +1,165 @@
+"""Training throughput of mnistgan's presets, beside the machine's own matmul rate and,
+when TensorFlow is installed, the original tutorial's TensorFlow 1 graph in the same run.
+
+    python benchmarks/train_throughput.py [--seconds 20] [--presets seed] [--device cpu]
+                                          [--tf auto|on|off] [--data-dir DIR]
+
+For each preset it prints steps/s and images/s of the real training step (data slicing,
+both phases, both optimisers, statistics on the device), the step's FLOPs (counted by
+torch.utils.flop_counter), and the fraction of this machine's measured fp32 matmul rate
+at exactly the step's matmul shapes (recorded from one step and replayed with torch.mm).
+Then the peak resident memory, and the ratio to the tutorial's graph when it ran.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import FlopCounterMode
+
+from mnistgan.config import from_preset
+from mnistgan.data import DeviceData, load_split
+from mnistgan.training import Trainer, resolve_device
+
+HERE = Path(__file__).resolve().parent
+TF_SCRIPT = HERE.parent.parent / "shared" / "bench" / "seed_tf1.py"
+
+
+class RecordMatmuls(TorchDispatchMode):
+    """Records the (m, k, n) of every matrix multiply that runs inside it."""
+
+    def __init__(self):
+        super().__init__()
+        self.shapes = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.overloadpacket.__name__
+        if name == "mm":
+            self.shapes.append((args[0].shape[0], args[0].shape[1], args[1].shape[1]))
+        elif name == "addmm":
+            self.shapes.append((args[1].shape[0], args[1].shape[1], args[2].shape[1]))
+        return func(*args, **(kwargs or {}))
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_rate(shapes, device, seconds: float) -> float:
+    """FLOP/s of torch.mm replaying exactly these shapes, fp32."""
+    mats = [(torch.randn(m, k, device=device), torch.randn(k, n, device=device)) for m, k, n in shapes]
+    flops = sum(2 * m * k * n for m, k, n in shapes)
+    for a, b in mats * 20:
+        torch.mm(a, b)
+    sync(device)
+    reps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        for a, b in mats:
+            torch.mm(a, b)
+        reps += 1
+        if reps % 50 == 0:
+            sync(device)
+    sync(device)
+    return reps * flops / (time.perf_counter() - t0)
+
+
+def bench_preset(name: str, data: DeviceData, device, seconds: float) -> dict:
+    cfg = from_preset(name, {"progress": False, "device": str(device)})
+    t = Trainer(cfg, device)
+    B = cfg.batch_size
+    order = data.epoch_order(0, 0)
+    spe = len(data) // B
+    # Shapes and FLOPs of one step.
+    real, _ = data.batch(order, 0, B)
+    with RecordMatmuls() as rec:
+        t.train_step(real)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        t.train_step(real)
+    step_flops = counter.get_total_flops()
+    for s in range(50):  # warm-up
+        t.acc += t.train_step(data.batch(order, s % spe, B)[0])
+    sync(device)
+    steps, t0 = 0, time.perf_counter()
+    while True:
+        for _ in range(25):
+            t.acc += t.train_step(data.batch(order, steps % spe, B)[0])
+            steps += 1
+        sync(device)
+        if time.perf_counter() - t0 >= seconds:
+            break
+    elapsed = time.perf_counter() - t0
+    rate = matmul_rate(rec.shapes, device, min(seconds, 5.0))
+    sps = steps / elapsed
+    return {"preset": name, "steps_s": sps, "images_s": sps * B, "gflop_step": step_flops / 1e9,
+            "achieved_gflops": sps * step_flops / 1e9, "matmul_gflops": rate / 1e9,
+            "fraction": sps * step_flops / rate, "matmuls": len(rec.shapes)}
+
+
+def run_tf(seconds: float, data_dir: str) -> float | None:
+    """images/s of the tutorial's TensorFlow 1 graph, or None when TensorFlow is missing."""
+    if not TF_SCRIPT.exists():
+        print(f"(tutorial graph not found at {TF_SCRIPT})")
+        return None
+    proc = subprocess.run([sys.executable, str(TF_SCRIPT), "--seconds", str(seconds), "--data-dir", data_dir],
+                          capture_output=True, text=True)
+    m = re.search(r"seed-tf1: ([\d.]+) steps/s, (\d+) images/s", proc.stdout)
+    if not m:
+        print("(tutorial graph did not run:", (proc.stderr.strip().splitlines() or ["?"])[-1], ")")
+        return None
+    print(proc.stdout.strip())
+    return float(m.group(2))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seconds", type=float, default=20.0, help="timed window per measurement")
+    p.add_argument("--presets", default="seed", help="comma-separated preset names")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--tf", choices=["auto", "on", "off"], default="auto",
+                   help="run the tutorial's TensorFlow 1 graph for comparison (auto: when importable)")
+    p.add_argument("--data-dir", default=os.environ.get("MNISTGAN_DATA_DIR", str(HERE.parent.parent / "shared" / "data" / "mnist")))
+    a = p.parse_args()
+    device = resolve_device(a.device)
+    images, labels = load_split("mnist", "train", a.data_dir, download=False, progress=False)
+    data = DeviceData(images[:55000], labels[:55000], device)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}")
+    results = []
+    for name in a.presets.split(","):
+        r = bench_preset(name, data, device, a.seconds)
+        results.append(r)
+        print(f"{r['preset']:>8}: {r['steps_s']:8.1f} steps/s {r['images_s']:10,.0f} images/s | "
+              f"{r['gflop_step'] * 1e3:.0f} MFLOP/step, {r['achieved_gflops']:.1f} GFLOP/s = "
+              f"{100 * r['fraction']:.0f}% of torch.mm's {r['matmul_gflops']:.1f} GFLOP/s at the step's "
+              f"{r['matmuls']} matmul shapes")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak resident memory: {peak:.0f} MiB")
+    have_tf = False
+    if a.tf != "off":
+        try:
+            import importlib.util
+            have_tf = importlib.util.find_spec("tensorflow") is not None
+        except ValueError:
+            pass
+        if not have_tf and a.tf == "on":
+            sys.exit("--tf on but tensorflow is not installed (pip install tensorflow-cpu)")
+    if have_tf and a.device == "cpu":
+        tf_rate = run_tf(a.seconds, a.data_dir)
+        seed = next((r for r in results if r["preset"] == "seed"), None)
+        if tf_rate and seed:
+            print(f"seed preset vs the tutorial's TF1 graph: {seed['images_s'] / tf_rate:.2f}x "
+                  f"({seed['images_s']:,.0f} vs {tf_rate:,.0f} images/s, same run)")
+
+
+if __name__ == "__main__":
+    main()
