@@ -23,11 +23,18 @@ VERSION = 1
 NAME = re.compile(r"^ckpt-(\d{12})\.safetensors$")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Writes data to path so that path holds either its old content or all of data."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -117,10 +124,18 @@ def list_checkpoints(folder: str | os.PathLike) -> list[Path]:
 
 
 def prune(folder: str | os.PathLike, keep: int) -> None:
-    """Deletes all but the newest `keep` checkpoints (and stray temporary files)."""
+    """Deletes all but the newest `keep` checkpoints, and temporary files that a killed
+    write left behind (only this run's one process writes here)."""
     folder = Path(folder)
     for old in list_checkpoints(folder)[:-keep]:
         old.unlink(missing_ok=True)
+    remove_stale_temporaries(folder)
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> None:
+    """Deletes the temporary files of interrupted atomic writes in folder."""
+    for stale in Path(folder).glob(".*.tmp"):
+        stale.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------- module and optimiser state

@@ -41,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     t = sub.add_parser("train", help="train a GAN (default: the seed preset on MNIST)")
-    t.add_argument("--preset", default="seed", help=f"one of: {', '.join(PRESETS)} (default: seed)")
+    t.add_argument("--preset", help=f"one of: {', '.join(PRESETS)} (default: seed)")
+    t.add_argument("--resume", metavar="RUN", help="continue RUN exactly from its latest checkpoint")
     t.add_argument("--out", help="run folder (default: runs/PRESET, or runs/PRESET-N if taken)")
     t.add_argument("--epochs", type=_positive_int)
     t.add_argument("--batch-size", type=_positive_int)
@@ -53,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-images", type=_positive_int, help="stop after this many images (short runs)")
     t.add_argument("--no-download", action="store_true", help="never download; fail if no local copy")
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config value, e.g. --set hidden=512 (repeatable; see config.json)")
 
     s = sub.add_parser("sample", help="draw forgeries from a trained run")
     s.add_argument("run", help="run folder (its latest checkpoint) or a checkpoint file")
@@ -69,22 +72,43 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(a: argparse.Namespace) -> int:
-    from .run import free_run_dir, train
+    from .run import free_run_dir, resume, train
+    from .training import TrainingInterrupted
 
     overrides = {"epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr, "seed": a.seed,
                  "device": a.device, "dataset": a.dataset, "data_dir": a.data_dir,
-                 "max_images": a.max_images, "out": a.out}
+                 "max_images": a.max_images}
     if a.no_download:
         overrides["download"] = False
     if a.no_progress:
         overrides["progress"] = False
-    if a.out is None:
-        overrides["out"] = str(free_run_dir(Path("runs") / a.preset))
-    config = from_preset(a.preset, overrides)
-    print(f"mnistgan: training preset {config.preset!r} on {config.dataset} into {config.out}", file=sys.stderr)
-    train(config)
-    print(f"mnistgan: done. Pictures and checkpoints are in {config.out}/; "
-          f"draw new forgeries with: mnistgan sample {config.out} --out digits.png", file=sys.stderr)
+    for item in a.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise MnistganError(f"--set expects KEY=VALUE, got {item!r}")
+        overrides[key.strip().replace("-", "_")] = value.strip()
+    try:
+        if a.resume:
+            if a.preset or a.out:
+                raise MnistganError("--resume continues a run with its own config and folder; "
+                                    "--preset and --out do not apply")
+            trainer = resume(a.resume, overrides)
+            out = a.resume
+        else:
+            preset = a.preset or "seed"
+            overrides["out"] = a.out or str(free_run_dir(Path("runs") / preset))
+            config = from_preset(preset, overrides)
+            print(f"mnistgan: training preset {config.preset!r} on {config.dataset} into {config.out}",
+                  file=sys.stderr)
+            trainer = train(config)
+            out = config.out
+    except TrainingInterrupted as e:
+        run = a.resume or overrides["out"]
+        print(f"mnistgan: interrupted after {e.images_seen:,} images; a checkpoint was written. "
+              f"Resume with: mnistgan train --resume {run}", file=sys.stderr)
+        return 143 if getattr(e, "signum", None) == 15 else 130
+    print(f"mnistgan: done ({trainer.images_seen:,} images seen). Pictures and checkpoints are in "
+          f"{out}/; draw new forgeries with: mnistgan sample {out} --out digits.png", file=sys.stderr)
     return 0
 
 

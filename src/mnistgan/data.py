@@ -196,6 +196,7 @@ def _fetch(url: str, dest: Path, md5: str, timeout: float, progress: bool) -> No
 
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     try:
+        os.fchmod(fd, 0o644)
         h = hashlib.md5(usedforsecurity=False)
         received = 0
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:

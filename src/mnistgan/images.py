@@ -64,16 +64,20 @@ def save_gif(path: str | os.PathLike, frames: Sequence[np.ndarray], ms_per_frame
 
 
 def save_progress_sheet(path: str | os.PathLike, rows: Sequence[tuple[int, np.ndarray]]) -> Path:
-    """One row per saved epoch (label, then its forgeries of the same fixed noise): the
-    whole forging process on one sheet."""
-    fig = Figure(figsize=(10, 0.9 * len(rows) + 0.4))
-    axes = fig.subplots(len(rows), 1, squeeze=False)[:, 0]
-    for ax, (epoch, images) in zip(axes, rows):
-        ax.imshow(grid(images, nrow=len(images), pad=1), cmap="gray", vmin=0, vmax=255)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_ylabel(f"epoch {epoch}", rotation=0, ha="right", va="center", fontsize=9)
-    fig.suptitle("Forgeries of one fixed noise batch, epoch by epoch", fontsize=10)
+    """One row per saved epoch (its forgeries of the same fixed noise), labelled with the
+    epoch: the whole forging process on one sheet."""
+    strips = [grid(images, nrow=len(images), pad=2) for _, images in rows]
+    sheet = np.concatenate(strips, axis=0)
+    height = strips[0].shape[0]
+    fig = Figure(figsize=(sheet.shape[1] / 40 + 1.2, sheet.shape[0] / 40 + 0.5))
+    ax = fig.subplots()
+    ax.imshow(sheet, cmap="gray", vmin=0, vmax=255)
+    ax.set_yticks([height * i + height / 2 for i in range(len(rows))], [f"epoch {e}" for e, _ in rows])
+    ax.set_xticks([])
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    ax.set_title("Forgeries of one fixed noise batch, epoch by epoch", fontsize=10)
     fig.savefig(path, bbox_inches="tight", dpi=100)
     return Path(path)
 

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +25,19 @@ import torch
 
 from . import checkpoint as ckpt
 from . import images
-from .config import TrainConfig
+from .config import TrainConfig, apply_overrides, fixed_fields
 from .data import DeviceData, load_split
 from .errors import CheckpointError, ConfigError
-from .training import STRIP_NOISE, Trainer, derived_seed, resolve_device
+from .training import STRIP_NOISE, Trainer, TrainingInterrupted, derived_seed, resolve_device
 
 
-def _say(message: str) -> None:
+def _say(message: str, err: bool = False) -> None:
+    """Prints without breaking a progress bar; status and warnings go to stderr."""
+    import sys
+
     from tqdm.auto import tqdm
 
-    tqdm.write(message)
+    tqdm.write(message, file=sys.stderr if err else sys.stdout)
 
 
 class ConsoleReport:
@@ -72,6 +78,9 @@ class RunFolder:
             images.save_strip(self.samples / f"{e:03d}.png", images.to_uint8(trainer.generate(z)))
         self.save_checkpoint(trainer)
 
+    def on_interrupt(self, trainer: Trainer) -> None:
+        self.save_checkpoint(trainer)
+
     def save_checkpoint(self, trainer: Trainer) -> Path:
         tensors, meta = trainer.state()
         path = ckpt.save(self.checkpoints / ckpt.filename(trainer.images_seen), tensors, meta)
@@ -110,10 +119,23 @@ def _first_row(path: Path) -> np.ndarray:
 
 
 def read_log(run: str | os.PathLike) -> list[dict[str, Any]]:
+    """The rows of log.jsonl. A torn last line (a crash while appending) is ignored; damage
+    anywhere else is an error."""
     path = Path(run) / "log.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = path.read_text().splitlines()
+    rows = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            if i == len(lines) - 1:
+                break
+            raise CheckpointError(f"{path}: line {i + 1} is not valid JSON") from None
+    return rows
 
 
 # ----------------------------------------------------------------------------- entry points
@@ -160,19 +182,103 @@ def load_training_data(config: TrainConfig, device: torch.device) -> DeviceData:
     return DeviceData(imgs[:config.train_images], labels[:config.train_images], device)
 
 
+@contextmanager
+def stop_on_signals(trainer: Trainer):
+    """SIGINT/SIGTERM: finish the current step, write a checkpoint, stop. A second SIGINT aborts."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if trainer.stop_requested:
+            raise KeyboardInterrupt
+        trainer.stop_signal = signum
+        trainer.request_stop()
+        _say("mnistgan: stopping after this step and writing a checkpoint (Ctrl-C again aborts at once)", err=True)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _fit(trainer: Trainer, data: DeviceData, out: Path, callbacks: list | None) -> Trainer:
+    real = data.images[:100, 0].cpu().numpy()
+    with stop_on_signals(trainer):
+        trainer.fit(data, [ConsoleReport(), RunFolder(out, real), *(callbacks or [])])
+    return trainer
+
+
 def train(config: TrainConfig, callbacks: list | None = None) -> Trainer:
-    """Trains a new run into config.out; returns the trainer (its networks are trained)."""
+    """Trains a new run into config.out; returns the trainer (its networks are trained).
+    Raises TrainingInterrupted after a signal, once a checkpoint is written."""
     device = resolve_device(config.device)
     out = Path(config.out)
     check_run_dir(out)
     data = load_training_data(config, device)  # fails on missing data before any folder is made
     prepare_run_dir(out)
     ckpt.atomic_write_bytes(out / "config.json", (config.to_json() + "\n").encode())
+    return _fit(Trainer(config, device), data, out, callbacks)
+
+
+def load_latest_good(run: Path) -> tuple[Path, dict, dict]:
+    """(path, tensors, meta) of the newest checkpoint that loads; damaged newer ones are
+    reported and skipped, never deleted."""
+    found = ckpt.list_checkpoints(run / "checkpoints")
+    if not found:
+        raise CheckpointError(f"{run} has no checkpoint to resume from (checkpoints/ is empty)")
+    errors = []
+    for path in reversed(found):
+        try:
+            tensors, meta = ckpt.load(path)
+            return path, tensors, meta
+        except CheckpointError as e:
+            errors.append(str(e))
+            _say(f"mnistgan: warning: skipping damaged checkpoint: {e}", err=True)
+    raise CheckpointError("no checkpoint of this run can be loaded:\n  " + "\n  ".join(errors))
+
+
+def resume(run: str | os.PathLike, overrides: dict[str, Any] | None = None,
+           callbacks: list | None = None) -> Trainer:
+    """Continues a run exactly from its latest checkpoint. Overrides that change the maths
+    are refused; harmless ones (epochs, device, ...) are applied and recorded."""
+    run = Path(run)
+    if not run.is_dir():
+        raise CheckpointError(f"run folder {run} does not exist")
+    if not is_run(run):
+        raise CheckpointError(f"{run} is not a run folder (no config.json)")
+    path, tensors, meta = load_latest_good(run)
+    for folder in (run, run / "checkpoints"):
+        ckpt.remove_stale_temporaries(folder)
+    try:
+        saved = TrainConfig.from_dict(meta["config"])
+    except (KeyError, ConfigError) as e:
+        raise CheckpointError(f"{path}: its config is invalid ({e})") from None
+    wanted = apply_overrides(saved, {k: v for k, v in (overrides or {}).items() if v is not None})
+    changes = {k: v for k, v in wanted.to_dict().items() if v != getattr(saved, k)}
+    refused = sorted(set(changes) & fixed_fields())
+    if refused:
+        detail = ", ".join(f"{k} (run: {getattr(saved, k)!r}, asked: {changes[k]!r})" for k in refused)
+        raise ConfigError(f"cannot change {detail} when resuming: it changes the run's maths. "
+                          "Start a new run with --out instead (nothing was changed).")
+    config = apply_overrides(wanted, {"out": str(run)})
+    device = resolve_device(config.device)
+    data = load_training_data(config, device)
     trainer = Trainer(config, device)
-    real = data.images[:100, 0].cpu().numpy()
-    run_callbacks = [ConsoleReport(), RunFolder(out, real), *(callbacks or [])]
-    trainer.fit(data, run_callbacks)
-    return trainer
+    trainer.load_state(tensors, meta, path)
+    # Rows past the checkpoint belong to work that is about to be redone.
+    rows = [r for r in read_log(run) if r["images_seen"] < trainer.images_seen or
+            (r["images_seen"] == trainer.images_seen and not (r["partial"] and trainer.images_seen < config.total_images))]
+    ckpt.atomic_write_bytes(run / "log.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
+    ckpt.atomic_write_bytes(run / "config.json", (config.to_json() + "\n").encode())
+    with open(run / "resumes.jsonl", "a") as f:
+        f.write(json.dumps({"checkpoint": path.name, "images_seen": trainer.images_seen,
+                            "changes": {k: changes[k] for k in sorted(changes)}}) + "\n")
+    _say(f"mnistgan: resuming {run} from {path.name} ({trainer.images_seen:,} images seen, "
+         f"epoch {trainer.epoch:.2f} of {config.epochs})", err=True)
+    return _fit(trainer, data, run, callbacks)
 
 
 def latest_checkpoint(run: str | os.PathLike) -> Path:

@@ -42,7 +42,28 @@ def derived_seed(*words: int) -> int:
 
 
 # Purposes of derived seeds.
-WEIGHTS, NOISE, FIXED_NOISE, STRIP_NOISE = 0, 1, 2, 3
+WEIGHTS, NOISE, FIXED_NOISE, STRIP_NOISE, GLOBAL = 0, 1, 2, 3, 4
+
+
+def seed_global_rngs(seed: int) -> None:
+    """Seeds torch's (CPU and CUDA), numpy's and Python's global generators. The loop draws
+    from its own generators; this makes anything else that draws (a user's callback, a
+    library) repeatable too, and the saved RNG states the same in every process."""
+    import random
+
+    s = derived_seed(seed, GLOBAL)
+    torch.manual_seed(s)
+    np.random.seed(s % 2**32)
+    random.seed(s)
+
+
+class TrainingInterrupted(Exception):
+    """The loop stopped on request after a complete step; a checkpoint has been written."""
+
+    def __init__(self, images_seen: int, signum: int | None = None):
+        super().__init__(f"stopped after {images_seen:,} images")
+        self.images_seen = images_seen
+        self.signum = signum
 
 
 class Callback(Protocol):
@@ -62,6 +83,7 @@ class Trainer:
             torch.manual_seed(derived_seed(c.seed, WEIGHTS))
             G, D = models.build(c)
         self.G, self.D = G.to(self.device), D.to(self.device)
+        seed_global_rngs(c.seed)
         self._joint_d = not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in D.modules())
         self.objective = losses.build(c.objective)
         betas = (c.beta1, c.beta2)
@@ -70,10 +92,15 @@ class Trainer:
         self.noise = torch.Generator(self.device).manual_seed(derived_seed(c.seed, NOISE))
         self.fixed_noise = self.make_noise(100, derived_seed(c.seed, FIXED_NOISE))
         self.images_seen = 0
-        # Running sums of this epoch's statistics, on the device: d_loss, g_loss, D(x), D(G(z)).
-        self.acc = torch.zeros(4, dtype=torch.float64, device=self.device)
+        # Per-step statistics [d_loss, g_loss, D(x), D(G(z))] wait on the device in a window
+        # that is read every REFRESH_STEPS steps; this epoch's sums are Python floats.
+        self._window = torch.zeros(REFRESH_STEPS, 4, device=self.device)
+        self._pending = 0
+        self.acc = [0.0] * 4
         self.acc_steps = 0
         self.epoch_seconds = 0.0
+        self.stop_requested = False
+        self.stop_signal: int | None = None
 
     # ------------------------------------------------------------------ sampling
     def make_noise(self, n: int, seed: int) -> torch.Tensor:
@@ -124,7 +151,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def fit(self, data: DeviceData, callbacks: list[Callback] = ()) -> None:
-        """Trains until config.total_images images have been seen (resumes where it is)."""
+        """Trains until config.total_images images have been seen (resumes where it is).
+
+        If request_stop() is called (by a signal handler), the current step finishes, the
+        callbacks' on_interrupt runs (a checkpoint is written) and TrainingInterrupted is raised.
+        """
         from tqdm.auto import tqdm
 
         c = self.config
@@ -137,42 +168,80 @@ class Trainer:
             last = min(spe, first + (total - self.images_seen) // B)
             order = data.epoch_order(c.seed, epoch)
             bar = tqdm(total=spe, initial=first, desc=f"epoch {epoch + 1}/{c.epochs}", unit="step",
-                       disable=not c.progress, dynamic_ncols=True, leave=True)
+                       disable=not c.progress, dynamic_ncols=True, leave=True, mininterval=0.5)
             t0 = time.perf_counter()
-            for step in range(first, last):
-                real, _ = data.batch(order, step, B)
-                self.acc += self.train_step(real)
-                self.acc_steps += 1
-                self.images_seen += B
-                bar.update(1)
-                if (step + 1) % REFRESH_STEPS == 0 or step + 1 == last:
-                    means = self._means()
-                    rate = (step + 1 - first) * B / max(time.perf_counter() - t0, 1e-9)
-                    bar.set_postfix_str(f"D loss {means[0]:.3f}  G loss {means[1]:.3f}  D(x) {means[2]:.3f}  "
-                                        f"D(G(z)) {means[3]:.3f}  {rate:,.0f} img/s", refresh=False)
-            bar.close()
+            try:
+                for step in range(first, last):
+                    real, _ = data.batch(order, step, B)
+                    self._window[self._pending].copy_(self.train_step(real))
+                    self._pending += 1
+                    self.images_seen += B
+                    bar.update(1)
+                    if self._pending == REFRESH_STEPS or step + 1 == last or self.stop_requested:
+                        means = self._flush()
+                        rate = (step + 1 - first) * B / max(time.perf_counter() - t0, 1e-9)
+                        bar.set_postfix_str(f"D loss {means[0]:.3f}  G loss {means[1]:.3f}  D(x) {means[2]:.3f}  "
+                                            f"D(G(z)) {means[3]:.3f}  {rate:,.0f} img/s", refresh=False)
+                    if self.stop_requested:
+                        self.epoch_seconds += time.perf_counter() - t0
+                        bar.close()
+                        for cb in callbacks:
+                            getattr(cb, "on_interrupt", lambda t: None)(self)
+                        raise TrainingInterrupted(self.images_seen, self.stop_signal)
+            finally:
+                bar.close()
             self.epoch_seconds += time.perf_counter() - t0
+            self._check_weights()
             row = self._epoch_row(epoch, partial=last < spe)
-            for cb in callbacks:
-                cb.on_epoch_end(self, row)
-            if last == spe:
-                self.acc.zero_()
+            if last == spe:  # a new epoch starts from zero sums (before any checkpoint is taken)
+                self.acc = [0.0] * 4
                 self.acc_steps = 0
                 self.epoch_seconds = 0.0
+            for cb in callbacks:
+                cb.on_epoch_end(self, row)
         for cb in callbacks:
             cb.on_train_end(self)
 
-    def _means(self) -> list[float]:
-        """This epoch's mean statistics (one device sync); stops the run if any is not finite."""
-        means = (self.acc / max(self.acc_steps, 1)).tolist()
-        for value, name, net in zip(means, ("D loss", "G loss"), ("discriminator", "generator")):
-            if not math.isfinite(value):
+    def request_stop(self) -> None:
+        """Asks the loop to stop after the current step (safe to call from a signal handler)."""
+        self.stop_requested = True
+
+    def _flush(self) -> list[float]:
+        """Reads the pending per-step statistics from the device (the only sync in the loop),
+        adds them to this epoch's sums in step order, and stops the run at the first
+        non-finite loss, naming the network and the step."""
+        rows = self._window[:self._pending].tolist()
+        first_step = self.images_seen // self.config.batch_size - self._pending + 1
+        for i, row in enumerate(rows):
+            for value, name, net in zip(row[:2], ("D loss", "G loss"), ("discriminator", "generator")):
+                if not math.isfinite(value):
+                    raise DivergenceError(
+                        f"training diverged: the {net}'s loss ({name}) became {value} at step "
+                        f"{first_step + i} (epoch {self.epoch_at(first_step + i)}); the run stopped "
+                        "and its last checkpoint is kept as it was. Try a lower --lr.")
+            for j in range(4):
+                self.acc[j] += row[j]
+        self.acc_steps += self._pending
+        self._pending = 0
+        return [a / max(self.acc_steps, 1) for a in self.acc]
+
+    def epoch_at(self, step: int) -> int:
+        """The 1-based epoch that a 1-based step belongs to."""
+        return (step - 1) // self.config.steps_per_epoch + 1
+
+    def _check_weights(self) -> None:
+        """Stops the run if any weight is not finite (one sync, once an epoch)."""
+        for net, module in (("generator", self.G), ("discriminator", self.D)):
+            sums = torch.stack([p.detach().float().sum() for p in module.parameters()])
+            if not bool(torch.isfinite(sums).all()):
                 step = self.images_seen // self.config.batch_size
                 raise DivergenceError(
-                    f"training diverged: the {net}'s loss ({name}) became {value} at or before step "
-                    f"{step} ({self.images_seen:,} images seen); the last checkpoint is kept as it was. "
-                    "Try a lower --lr.")
-        return means
+                    f"training diverged: the {net}'s weights are not finite after step {step} "
+                    f"(epoch {self.epoch_at(step)}); the run stopped and its last checkpoint is kept "
+                    "as it was. Try a lower --lr.")
+
+    def _means(self) -> list[float]:
+        return [a / max(self.acc_steps, 1) for a in self.acc]
 
     def _epoch_row(self, epoch: int, partial: bool) -> dict[str, Any]:
         d_loss, g_loss, d_real, d_fake = self._means()
@@ -205,8 +274,15 @@ class Trainer:
         tensors.update(og)
         tensors.update(od)
         tensors["rng.noise"] = self.noise.get_state()
-        tensors["acc"] = self.acc
+        tensors["rng.torch"] = torch.get_rng_state()
+        if torch.cuda.is_available():
+            for i, st in enumerate(torch.cuda.get_rng_state_all()):
+                tensors[f"rng.cuda.{i}"] = st
+        np_state = np.random.get_state()
         meta = {
+            "acc": self.acc,
+            "rng_numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+            "rng_python": _python_rng_state(),
             "config": self.config.to_dict(),
             "images_seen": self.images_seen,
             "acc_steps": self.acc_steps,
@@ -228,9 +304,32 @@ class Trainer:
             ckpt.load_optimizer("opt_g", self.opt_g, tensors, meta["opt_g"], path)
             ckpt.load_optimizer("opt_d", self.opt_d, tensors, meta["opt_d"], path)
             self.noise.set_state(tensors["rng.noise"])
-            self.acc = tensors["acc"].to(self.device, torch.float64)
+            torch.set_rng_state(tensors["rng.torch"])
+            if torch.cuda.is_available():
+                for i in range(torch.cuda.device_count()):
+                    if f"rng.cuda.{i}" in tensors:
+                        torch.cuda.set_rng_state(tensors[f"rng.cuda.{i}"], i)
+            name, keys, *rest = meta["rng_numpy"]
+            np.random.set_state((name, np.array(keys, dtype=np.uint32), *rest))
+            _set_python_rng_state(meta["rng_python"])
+            self.acc = [float(a) for a in meta["acc"]]
+            self._pending = 0
             self.images_seen = int(meta["images_seen"])
             self.acc_steps = int(meta["acc_steps"])
             self.epoch_seconds = float(meta["epoch_seconds"])
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             raise CheckpointError(f"{path}: incomplete or inconsistent checkpoint ({e!r})") from None
+
+
+def _python_rng_state() -> list:
+    import random
+
+    version, internal, gauss = random.getstate()
+    return [version, list(internal), gauss]
+
+
+def _set_python_rng_state(state: list) -> None:
+    import random
+
+    version, internal, gauss = state
+    random.setstate((version, tuple(internal), gauss))
