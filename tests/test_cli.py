@@ -74,3 +74,51 @@ def test_data_check(trained_run, capsys):
     out = capsys.readouterr().out
     assert "mnist train: 60000 images, 60000 labels, valid" in out
     assert "mnist test: 10000 images, 10000 labels, valid" in out
+
+
+def test_out_that_cannot_be_written(trained_run, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["train", "--out", str(blocker / "run"), "--data-dir", str(trained_run.parent / "data")]) == 1
+    assert "cannot write to --out" in capsys.readouterr().err
+    assert main(["train", "--out", str(blocker), "--data-dir", str(trained_run.parent / "data")]) == 1
+    assert "exists and is not a folder" in capsys.readouterr().err
+    assert blocker.read_text() == "x"
+
+
+def test_full_disk_mid_run_is_one_line_and_keeps_the_checkpoint(trained_run, tmp_path, capsys, monkeypatch):
+    import errno
+
+    from mnistgan import checkpoint as ckpt
+    from mnistgan import images
+
+    calls = {"n": 0}
+    original = images.save_grid
+
+    def save_grid(path, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return original(path, *a, **k)
+
+    monkeypatch.setattr(images, "save_grid", save_grid)
+    run = tmp_path / "run"
+    code = main(["train", "--out", str(run), "--data-dir", str(trained_run.parent / "data"), "--no-progress",
+                 "--set", "train_images=500", "--epochs", "3"])
+    err = capsys.readouterr().err
+    assert code == 1 and "grid-002.png: No space left on device" in err and "Traceback" not in err
+    assert [p.name for p in ckpt.list_checkpoints(run / "checkpoints")] == [ckpt.filename(500)]
+    monkeypatch.undo()
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+
+
+def test_corrupt_checkpoint_on_sample(trained_run, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(trained_run, copy)
+    for p in (copy / "checkpoints").iterdir():
+        p.write_bytes(b"\x00" * 10)
+    assert main(["sample", str(copy), "--out", str(tmp_path / "x.png")]) == 1
+    assert "not a checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()

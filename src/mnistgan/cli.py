@@ -158,6 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     except MnistganError as e:
         print(f"mnistgan: error: {e}", file=sys.stderr)
         return 1
+    except OSError as e:  # a full disk, a folder that vanished, ...: say which file and why
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"mnistgan: error: {where}{e.strerror or e}; the run's last checkpoint is intact",
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("mnistgan: interrupted", file=sys.stderr)
         return 130
