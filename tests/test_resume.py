@@ -127,22 +127,26 @@ def test_damaged_newest_checkpoint_falls_back_and_is_kept(data_dir, tmp_path, ca
 
 
 def test_nan_loss_stops_the_run_and_keeps_the_last_checkpoint(data_dir, tmp_path, monkeypatch):
-    from mnistgan import losses
+    from mnistgan.data import DeviceData
 
     run = tmp_path / "run"
     calls = {"n": 0}
-    original = losses.NonSaturating.d_loss
+    original = DeviceData.batch
 
-    def d_loss(self, real, fake):
+    def batch(self, order, step, batch_size):  # the 8th batch carries a NaN pixel
         calls["n"] += 1
-        value = original(self, real, fake)
-        return value * float("nan") if calls["n"] == 8 else value
+        x, y = original(self, order, step, batch_size)
+        if calls["n"] == 8:
+            x[0, 0, 0, 0] = float("nan")
+        return x, y
 
-    monkeypatch.setattr(losses.NonSaturating, "d_loss", d_loss)
+    monkeypatch.setattr(DeviceData, "batch", batch)
+    first = ckpt.filename(500)
     with pytest.raises(DivergenceError, match=r"the discriminator's loss \(D loss\) became nan at step 8 \(epoch 2\)"):
         train(config(data_dir, run))
-    assert [p.name for p in ckpt.list_checkpoints(run / "checkpoints")] == [ckpt.filename(500)]
-    ckpt.load(ckpt.list_checkpoints(run / "checkpoints")[0])  # intact
+    assert [p.name for p in ckpt.list_checkpoints(run / "checkpoints")] == [first]
+    tensors, meta = ckpt.load(run / "checkpoints" / first)  # intact
+    assert meta["images_seen"] == 500 and all(torch.isfinite(v).all() for k, v in tensors.items() if v.is_floating_point())
     assert [r["epoch"] for r in read_log(run)] == [1]
 
 

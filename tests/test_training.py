@@ -98,3 +98,27 @@ def test_state_round_trip_continues_identically(tiny_config):
     resumed.load_state({k: v.clone() for k, v in tensors.items()}, meta)
     resumed.fit(data)
     assert torch.equal(weights(whole), weights(resumed))
+
+
+def test_fast_path_equals_the_autograd_step(tiny_config):
+    """The hand-derived seed step (fastpath.py) and the generic autograd step agree."""
+    data = fake_data()
+    fast, auto = Trainer(tiny_config), Trainer(tiny_config)
+    assert fast._fast is not None
+    auto._fast = None
+    order = data.epoch_order(0, 0)
+    for step in range(10):
+        real, _ = data.batch(order, step, 100)
+        torch.testing.assert_close(fast.train_step(real), auto.train_step(real), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(weights(fast), weights(auto), rtol=1e-4, atol=1e-6)
+    for a, b in zip(fast.opt_g.state.values(), auto.opt_g.state.values()):
+        torch.testing.assert_close(a["exp_avg"], b["exp_avg"], rtol=1e-3, atol=1e-9)
+
+
+def test_fast_path_only_where_exact(tiny_config):
+    from mnistgan.config import apply_overrides
+
+    assert Trainer(tiny_config)._fast is not None
+    for change in ({"objective": "hinge"}, {"precision": "bf16"}, {"optimizer": "adam"}):
+        t = Trainer(apply_overrides(tiny_config, change))
+        assert (t._fast is None) == ("optimizer" not in change), change

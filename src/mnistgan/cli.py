@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dataset", help="mnist or fashion-mnist")
     t.add_argument("--data-dir", help="folder with the four IDX files (else $MNISTGAN_DATA_DIR, cache, download)")
     t.add_argument("--max-images", type=_positive_int, help="stop after this many images (short runs)")
+    t.add_argument("--precision", choices=["fp32", "bf16"], help="fp32 (default) or bf16 autocast")
+    t.add_argument("--compile", action="store_true", default=None, help="torch.compile the networks")
     t.add_argument("--no-download", action="store_true", help="never download; fail if no local copy")
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -77,7 +79,7 @@ def cmd_train(a: argparse.Namespace) -> int:
 
     overrides = {"epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr, "seed": a.seed,
                  "device": a.device, "dataset": a.dataset, "data_dir": a.data_dir,
-                 "max_images": a.max_images}
+                 "max_images": a.max_images, "precision": a.precision, "compile": a.compile}
     if a.no_download:
         overrides["download"] = False
     if a.no_progress:

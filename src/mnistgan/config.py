@@ -43,6 +43,9 @@ class TrainConfig:
     seed: int = field(default=0, metadata=FIXED)              # seeds weights, noise and epoch order
     # --- where and how it runs -------------------------------------------------------
     device: str = "auto"              # auto (CUDA when present), cpu, cuda, cuda:N
+    precision: str = field(default="fp32", metadata=FIXED)  # fp32, or bf16 (autocast for the networks' forward passes)
+    tf32: bool = field(default=False, metadata=FIXED)       # allow TF32 matmuls on CUDA (off: exact fp32)
+    compile: bool = False             # torch.compile the networks (CUDA: reduce-overhead mode, i.e. CUDA graphs)
     out: str = "runs/seed"            # run folder
     # --- what it shows and leaves ----------------------------------------------------
     strip_every: int = 10             # the seed's 10-forgery strip at epoch 1 and every N epochs
@@ -182,3 +185,4 @@ def validate(c: TrainConfig) -> None:
     need(bool(re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", c.device)),
          f"device must be auto, cpu, cuda, cuda:N or mps, got {c.device!r}")
     need(bool(c.out), "out must name a folder")
+    need(c.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16, got {c.precision!r}")

@@ -7,6 +7,7 @@ config, and the loop's whole state fits in a checkpoint.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from typing import Any, Protocol
@@ -14,7 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from . import losses, models, optim
+from . import fastpath, losses, models, optim
 from .config import TrainConfig
 from .data import DeviceData
 from .errors import ConfigError, DivergenceError
@@ -85,10 +86,25 @@ class Trainer:
         self.G, self.D = G.to(self.device), D.to(self.device)
         seed_global_rngs(c.seed)
         self._joint_d = not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in D.modules())
+        # The training step calls these; checkpoints and sampling use the plain modules.
+        self._g, self._d = self.G, self.D
+        if c.compile:
+            mode = "reduce-overhead" if self.device.type == "cuda" else None  # CUDA graphs on GPU
+            self._g, self._d = torch.compile(self.G, mode=mode), torch.compile(self.D, mode=mode)
+        self._autocast = (lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)) \
+            if c.precision == "bf16" else contextlib.nullcontext
+        if self.device.type == "cuda":
+            # TF32 rounds fp32 matmul inputs to 10 mantissa bits: off unless the config allows it
+            # (the seed preset is exact).
+            torch.backends.cuda.matmul.allow_tf32 = c.tf32
+            torch.backends.cudnn.allow_tf32 = c.tf32
         self.objective = losses.build(c.objective)
         betas = (c.beta1, c.beta2)
         self.opt_g = optim.build(c.optimizer, self.G.parameters(), c.lr, betas, c.eps)
         self.opt_d = optim.build(c.optimizer, self.D.parameters(), c.lr, betas, c.eps)
+        # Hand-derived gradients for the seed's exact case (see fastpath.py), else autograd.
+        self._fast = fastpath.SeedStep(self.G, self.D, self.opt_g, self.opt_d) \
+            if fastpath.applies(c, self.G, self.D) else None
         self.noise = torch.Generator(self.device).manual_seed(derived_seed(c.seed, NOISE))
         self.fixed_noise = self.make_noise(100, derived_seed(c.seed, FIXED_NOISE))
         self.images_seen = 0
@@ -123,15 +139,19 @@ class Trainer:
         """One D step then one G step on a batch; returns [d_loss, g_loss, D(x), D(G(z))]
         as a device tensor (no sync)."""
         z = torch.randn(real.shape[0], self.config.z_dim, generator=self.noise, device=self.device)
+        if self._fast is not None:
+            return self._fast(real, z)
         # G(z) is computed once: the D step does not change G, so the G step reuses it.
-        fake = self.G(z)
+        with self._autocast():
+            fake = self._g(z)
 
         # ---- D step: maximise log D(x) + log(1 - D(G(z))) (for the seed's objective)
-        if self._joint_d:  # one pass over real and forged rows: same maths, half the kernels
-            logits = self.D(torch.cat([real, fake.detach()]))
-            real_logits, fake_logits = logits[:real.shape[0]], logits[real.shape[0]:]
-        else:              # batch statistics must not mix real and forged images
-            real_logits, fake_logits = self.D(real), self.D(fake.detach())
+        with self._autocast():
+            if self._joint_d:  # one pass over real and forged rows: same maths, half the kernels
+                logits = self._d(torch.cat([real, fake.detach().to(real.dtype)])).float()
+                real_logits, fake_logits = logits[:real.shape[0]], logits[real.shape[0]:]
+            else:              # batch statistics must not mix real and forged images
+                real_logits, fake_logits = self._d(real).float(), self._d(fake.detach()).float()
         d_loss = self.objective.d_loss(real_logits, fake_logits)
         self.opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
@@ -139,7 +159,9 @@ class Trainer:
 
         # ---- G step: maximise log D(G(z)), same z, through the updated D (no grads for D)
         self.D.requires_grad_(False)
-        g_loss = self.objective.g_loss(self.D(fake))
+        with self._autocast():
+            fake_logits_g = self._d(fake).float()
+        g_loss = self.objective.g_loss(fake_logits_g)
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         self.opt_g.step()
