@@ -66,6 +66,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="digits.png", help="a .png grid or a .npy uint8 array N x 28 x 28")
     s.add_argument("--device", default="cpu")
 
+    e = sub.add_parser("evaluate", help="measure forgeries: FID, KID, coverage, precision/recall, memorization, Parzen")
+    e.add_argument("run", nargs="?", help="run folder (samples its latest checkpoint)")
+    e.add_argument("--images", help="score a .npy of N x 28 x 28 images (uint8, or floats in [0, 1]) instead")
+    e.add_argument("--n", type=_positive_int, default=10000, help="forgeries to draw from RUN (default 10000)")
+    e.add_argument("--seed", type=_nonneg_int, default=0, help="noise seed for drawing them (default 0)")
+    e.add_argument("--metrics", help="comma-separated subset (default: all)")
+    e.add_argument("--dataset", help="real data to compare with (default: the run's, else mnist)")
+    e.add_argument("--data-dir")
+    e.add_argument("--out", help="metrics JSON path (default: RUN/metrics.json; with --images: metrics.json)")
+    e.add_argument("--device", default="cpu")
+
+    k = sub.add_parser("classifier", help="train the feature network the metrics use")
+    k.add_argument("action", choices=["train"])
+    k.add_argument("--dataset", default="mnist")
+    k.add_argument("--data-dir")
+    k.add_argument("--epochs", type=_positive_int, default=4)
+    k.add_argument("--seed", type=_nonneg_int, default=0)
+    k.add_argument("--out", help="folder for <dataset>.safetensors and .json (default: the package's weights/)")
+
     d = sub.add_parser("data", help="fetch or check a dataset")
     d.add_argument("action", choices=["fetch", "check"], help="fetch: find or download; check: validate")
     d.add_argument("--dataset", default="mnist")
@@ -142,6 +161,73 @@ def cmd_sample(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    import json
+
+    import numpy as np
+
+    from . import images as pictures
+    from .checkpoint import atomic_write_bytes
+    from .metrics import calibration, evaluate
+    from .run import load_generator, sample
+
+    if bool(a.run) == bool(a.images):
+        raise MnistganError("give either a RUN folder or --images FILE.npy")
+    if a.images:
+        try:
+            imgs = np.load(a.images, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise MnistganError(f"cannot read --images {a.images}: {e}") from None
+        dataset = a.dataset or "mnist"
+        out = Path(a.out or "metrics.json")
+    else:
+        _, config = load_generator(a.run)
+        dataset = a.dataset or config.dataset
+        data_dir = a.data_dir or config.data_dir
+        a.data_dir = data_dir
+        imgs = sample(a.run, n=a.n, seed=a.seed, device=a.device)
+        out = Path(a.out or Path(a.run) / "metrics.json")
+    if not out.parent.is_dir():
+        raise MnistganError(f"--out {out}: folder {out.parent} does not exist")
+    metrics = [m.strip() for m in a.metrics.split(",")] if a.metrics else None
+    result, ctx = evaluate(imgs, dataset, metrics, a.data_dir, device=a.device)
+    atomic_write_bytes(out, (json.dumps(result, indent=2) + "\n").encode())
+    print(format_table(result, calibration(dataset)))
+    if "nearest" in ctx.extras:
+        fig = out.with_name("novelty.png")
+        pictures.save_novelty(fig, ctx.images, ctx.train[0], *ctx.extras["nearest"])
+        print(f"novelty figure: {fig}")
+    print(f"metrics written to {out}", file=sys.stderr)
+    return 0
+
+
+def format_table(result: dict, calib: dict) -> str:
+    """One line a number, with the calibration references beside it."""
+    from .metrics import flatten
+
+    net = result["feature_network"]
+    lines = [f"{result['n']} images vs {result['dataset']} test split; features: {net['name']} "
+             f"(sha256 {net['sha256'][:12]}, test accuracy {net['test_accuracy']:.4f})"]
+    refs = [(name, flatten(r)) for name, r in calib.get("references", {}).items()]
+    header = f"{'metric':<26}{'value':>12}" + "".join(f"{name:>18}" for name, _ in refs)
+    lines += [header, "-" * len(header)]
+    for key, value in flatten(result).items():
+        row = f"{key:<26}{value:>12.4g}"
+        for _, ref in refs:
+            row += f"{ref[key]:>18.4g}" if key in ref else f"{'':>18}"
+        lines.append(row)
+    return "\n".join(lines)
+
+
+def cmd_classifier(a: argparse.Namespace) -> int:
+    from .metrics.classifier import train_classifier
+
+    info = train_classifier(a.dataset, a.data_dir, epochs=a.epochs, seed=a.seed, out=a.out)
+    print(f"{a.dataset} classifier: test accuracy {info['test_accuracy']:.4f}, sha256 {info['sha256']}, "
+          f"{info['train_seconds']} s")
+    return 0
+
+
 def cmd_data(a: argparse.Namespace) -> int:
     from .data import get_spec, load_split, locate
 
@@ -156,7 +242,8 @@ def cmd_data(a: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"train": cmd_train, "sample": cmd_sample, "data": cmd_data}[args.command](args)
+        return {"train": cmd_train, "sample": cmd_sample, "data": cmd_data, "evaluate": cmd_evaluate,
+                "classifier": cmd_classifier}[args.command](args)
     except MnistganError as e:
         print(f"mnistgan: error: {e}", file=sys.stderr)
         return 1

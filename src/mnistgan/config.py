@@ -51,6 +51,8 @@ class TrainConfig:
     strip_every: int = 10             # the seed's 10-forgery strip at epoch 1 and every N epochs
     report_every: int = 10            # the classic "Epoch / Cost_D Cost_G" report every N epochs
     keep_checkpoints: int = 3         # keep the last K checkpoints
+    eval_every: int = 0               # every N epochs log a cheap FID (eval_n forgeries) in log.jsonl; 0: off
+    eval_n: int = 2000                # forgeries for that FID
     progress: bool = True             # show progress bars
 
     # ---------------------------------------------------------------------------------
@@ -174,6 +176,8 @@ def validate(c: TrainConfig) -> None:
     need(c.train_images <= 60000, f"train_images must be at most 60000 (the training split), got {c.train_images}")
     need(c.batch_size <= c.train_images,
          f"batch_size ({c.batch_size}) must not exceed train_images ({c.train_images})")
+    need(c.eval_every >= 0, f"eval_every must be 0 (off) or more, got {c.eval_every}")
+    need(c.eval_n >= 10, f"eval_n must be at least 10, got {c.eval_n}")
     need(c.max_images is None or c.max_images >= c.batch_size,
          f"max_images must be at least one batch ({c.batch_size}), got {c.max_images}")
     need(0 < c.lr < 1 and c.lr == c.lr, f"lr must be in (0, 1), got {c.lr}")

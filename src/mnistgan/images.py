@@ -83,10 +83,12 @@ def save_progress_sheet(path: str | os.PathLike, rows: Sequence[tuple[int, np.nd
 
 
 def save_losses(path: str | os.PathLike, rows: Sequence[dict]) -> Path:
-    """D and G loss, and D(x) and D(G(z)), against epochs."""
+    """D and G loss, D(x) and D(G(z)) against epochs; and FID when the run logged it."""
     x = [r["images_seen"] / max(1, r["images_per_epoch"]) for r in rows]
-    fig = Figure(figsize=(9, 3.5))
-    ax1, ax2 = fig.subplots(1, 2)
+    fid = [(xi, r["fid"]) for xi, r in zip(x, rows) if r.get("fid") is not None]
+    fig = Figure(figsize=(13.5 if fid else 9, 3.5))
+    axes = fig.subplots(1, 3 if fid else 2)
+    ax1, ax2 = axes[0], axes[1]
     ax1.plot(x, [r["d_loss"] for r in rows], label="D loss")
     ax1.plot(x, [r["g_loss"] for r in rows], label="G loss")
     ax1.set_xlabel("epoch")
@@ -99,6 +101,11 @@ def save_losses(path: str | os.PathLike, rows: Sequence[dict]) -> Path:
     ax2.set_xlabel("epoch")
     ax2.set_title("the police officer's verdicts")
     ax2.legend()
+    if fid:
+        axes[2].plot(*zip(*fid), marker="o", color="C2")
+        axes[2].set_yscale("log")
+        axes[2].set_xlabel("epoch")
+        axes[2].set_title("FID (lower is better)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     return Path(path)
@@ -113,4 +120,30 @@ def save_real_vs_fake(path: str | os.PathLike, real: np.ndarray, fake: np.ndarra
         ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+    return Path(path)
+
+
+def save_novelty(path: str | os.PathLike, forgeries: np.ndarray, train: np.ndarray, dists, idxs,
+                 rows: int = 8) -> Path:
+    """Forgeries, each beside its three nearest training images with their pixel distances:
+    the "original versus forgery" comparison, measured. Shows the closest forgeries first
+    half and random ones after, so both copies and typical cases are seen."""
+    d = np.asarray(dists)[:, 0]
+    closest = list(np.argsort(d)[:rows // 2])
+    rng = np.random.default_rng(0)
+    rest = [i for i in rng.permutation(len(d)) if i not in closest][:rows - len(closest)]
+    chosen = closest + rest
+    fig = Figure(figsize=(6, 1.6 * len(chosen)))
+    axes = fig.subplots(len(chosen), 4, squeeze=False)
+    for r, i in enumerate(chosen):
+        panels = [(forgeries[i], "forgery")] + [(train[int(idxs[i][j])], f"train #{int(idxs[i][j])}\nd = {float(dists[i][j]):.2f}")
+                                                for j in range(3)]
+        for c, (img, title) in enumerate(panels):
+            ax = axes[r, c]
+            ax.imshow(img, cmap="gray", vmin=0, vmax=255)
+            ax.set_axis_off()
+            ax.set_title(title, fontsize=8)
+    fig.suptitle("Forgeries and their nearest training images (pixel L2, images in [0, 1])", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
     return Path(path)

@@ -28,7 +28,7 @@ from . import images
 from .config import TrainConfig, apply_overrides, fixed_fields
 from .data import DeviceData, load_split
 from .errors import CheckpointError, ConfigError
-from .training import STRIP_NOISE, Trainer, TrainingInterrupted, derived_seed, resolve_device
+from .training import EVAL_NOISE, STRIP_NOISE, Trainer, TrainingInterrupted, derived_seed, resolve_device
 
 
 def _say(message: str, err: bool = False) -> None:
@@ -49,7 +49,34 @@ class ConsoleReport:
         if e == 1 or e % c.report_every == 0 or row["images_seen"] >= c.total_images:
             cost_d = row["cost_d"] if row["cost_d"] is not None else -row["d_loss"]
             cost_g = row["cost_g"] if row["cost_g"] is not None else -row["g_loss"]
-            _say(f"Epoch: {e:04d} Cost_D: {cost_d:.4f}\nEpoch: {e:04d} Cost_G: {cost_g:.4f}")
+            fid = f"  FID({c.eval_n}): {row['fid']:.3f}" if "fid" in row else ""
+            _say(f"Epoch: {e:04d} Cost_D: {cost_d:.4f}\nEpoch: {e:04d} Cost_G: {cost_g:.4f}{fid}")
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        pass
+
+
+class QualityProbe:
+    """Every eval_every epochs: FID of eval_n forgeries (fixed noise) against the real test
+    split, added to the epoch's log row, so curves show quality and not only losses."""
+
+    def __init__(self, config: TrainConfig):
+        self.config = config
+        self.ctx = None
+
+    def on_epoch_end(self, trainer: Trainer, row: dict[str, Any]) -> None:
+        c = self.config
+        if not c.eval_every or (row["epoch"] % c.eval_every and row["images_seen"] < c.total_images):
+            return
+        from .metrics import Context, fid
+
+        z = trainer.make_noise(c.eval_n, derived_seed(c.seed, EVAL_NOISE))
+        fakes = images.to_uint8(torch.cat([trainer.generate(chunk) for chunk in z.split(1000)]))
+        ctx = Context(fakes, c.dataset, c.data_dir, c.download, progress=False, device=str(trainer.device))
+        if self.ctx is not None:  # reuse the loaded network and real features
+            ctx.net, ctx.real = self.ctx.net, self.ctx.real
+        row["fid"] = fid(ctx)["fid"]
+        self.ctx = ctx
 
     def on_train_end(self, trainer: Trainer) -> None:
         pass
@@ -207,7 +234,7 @@ def stop_on_signals(trainer: Trainer):
 def _fit(trainer: Trainer, data: DeviceData, out: Path, callbacks: list | None) -> Trainer:
     real = data.images[:100, 0].cpu().numpy()
     with stop_on_signals(trainer):
-        trainer.fit(data, [ConsoleReport(), RunFolder(out, real), *(callbacks or [])])
+        trainer.fit(data, [QualityProbe(trainer.config), ConsoleReport(), RunFolder(out, real), *(callbacks or [])])
     return trainer
 
 

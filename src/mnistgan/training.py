@@ -43,7 +43,7 @@ def derived_seed(*words: int) -> int:
 
 
 # Purposes of derived seeds.
-WEIGHTS, NOISE, FIXED_NOISE, STRIP_NOISE, GLOBAL = 0, 1, 2, 3, 4
+WEIGHTS, NOISE, FIXED_NOISE, STRIP_NOISE, GLOBAL, EVAL_NOISE = 0, 1, 2, 3, 4, 5
 
 
 def seed_global_rngs(seed: int) -> None:

@@ -1,0 +1,192 @@
+"""Measuring instruments for forgeries: each metric is a registered function of an
+evaluation context, returning a dict. Real-data features are cached on disk per dataset
+and feature network.
+
+    result = evaluate(images_uint8_Nx28x28, dataset="mnist")   # all metrics
+"""
+from __future__ import annotations
+
+import json
+import time
+from functools import cached_property
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..errors import MnistganError
+from . import measures
+from .classifier import FeatureNet
+
+METRICS: dict[str, Callable[["Context"], dict]] = {}
+CALIBRATION = Path(__file__).resolve().parent / "weights"
+
+
+def register(name: str):
+    def deco(fn):
+        METRICS[name] = fn
+        return fn
+    return deco
+
+
+class Context:
+    """What the metrics share, each computed once, on first use."""
+
+    def __init__(self, images: np.ndarray, dataset: str = "mnist", data_dir=None, download: bool = True,
+                 progress: bool = True, device: str = "cpu"):
+        images = np.asarray(images)
+        if images.ndim == 4 and images.shape[1] == 1:
+            images = images[:, 0]
+        if images.ndim != 3 or images.shape[1:] != (28, 28):
+            raise MnistganError(f"images must be N x 28 x 28, got shape {images.shape}")
+        if images.dtype != np.uint8:
+            if images.min() < 0 or images.max() > 1:
+                raise MnistganError("float images must lie in [0, 1]; uint8 images in 0..255")
+            images = (images * 255).round().astype(np.uint8)
+        if len(images) < 10:
+            raise MnistganError(f"at least 10 images are needed to evaluate, got {len(images)}")
+        self.images = images
+        self.dataset, self.data_dir, self.download, self.progress = dataset, data_dir, download, progress
+        self.device = device
+        self.extras: dict = {}  # figures' material (e.g. nearest neighbours)
+
+    @cached_property
+    def net(self) -> FeatureNet:
+        return FeatureNet(self.dataset, self.device)
+
+    @cached_property
+    def fake(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.net(self.images)
+
+    def _split(self, split: str):
+        from ..data import load_split
+
+        return load_split(self.dataset, split, self.data_dir, download=self.download, progress=self.progress)
+
+    @cached_property
+    def test(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._split("test")
+
+    @cached_property
+    def train(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._split("train")
+
+    @cached_property
+    def real(self) -> torch.Tensor:
+        """Features of the real test split, cached on disk per dataset and network."""
+        from safetensors.torch import load_file, save_file
+
+        from ..data import default_cache_dir
+
+        path = default_cache_dir() / "stats" / f"{self.dataset}-test-{self.net.sha256[:16]}.safetensors"
+        if path.exists():
+            try:
+                feats = load_file(path)["features"]
+                if feats.shape == (len(self.test[0]), 128):
+                    return feats
+            except Exception:  # a damaged cache is recomputed, never trusted
+                pass
+        feats, _ = self.net(self.test[0])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        save_file({"features": feats.contiguous()}, tmp)
+        tmp.replace(path)
+        return feats
+
+
+@register("fid")
+def fid(ctx: Context) -> dict:
+    mu1, c1 = measures.mean_cov(ctx.fake[0])
+    mu2, c2 = measures.mean_cov(ctx.real)
+    return {"fid": measures.frechet_distance(mu1, c1, mu2, c2)}
+
+
+@register("kid")
+def kid(ctx: Context) -> dict:
+    m, s = measures.kid(ctx.fake[0], ctx.real, subsets=100, subset_size=min(1000, len(ctx.images)))
+    return {"kid": m, "kid_std": s}
+
+
+@register("classifier_score")
+def classifier_score(ctx: Context) -> dict:
+    return {"classifier_score": measures.classifier_score(ctx.fake[1])}
+
+
+@register("coverage")
+def coverage(ctx: Context) -> dict:
+    return measures.class_coverage(ctx.fake[1])
+
+
+@register("prdc")
+def prdc(ctx: Context) -> dict:
+    return measures.prdc(ctx.real, ctx.fake[0])
+
+
+@register("memorization")
+def memorization(ctx: Context) -> dict:
+    """Pixel distance (images in [0, 1], 784 dimensions) from each forgery to its nearest
+    training image, against the same for unseen real test images. A near-copy is a forgery
+    closer to a training image than 99% of test images are."""
+    train = torch.from_numpy(ctx.train[0].reshape(len(ctx.train[0]), -1)).float() / 255
+    fake = torch.from_numpy(ctx.images.reshape(len(ctx.images), -1)).float() / 255
+    test = torch.from_numpy(ctx.test[0].reshape(len(ctx.test[0]), -1)).float() / 255
+    fd, fi = measures.nearest(fake, train, k=3)
+    td, _ = measures.nearest(test, train, k=1)
+    threshold = float(torch.quantile(td[:, 0], 0.01))
+    ctx.extras["nearest"] = (fd, fi)
+    med_f, med_t = float(fd[:, 0].median()), float(td[:, 0].median())
+    return {"median_nn_forgery": med_f, "median_nn_test": med_t, "ratio": med_f / med_t,
+            "near_copy_threshold": threshold, "near_copy_share": float((fd[:, 0] < threshold).double().mean()),
+            "exact_copies": int((fd[:, 0] < 1e-3).sum())}
+
+
+@register("parzen")
+def parzen(ctx: Context) -> dict:
+    """Goodfellow et al. 2014's Parzen-window estimate (their GAN: 225 +- 2 nats on MNIST),
+    beside the same estimate with real training images as the samples: the metric is known
+    to mislead (Theis et al. 2016), and the baseline shows by how much."""
+    train = ctx.train[0]
+    val = torch.from_numpy(train[50000:51000].reshape(1000, -1)).double() / 255
+    test = torch.from_numpy(ctx.test[0].reshape(len(ctx.test[0]), -1)).double() / 255
+    fake = torch.from_numpy(ctx.images.reshape(len(ctx.images), -1)).double() / 255
+    baseline = torch.from_numpy(train[:len(ctx.images)].reshape(len(ctx.images), -1)).double() / 255
+    return {"parzen": measures.parzen(fake, val, test),
+            "parzen_train_baseline": measures.parzen(baseline, val, test)}
+
+
+def evaluate(images: np.ndarray, dataset: str = "mnist", metrics: list[str] | None = None, data_dir=None,
+             download: bool = True, progress: bool = True, device: str = "cpu") -> tuple[dict, Context]:
+    """Runs the chosen metrics (default: all); returns (result dict, context)."""
+    names = list(metrics or METRICS)
+    unknown = [m for m in names if m not in METRICS]
+    if unknown:
+        raise MnistganError(f"unknown metric(s) {', '.join(unknown)}; available: {', '.join(METRICS)}")
+    ctx = Context(images, dataset, data_dir, download, progress, device)
+    out = {"dataset": dataset, "n": len(ctx.images), "feature_network": ctx.net.identity, "metrics": {},
+           "seconds": {}}
+    for name in names:
+        t0 = time.perf_counter()
+        out["metrics"][name] = METRICS[name](ctx)
+        out["seconds"][name] = round(time.perf_counter() - t0, 2)
+    return out, ctx
+
+
+def calibration(dataset: str) -> dict:
+    """Reference values shipped beside the feature network (benchmarks/calibrate_metrics.py)."""
+    path = CALIBRATION / f"{dataset}-calibration.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def flatten(result: dict) -> dict[str, float]:
+    """{'fid': .., 'precision': .., 'parzen.mean': ..}: the scalar numbers of a result."""
+    flat = {}
+    for metric in result["metrics"].values():
+        for k, v in metric.items():
+            if isinstance(v, dict):
+                for k2, v2 in v.items():
+                    if isinstance(v2, (int, float)):
+                        flat[f"{k}.{k2}"] = v2
+            elif isinstance(v, (int, float)) and not isinstance(v, bool):
+                flat[k] = v
+    return flat

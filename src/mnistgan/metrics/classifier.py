@@ -1,0 +1,137 @@
+"""The feature network behind the metrics: a small LeNet-style classifier the project trains
+itself, because Inception features neither fit 28x28 grey digits nor can be downloaded here.
+
+Its weights ship in the package (weights/<dataset>.safetensors) with their test accuracy
+and sha256 in weights/<dataset>.json; every metric result names the network and its
+sha256, so only numbers from the same network are compared.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import MnistganError
+
+WEIGHTS = Path(__file__).resolve().parent / "weights"
+FEATURES = 128
+
+
+class LeNet(nn.Module):
+    """conv5(32) -> pool -> conv5(64) -> pool -> fc 128 (the feature layer) -> fc 10."""
+
+    def __init__(self, num_classes: int = 10):
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(1, 32, 5), nn.ReLU(), nn.MaxPool2d(2),   # B x 32 x 12 x 12
+            nn.Conv2d(32, 64, 5), nn.ReLU(), nn.MaxPool2d(2),  # B x 64 x 4 x 4
+            nn.Flatten(),                                       # B x 1024
+        )
+        self.fc = nn.Sequential(nn.Linear(1024, FEATURES), nn.ReLU())  # B x 128 features
+        self.head = nn.Linear(FEATURES, num_classes)                   # B x 10 logits
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: B x 1 x 28 x 28 in [0, 1] -> (features B x 128, logits B x 10)."""
+        f = self.fc(self.conv((x - 0.5) / 0.5))
+        return f, self.head(f)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+class FeatureNet:
+    """A loaded classifier with its identity: name, sha256, accuracy."""
+
+    def __init__(self, dataset: str, device="cpu"):
+        from safetensors.torch import load_file
+
+        wpath, info_path = WEIGHTS / f"{dataset}.safetensors", WEIGHTS / f"{dataset}.json"
+        if not wpath.exists():
+            raise MnistganError(f"no shipped classifier for dataset {dataset!r} (expected {wpath}); "
+                                f"train one with: mnistgan classifier train --dataset {dataset}")
+        info = json.loads(info_path.read_text())
+        digest = sha256(wpath)
+        if digest != info["sha256"]:
+            raise MnistganError(f"{wpath}: sha256 {digest} does not match {info_path} ({info['sha256']})")
+        self.net = LeNet()
+        self.net.load_state_dict(load_file(wpath))
+        self.net.eval().to(device)
+        self.device = torch.device(device)
+        self.dataset = dataset
+        self.sha256 = digest
+        self.accuracy = info["test_accuracy"]
+
+    @property
+    def identity(self) -> dict:
+        return {"name": f"lenet-{self.dataset}", "sha256": self.sha256, "test_accuracy": self.accuracy}
+
+    @torch.no_grad()
+    def __call__(self, images: np.ndarray | torch.Tensor, batch: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 N x 28 x 28 (or float N x 1 x 28 x 28 in [0, 1]) -> (features float64, probabilities float64)."""
+        x = torch.as_tensor(np.array(images, copy=True)) if isinstance(images, np.ndarray) else images
+        feats, probs = [], []
+        for chunk in x.split(batch):
+            chunk = chunk.to(self.device)
+            if chunk.dtype == torch.uint8:
+                chunk = chunk.float().div_(255.0)
+            chunk = chunk.reshape(-1, 1, 28, 28).float()
+            f, logits = self.net(chunk)
+            feats.append(f.double().cpu())
+            probs.append(F.softmax(logits.double(), dim=1).cpu())
+        return torch.cat(feats), torch.cat(probs)
+
+
+def train_classifier(dataset: str, data_dir=None, epochs: int = 4, seed: int = 0, out: Path | None = None,
+                     progress: bool = True, device: str = "cpu") -> dict:
+    """Trains the feature network deterministically per seed; writes weights and info JSON."""
+    from safetensors.torch import save_file
+    from tqdm.auto import tqdm
+
+    from ..data import load_split
+
+    torch.manual_seed(seed)
+    x, y = load_split(dataset, "train", data_dir, progress=progress)
+    xt, yt = load_split(dataset, "test", data_dir, progress=progress)
+    X = torch.from_numpy(x.copy()).unsqueeze(1)
+    Y = torch.from_numpy(y.astype(np.int64))
+    net = LeNet().to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=epochs * (len(X) // 100))
+    gen = torch.Generator().manual_seed(seed)
+    t0 = time.time()
+    for epoch in range(epochs):
+        order = torch.randperm(len(X), generator=gen)
+        net.train()
+        bar = tqdm(range(len(X) // 100), desc=f"classifier epoch {epoch + 1}/{epochs}", disable=not progress)
+        for i in bar:
+            idx = order[i * 100:(i + 1) * 100]
+            xb = X[idx].float().div_(255.0).to(device)
+            # Light augmentation (shifts of up to 2 pixels) for a network that generalises to forgeries.
+            dx, dy = torch.randint(-2, 3, (2,), generator=gen).tolist()
+            xb = torch.roll(xb, shifts=(dy, dx), dims=(2, 3))
+            _, logits = net(xb)
+            loss = F.cross_entropy(logits, Y[idx].to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    net.eval()
+    with torch.no_grad():
+        pred = torch.cat([net(torch.from_numpy(c.copy()).unsqueeze(1).float().div(255).to(device))[1].argmax(1).cpu()
+                          for c in np.array_split(xt, 10)])
+    acc = float((pred.numpy() == yt).mean())
+    out = Path(out) if out else WEIGHTS
+    out.mkdir(parents=True, exist_ok=True)
+    wpath = out / f"{dataset}.safetensors"
+    save_file({k: v.contiguous().cpu() for k, v in net.state_dict().items()}, wpath)
+    info = {"dataset": dataset, "test_accuracy": acc, "sha256": sha256(wpath), "epochs": epochs, "seed": seed,
+            "train_seconds": round(time.time() - t0, 1), "torch": torch.__version__}
+    (out / f"{dataset}.json").write_text(json.dumps(info, indent=2) + "\n")
+    return info

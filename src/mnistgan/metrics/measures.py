@@ -1,0 +1,156 @@
+"""The maths of each metric, on tensors; float64 throughout for statistics.
+
+FID, KID and the rest are written here rather than taken from torchmetrics because our
+features are precomputed by our own network and the real-data statistics are cached on
+disk between runs, which torchmetrics' stateful image metrics do not support; each
+function is tested against a reference (scipy's sqrtm, brute force, toy data with known
+answers).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def mean_cov(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    x = x.double()
+    mu = x.mean(0)
+    xc = x - mu
+    return mu, xc.t().mm(xc) / (len(x) - 1)
+
+
+def _sqrt_psd(c: torch.Tensor) -> torch.Tensor:
+    w, v = torch.linalg.eigh(c)
+    return (v * w.clamp_min(0).sqrt()) @ v.t()
+
+
+def frechet_distance(mu1, cov1, mu2, cov2) -> float:
+    """||mu1 - mu2||^2 + tr(C1 + C2 - 2 (C1 C2)^(1/2)) (Heusel et al. 2017).
+    tr((C1 C2)^(1/2)) = tr((S C2 S)^(1/2)) with S = C1^(1/2): a symmetric PSD matrix, so
+    eigh gives it stably, without the complex parts a general sqrtm produces."""
+    s = _sqrt_psd(cov1.double())
+    m = s @ cov2.double() @ s
+    tr_covmean = torch.linalg.eigvalsh((m + m.t()) / 2).clamp_min(0).sqrt().sum()
+    diff = (mu1.double() - mu2.double()).square().sum()
+    return float(diff + cov1.double().trace() + cov2.double().trace() - 2 * tr_covmean)
+
+
+def kid(x: torch.Tensor, y: torch.Tensor, subsets: int = 100, subset_size: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """Kernel Inception Distance (Binkowski et al. 2018): the unbiased MMD^2 with the kernel
+    k(a, b) = (a.b / d + 1)^3, averaged over random subsets; (mean, std over subsets)."""
+    x, y = x.double(), y.double()
+    m = min(subset_size, len(x), len(y))
+    d = x.shape[1]
+    gen = torch.Generator().manual_seed(seed)
+    values = []
+    for _ in range(subsets):
+        a = x[torch.randperm(len(x), generator=gen)[:m]]
+        b = y[torch.randperm(len(y), generator=gen)[:m]]
+        kxx = (a @ a.t() / d + 1) ** 3
+        kyy = (b @ b.t() / d + 1) ** 3
+        kxy = (a @ b.t() / d + 1) ** 3
+        mmd = ((kxx.sum() - kxx.diagonal().sum()) / (m * (m - 1)) + (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1))
+               - 2 * kxy.mean())
+        values.append(float(mmd))
+    t = torch.tensor(values, dtype=torch.float64)
+    return float(t.mean()), float(t.std()) if len(values) > 1 else 0.0
+
+
+def classifier_score(probs: torch.Tensor) -> float:
+    """exp(E_x KL(p(y|x) || p(y))): the Inception Score's analogue (Salimans et al. 2016);
+    at most the number of classes."""
+    p = probs.double().clamp_min(1e-12)
+    marginal = p.mean(0, keepdim=True)
+    return float(torch.exp((p * (p.log() - marginal.log())).sum(1).mean()))
+
+
+def class_coverage(probs: torch.Tensor, present_share: float = 0.01, confident: float = 0.9) -> dict:
+    """Histogram of predicted classes, its KL divergence to uniform, the number of classes
+    drawn at least `present_share` of the time, and the share classified with max p >= `confident`."""
+    k = probs.shape[1]
+    hist = torch.bincount(probs.argmax(1), minlength=k).double() / len(probs)
+    nz = hist[hist > 0]
+    return {
+        "histogram": [round(float(h), 4) for h in hist],
+        "kl_to_uniform": float((nz * (nz * k).log()).sum()),
+        "classes_present": int((hist >= present_share).sum()),
+        "max_class_share": float(hist.max()),
+        "confident_share": float((probs.max(1).values >= confident).double().mean()),
+    }
+
+
+def _pairwise(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return torch.cdist(a.double(), b.double())
+
+
+def kth_nn_radius(x: torch.Tensor, k: int, chunk: int = 2000) -> torch.Tensor:
+    """Distance from each row of x to its k-th nearest other row."""
+    out = []
+    for c in x.split(chunk):
+        d = _pairwise(c, x)
+        out.append(d.topk(k + 1, dim=1, largest=False).values[:, k])  # index 0 is the point itself
+    return torch.cat(out)
+
+
+def prdc(real: torch.Tensor, fake: torch.Tensor, k_pr: int = 3, k_dc: int = 5, chunk: int = 2000) -> dict:
+    """Precision and recall (Kynkaanniemi et al. 2019, k = k_pr) and density and coverage
+    (Naeem et al. 2020, k = k_dc) of fake against real, with k-NN balls in feature space."""
+    r_pr, r_dc = kth_nn_radius(real, k_pr), kth_nn_radius(real, k_dc)
+    f_pr = kth_nn_radius(fake, k_pr)
+    precision_hits, density_sum = 0, 0.0
+    real_covered = torch.zeros(len(real), dtype=torch.bool)
+    real_recalled = torch.zeros(len(real), dtype=torch.bool)
+    for start in range(0, len(fake), chunk):
+        d = _pairwise(fake[start:start + chunk], real)                         # F x R
+        precision_hits += int((d <= r_pr[None, :]).any(1).sum())
+        density_sum += float((d <= r_dc[None, :]).sum())
+        nearest_fake = d.min(0).values                                          # R
+        real_covered |= nearest_fake <= r_dc
+        real_recalled |= (d <= f_pr[start:start + chunk, None]).any(0)
+    n_f = len(fake)
+    return {"precision": precision_hits / n_f, "recall": float(real_recalled.double().mean()),
+            "density": density_sum / (k_dc * n_f), "coverage": float(real_covered.double().mean()),
+            "k_precision_recall": k_pr, "k_density_coverage": k_dc}
+
+
+def nearest(x: torch.Tensor, ref: torch.Tensor, k: int = 1, chunk: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+    """(distances, indices) of the k nearest rows of ref for each row of x (Euclidean).
+    Candidates come from the fast float32 form |a|^2 + |b|^2 - 2 a.b; their distances are
+    then recomputed directly in float64, since that form cancels catastrophically for
+    near-copies (a distance of 0 can come out as 0.005)."""
+    ref = ref.float()
+    ref_sq = ref.square().sum(1)
+    dists, idxs = [], []
+    for c in x.float().split(chunk):
+        d2 = (c.square().sum(1, keepdim=True) + ref_sq[None, :] - 2 * c @ ref.t())
+        _, i = d2.topk(k, dim=1, largest=False)
+        exact = (c.double()[:, None, :] - ref.double()[i]).square().sum(2).sqrt()   # chunk x k
+        order = exact.argsort(1)
+        dists.append(exact.gather(1, order))
+        idxs.append(i.gather(1, order))
+    return torch.cat(dists), torch.cat(idxs)
+
+
+def parzen_log_likelihood(samples: torch.Tensor, test: torch.Tensor, sigma: float, chunk: int = 500) -> torch.Tensor:
+    """log p(x) for each test row under a Gaussian Parzen window of width sigma centred on
+    each sample (Goodfellow et al. 2014, following Breuleux et al. 2011)."""
+    n, d = samples.shape
+    s = samples.double()
+    s_sq = s.square().sum(1)
+    out = []
+    const = math.log(n) + d / 2 * math.log(2 * math.pi * sigma ** 2)
+    for c in test.double().split(chunk):
+        d2 = (c.square().sum(1, keepdim=True) + s_sq[None, :] - 2 * c @ s.t()).clamp_min_(0)
+        out.append(torch.logsumexp(-d2 / (2 * sigma ** 2), dim=1) - const)
+    return torch.cat(out)
+
+
+def parzen(samples: torch.Tensor, validation: torch.Tensor, test: torch.Tensor,
+           sigmas=None) -> dict:
+    """Chooses sigma on the validation rows, then mean +- standard error over the test rows."""
+    sigmas = sigmas if sigmas is not None else torch.logspace(-1, 0, 10).tolist()
+    scores = [float(parzen_log_likelihood(samples, validation, s).mean()) for s in sigmas]
+    best = sigmas[max(range(len(sigmas)), key=scores.__getitem__)]
+    ll = parzen_log_likelihood(samples, test, best)
+    return {"mean": float(ll.mean()), "std_error": float(ll.std() / math.sqrt(len(ll))), "sigma": best}
