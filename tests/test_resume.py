@@ -65,8 +65,8 @@ def test_interrupt_mid_epoch_then_resume_is_bit_identical(data_dir, reference, t
     calls = {"n": 0}
     original = Trainer.train_step
 
-    def step_then_signal(self, real):
-        out = original(self, real)
+    def step_then_signal(self, real, labels=None):
+        out = original(self, real, labels)
         calls["n"] += 1
         if calls["n"] == 7:  # mid-epoch 2 (5 steps an epoch)
             os.kill(os.getpid(), signal.SIGINT)

@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=_nonneg_int, default=0, help="noise seed (default 0)")
     s.add_argument("--out", default="digits.png", help="a .png grid or a .npy uint8 array N x 28 x 28")
     s.add_argument("--device", default="cpu")
+    s.add_argument("--digit", type=int, help="conditional models: draw only this digit (0-9)")
+    s.add_argument("--interpolate", action="store_true",
+                   help="latent walk: --n images between two noise vectors (conditional: also across digits)")
 
     e = sub.add_parser("evaluate", help="measure forgeries: FID, KID, coverage, precision/recall, memorization, Parzen")
     e.add_argument("run", nargs="?", help="run folder (samples its latest checkpoint)")
@@ -138,23 +141,28 @@ def cmd_sample(a: argparse.Namespace) -> int:
 
     from . import images
     from .checkpoint import atomic_write_bytes
-    from .run import sample
+    from .run import interpolate, sample
 
     out = Path(a.out)
     if out.suffix.lower() not in (".png", ".npy"):
         raise MnistganError(f"--out must end in .png or .npy, got {a.out!r}")
     if not out.parent.is_dir():
         raise MnistganError(f"--out {a.out}: folder {out.parent} does not exist")
-    digits = sample(a.run, n=a.n, seed=a.seed, device=a.device)
+    if a.interpolate:
+        rows = interpolate(a.run, steps=a.n, seed=a.seed, device=a.device, digit=a.digit)
+        digits, nrow = rows.reshape(-1, 28, 28), a.n
+    else:
+        digits = sample(a.run, n=a.n, seed=a.seed, device=a.device, digit=a.digit)
+        nrow = min(10, int(np.ceil(np.sqrt(a.n))))
     try:
         if out.suffix.lower() == ".npy":
             import io
 
             buf = io.BytesIO()
-            np.save(buf, digits)
+            np.save(buf, rows if a.interpolate else digits)
             atomic_write_bytes(out, buf.getvalue())
         else:
-            images.save_grid(out, digits, nrow=min(10, int(np.ceil(np.sqrt(a.n)))), scale=2)
+            images.save_grid(out, digits, nrow=nrow, scale=2)
     except OSError as e:
         raise MnistganError(f"cannot write {out}: {e.strerror or e}") from None
     print(f"mnistgan: wrote {a.n} forgeries to {out}", file=sys.stderr)

@@ -29,10 +29,19 @@ class TrainConfig:
     model: str = field(default="mlp", metadata=FIXED)         # registered model family
     z_dim: int = field(default=128, metadata=FIXED)           # noise size; z ~ N(0, 1)
     hidden: int = field(default=256, metadata=FIXED)          # hidden width of the MLP networks
-    init_std: float = field(default=0.01, metadata=FIXED)     # weights ~ N(0, init_std), biases 0
+    init_std: float = field(default=0.01, metadata=FIXED)     # mlp: weights ~ N(0, init_std), biases 0
+    layers: int = field(default=1, metadata=FIXED)            # mlp: hidden layers in each network
+    width: int = field(default=64, metadata=FIXED)            # dcgan: channels of G's last and D's first conv
+    conditional: bool = field(default=False, metadata=FIXED)  # class-conditional G (label embedding) and D (projection)
+    spectral_norm: bool = field(default=False, metadata=FIXED)  # dcgan: spectral norm on D's layers
     # --- how it is trained -----------------------------------------------------------
     objective: str = field(default="nonsaturating", metadata=FIXED)  # registered objective (see losses.py)
     optimizer: str = field(default="adam-tf1", metadata=FIXED)      # adam-tf1 (TF1's epsilon placement) or adam (PyTorch's)
+    d_steps: int = field(default=1, metadata=FIXED)           # D steps per G step (each on its own real batch)
+    label_smoothing: float = field(default=0.0, metadata=FIXED)  # one-sided: real target 1 - s (minimax, nonsaturating)
+    r1_gamma: float = field(default=0.0, metadata=FIXED)      # R1 penalty gamma/2 E|grad_x D(x)|^2 on real images (Mescheder et al. 2018); 0: off
+    gp_lambda: float = field(default=10.0, metadata=FIXED)    # wgan-gp: gradient-penalty weight
+    ema_half_life: int = field(default=0, metadata=FIXED)     # EMA of G's weights, half-life in images seen; 0: off
     lr: float = field(default=2e-4, metadata=FIXED)           # learning rate of both networks
     beta1: float = field(default=0.9, metadata=FIXED)         # Adam beta1
     beta2: float = field(default=0.999, metadata=FIXED)       # Adam beta2
@@ -40,6 +49,7 @@ class TrainConfig:
     batch_size: int = field(default=100, metadata=FIXED)      # images per step (last partial batch of an epoch is dropped, as the tutorial did)
     epochs: int = 100                 # passes over the training images
     max_images: int | None = None     # stop once this many images have been seen (short runs); None: no limit
+    max_seconds: float | None = None  # stop once training (pictures and checkpoints excluded) took this long; None: no limit
     seed: int = field(default=0, metadata=FIXED)              # seeds weights, noise and epoch order
     # --- where and how it runs -------------------------------------------------------
     device: str = "auto"              # auto (CUDA when present), cpu, cuda, cuda:N
@@ -83,9 +93,22 @@ class TrainConfig:
         return min(total, self.max_images // self.batch_size * self.batch_size)
 
 
+_DCGAN = {"model": "dcgan", "optimizer": "adam", "lr": 2e-4, "beta1": 0.5, "batch_size": 64,
+          "train_images": 60000, "epochs": 20}
 PRESETS: dict[str, dict[str, Any]] = {
     # The classic vanilla GAN tutorial, exactly (see README "The seed preset").
     "seed": {},
+    # Radford et al. 2016 for 28 x 28: conv G with batch norm, conv D, Adam(2e-4, 0.5).
+    "dcgan": {**_DCGAN},
+    # The same, class-conditional: G embeds the label, D projects it (Miyato & Koyama 2018).
+    "cdcgan": {**_DCGAN, "conditional": True},
+    # Gulrajani et al. 2017: Wasserstein loss, gradient penalty 10, 5 critic steps per G step,
+    # Adam(1e-4, 0, 0.9); no batch norm in the critic.
+    "wgan-gp": {**_DCGAN, "objective": "wgan-gp", "d_steps": 5, "lr": 1e-4, "beta1": 0.0, "beta2": 0.9},
+    # Chosen by measurement for quality per CPU minute (README "Quality"): the conditional
+    # DCGAN with the hinge loss, spectral norm in D and an EMA generator.
+    "best": {**_DCGAN, "conditional": True, "objective": "hinge", "spectral_norm": True,
+             "ema_half_life": 10000, "lr": 2e-4, "beta1": 0.0, "beta2": 0.9},
 }
 
 FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
@@ -171,7 +194,7 @@ def validate(c: TrainConfig) -> None:
     registry.check("optimizer", c.optimizer)
     need(c.preset in PRESETS, f"unknown preset {c.preset!r}; available: {', '.join(sorted(PRESETS))}")
     for name in ("z_dim", "hidden", "batch_size", "epochs", "train_images", "strip_every",
-                 "report_every", "keep_checkpoints"):
+                 "report_every", "keep_checkpoints", "layers", "width", "d_steps"):
         need(getattr(c, name) >= 1, f"{name} must be at least 1, got {getattr(c, name)}")
     need(c.train_images <= 60000, f"train_images must be at most 60000 (the training split), got {c.train_images}")
     need(c.batch_size <= c.train_images,
@@ -189,4 +212,8 @@ def validate(c: TrainConfig) -> None:
     need(bool(re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", c.device)),
          f"device must be auto, cpu, cuda, cuda:N or mps, got {c.device!r}")
     need(bool(c.out), "out must name a folder")
+    need(0 <= c.label_smoothing < 0.5, f"label_smoothing must be in [0, 0.5), got {c.label_smoothing}")
+    need(c.r1_gamma >= 0 and c.gp_lambda >= 0, "r1_gamma and gp_lambda must not be negative")
+    need(c.ema_half_life >= 0, f"ema_half_life must be 0 (off) or more images, got {c.ema_half_life}")
+    need(c.max_seconds is None or c.max_seconds > 0, f"max_seconds must be positive, got {c.max_seconds}")
     need(c.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16, got {c.precision!r}")

@@ -20,7 +20,9 @@ def applies(config, G, D) -> bool:
 
     return (config.model == "mlp" and config.objective == "nonsaturating" and config.precision == "fp32"
             and not config.compile and type(G) is MLPGenerator and type(D) is MLPDiscriminator
-            and len(G.net) == 4 and len(D.net) == 4)
+            and len(G.net) == 4 and len(D.net) == 4 and G.embed is None and D.embed is None
+            and config.d_steps == 1 and not config.label_smoothing and not config.r1_gamma
+            and not config.ema_half_life)
 
 
 class SeedStep:
@@ -30,6 +32,7 @@ class SeedStep:
         self.g1, self.g2 = G.net[0], G.net[2]   # Linear(z, h), Linear(h, 784)
         self.d1, self.d2 = D.net[1], D.net[3]   # Linear(784, h), Linear(h, 1)
         self.opt_g, self.opt_d = opt_g, opt_d
+        self.one = torch.ones(1, device=G.net[0].weight.device)  # "G updated" for the statistics
 
     @torch.no_grad()
     def __call__(self, real: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -71,4 +74,4 @@ class SeedStep:
         g1.weight.grad = dhg.t().mm(z)                                     # h x z
         g1.bias.grad = dhg.sum(0)
         self.opt_g.step()
-        return torch.cat([torch.stack([d_loss, g_loss]), stats_d])
+        return torch.cat([torch.stack([d_loss, g_loss]), stats_d, self.one])

@@ -11,7 +11,10 @@ import torch.nn.functional as F
 
 
 class Objective:
-    """D minimises d_loss(real_logits, fake_logits); G minimises g_loss(fake_logits)."""
+    """D minimises d_loss(real_logits, fake_logits) (+ a penalty, see training.py);
+    G minimises g_loss(fake_logits)."""
+
+    gradient_penalty = False  # WGAN-GP: the loop adds lambda * E[(|grad D(x_hat)| - 1)^2]
 
     def d_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -22,11 +25,16 @@ class Objective:
 
 class NonSaturating(Objective):
     """Goodfellow et al. 2014, section 3, the seed's objective.
-    D: maximise mean(log D(x) + log(1 - D(G(z))));  G: maximise mean(log D(G(z)))."""
+    D: maximise mean(log D(x) + log(1 - D(G(z))));  G: maximise mean(log D(G(z))).
+    With one-sided label smoothing s (Salimans et al. 2016) the real target is 1 - s."""
+
+    def __init__(self, label_smoothing: float = 0.0):
+        self.s = label_smoothing
 
     def d_loss(self, real, fake):
         # -log D(x) = softplus(-l);  -log(1 - D(G(z))) = softplus(l)
-        return F.softplus(-real).mean() + F.softplus(fake).mean()
+        real_term = F.softplus(-real) if not self.s else (1 - self.s) * F.softplus(-real) + self.s * F.softplus(real)
+        return real_term.mean() + F.softplus(fake).mean()
 
     def g_loss(self, fake):
         return F.softplus(-fake).mean()
@@ -60,13 +68,29 @@ class Hinge(Objective):
         return -fake.mean()
 
 
+class Wasserstein(Objective):
+    """Arjovsky et al. 2017 with the gradient penalty of Gulrajani et al. 2017 (added by the
+    loop, which owns D and the interpolates): the critic maximises E D(x) - E D(G(z))."""
+
+    gradient_penalty = True
+
+    def d_loss(self, real, fake):
+        return fake.mean() - real.mean()
+
+    def g_loss(self, fake):
+        return -fake.mean()
+
+
 OBJECTIVES: dict[str, type[Objective]] = {
     "minimax": Minimax,
     "nonsaturating": NonSaturating,
     "lsgan": LeastSquares,
     "hinge": Hinge,
+    "wgan-gp": Wasserstein,
 }
 
 
-def build(name: str) -> Objective:
+def build(name: str, label_smoothing: float = 0.0) -> Objective:
+    if label_smoothing and name in ("nonsaturating", "minimax"):
+        return OBJECTIVES[name](label_smoothing)
     return OBJECTIVES[name]()

@@ -8,8 +8,8 @@ from .errors import ConfigError
 
 NAMES: dict[str, tuple[str, ...]] = {
     "dataset": ("mnist", "fashion-mnist"),
-    "model": ("mlp",),
-    "objective": ("minimax", "nonsaturating", "lsgan", "hinge"),
+    "model": ("mlp", "dcgan"),
+    "objective": ("minimax", "nonsaturating", "lsgan", "hinge", "wgan-gp"),
     "optimizer": ("adam-tf1", "adam"),
 }
 

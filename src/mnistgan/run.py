@@ -71,7 +71,7 @@ class QualityProbe:
         from .metrics import Context, fid
 
         z = trainer.make_noise(c.eval_n, derived_seed(c.seed, EVAL_NOISE))
-        fakes = images.to_uint8(torch.cat([trainer.generate(chunk) for chunk in z.split(1000)]))
+        fakes = images.to_uint8(torch.cat([trainer.generate(chunk) for chunk in z.split(1000)]))  # classes cycle 0..9
         ctx = Context(fakes, c.dataset, c.data_dir, c.download, progress=False, device=str(trainer.device))
         if self.ctx is not None:  # reuse the loaded network and real features
             ctx.net, ctx.real = self.ctx.net, self.ctx.real
@@ -99,9 +99,9 @@ class RunFolder:
             f.write(json.dumps(row) + "\n")
             f.flush()
             os.fsync(f.fileno())
-        images.save_grid(self.samples / f"grid-{e:03d}.png", images.to_uint8(trainer.generate(trainer.fixed_noise)))
+        images.save_grid(self.samples / f"grid-{e:03d}.png", images.to_uint8(trainer.generate_fixed()))
         if e == 1 or e % c.strip_every == 0 or row["images_seen"] >= c.total_images:
-            z = trainer.make_noise(10, derived_seed(c.seed, STRIP_NOISE, e))
+            z = trainer.make_noise(10, derived_seed(c.seed, STRIP_NOISE, e))  # conditional: digits 0..9
             images.save_strip(self.samples / f"{e:03d}.png", images.to_uint8(trainer.generate(z)))
         self.save_checkpoint(trainer)
 
@@ -123,12 +123,12 @@ class RunFolder:
             c = trainer.config
             last = int(grids[-1].stem.split("-")[1])
             wanted = sorted({1, last, *range(c.strip_every, last + 1, c.strip_every)})
-            sheet = [(e, _first_row(self.samples / f"grid-{e:03d}.png")) for e in wanted
+            sheet = [(e, _first_row(self.samples / f"grid-{e:03d}.png", c.conditional)) for e in wanted
                      if (self.samples / f"grid-{e:03d}.png").exists()]
             images.save_progress_sheet(self.path / "progress.png", sheet)
         if rows:
             images.save_losses(self.path / "losses.png", rows)
-        fake = images.to_uint8(trainer.generate(trainer.fixed_noise))
+        fake = images.to_uint8(trainer.generate_fixed())
         images.save_real_vs_fake(self.path / "real_vs_fake.png", self.real_examples, fake)
 
 
@@ -139,10 +139,12 @@ def _open_gray(path: Path):
         return img.convert("L").copy()
 
 
-def _first_row(path: Path) -> np.ndarray:
-    """The first ten 28 x 28 images of a saved 10 x 10 grid (2-pixel padding)."""
+def _first_row(path: Path, diagonal: bool = False) -> np.ndarray:
+    """Ten 28 x 28 images of a saved 10 x 10 grid (2-pixel padding): its first row, or its
+    diagonal (a conditional grid's rows are classes, so the diagonal shows every class)."""
     g = np.asarray(_open_gray(path))
-    return np.stack([g[2:30, 2 + 30 * i:30 + 30 * i] for i in range(10)])
+    return np.stack([g[2 + 30 * (i if diagonal else 0):30 + 30 * (i if diagonal else 0), 2 + 30 * i:30 + 30 * i]
+                     for i in range(10)])
 
 
 def read_log(run: str | os.PathLike) -> list[dict[str, Any]]:
@@ -319,8 +321,10 @@ def latest_checkpoint(run: str | os.PathLike) -> Path:
 
 
 def load_generator(run_or_checkpoint: str | os.PathLike, device: str = "cpu"):
-    """(generator in eval mode, config) from a run folder's latest checkpoint or a checkpoint file."""
+    """(generator in eval mode, config) from a run folder's latest checkpoint or a checkpoint
+    file: the EMA generator when the run kept one (its batch-norm statistics recomputed)."""
     from . import models
+    from .training import recalibrate_batch_norm
 
     path = Path(run_or_checkpoint)
     path = path if path.is_file() else latest_checkpoint(path)
@@ -330,18 +334,72 @@ def load_generator(run_or_checkpoint: str | os.PathLike, device: str = "cpu"):
     except (KeyError, ConfigError) as e:
         raise CheckpointError(f"{path}: its config is invalid ({e})") from None
     G, _ = models.build(config)
-    ckpt.load_module("G", G, tensors, path)
-    return G.to(resolve_device(device)).eval(), config
+    ema = any(k.startswith("G_ema.") for k in tensors)
+    ckpt.load_module("G_ema" if ema else "G", G, tensors, path)
+    dev = resolve_device(device)
+    G = G.to(dev)
+    if ema:
+        recalibrate_batch_norm(G, config, dev)
+    return G.eval(), config
+
+
+def _labels(config: TrainConfig, n: int, digit: int | None) -> torch.Tensor | None:
+    if digit is None:
+        return torch.arange(n) % 10 if config.conditional else None
+    if not config.conditional:
+        raise ConfigError("--digit needs a conditional model (e.g. --preset cdcgan); this run is unconditional")
+    if not 0 <= digit <= 9:
+        raise ConfigError(f"--digit must be 0..9, got {digit}")
+    return torch.full((n,), digit, dtype=torch.long)
 
 
 @torch.no_grad()
-def sample(run_or_checkpoint: str | os.PathLike, n: int = 64, seed: int = 0, device: str = "cpu") -> np.ndarray:
-    """n forgeries as an N x 28 x 28 uint8 array; the same (checkpoint, n, seed) gives the same images."""
+def sample(run_or_checkpoint: str | os.PathLike, n: int = 64, seed: int = 0, device: str = "cpu",
+           digit: int | None = None) -> np.ndarray:
+    """n forgeries as an N x 28 x 28 uint8 array; the same (checkpoint, n, seed, digit) gives
+    the same images. Conditional models draw `digit`, or classes 0..9 in turn."""
     if n < 1:
         raise ConfigError(f"--n must be at least 1, got {n}")
     G, config = load_generator(run_or_checkpoint, device)
+    labels = _labels(config, n, digit)
     gen = torch.Generator().manual_seed(seed)
     z = torch.randn(n, config.z_dim, generator=gen)
     dev = next(G.parameters()).device
-    out = [G(chunk.to(dev)).float() for chunk in z.split(1000)]
+    out = []
+    for i, chunk in enumerate(z.split(1000)):
+        lab = None if labels is None else labels[i * 1000:(i + 1) * 1000].to(dev)
+        out.append(G(chunk.to(dev), lab).float())
     return images.to_uint8(torch.cat(out))
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation between noise vectors (Shoemake 1985; White 2016 for GANs)."""
+    cos = (a * b).sum() / (a.norm() * b.norm())
+    omega = torch.arccos(cos.clamp(-1 + 1e-7, 1 - 1e-7))
+    so = torch.sin(omega)
+    return (torch.sin((1 - t) * omega)[:, None] * a + torch.sin(t * omega)[:, None] * b) / so
+
+
+@torch.no_grad()
+def interpolate(run_or_checkpoint: str | os.PathLike, steps: int = 10, seed: int = 0, device: str = "cpu",
+                digit: int | None = None) -> np.ndarray:
+    """Latent walks, as rows of `steps` images (rows x steps x 28 x 28 uint8): a spherical walk
+    between two noise vectors; for a conditional model also a walk across the ten classes
+    with the noise fixed (the label embedding interpolated linearly, 0 -> 1 -> ... -> 9)."""
+    if steps < 2:
+        raise ConfigError(f"--n must be at least 2 for an interpolation, got {steps}")
+    G, config = load_generator(run_or_checkpoint, device)
+    dev = next(G.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+    a, b = torch.randn(2, config.z_dim, generator=gen)
+    z = slerp(a, b, torch.linspace(0, 1, steps))
+    labels = _labels(config, steps, digit)
+    rows = [G(z.to(dev), None if labels is None else labels.to(dev)).float()]
+    if config.conditional:
+        emb = G.embed.weight                                   # 10 x embed_dim
+        t = torch.linspace(0, 9, steps, device=dev)
+        lo = t.floor().long().clamp(max=8)
+        w = (t - lo)[:, None]
+        walk = (1 - w) * emb[lo] + w * emb[lo + 1]
+        rows.append(G(a.to(dev).expand(steps, -1), class_embedding=walk).float())
+    return np.stack([images.to_uint8(r) for r in rows])

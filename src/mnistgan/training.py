@@ -8,6 +8,7 @@ config, and the loop's whole state fits in a checkpoint.
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import time
 from typing import Any, Protocol
@@ -98,7 +99,7 @@ class Trainer:
             # (the seed preset is exact).
             torch.backends.cuda.matmul.allow_tf32 = c.tf32
             torch.backends.cudnn.allow_tf32 = c.tf32
-        self.objective = losses.build(c.objective)
+        self.objective = losses.build(c.objective, c.label_smoothing)
         betas = (c.beta1, c.beta2)
         self.opt_g = optim.build(c.optimizer, self.G.parameters(), c.lr, betas, c.eps)
         self.opt_d = optim.build(c.optimizer, self.D.parameters(), c.lr, betas, c.eps)
@@ -106,13 +107,27 @@ class Trainer:
         self._fast = fastpath.SeedStep(self.G, self.D, self.opt_g, self.opt_d) \
             if fastpath.applies(c, self.G, self.D) else None
         self.noise = torch.Generator(self.device).manual_seed(derived_seed(c.seed, NOISE))
-        self.fixed_noise = self.make_noise(100, derived_seed(c.seed, FIXED_NOISE))
+        if c.conditional:  # ten rows, one per class, each row the same ten noise vectors
+            self.fixed_noise = self.make_noise(10, derived_seed(c.seed, FIXED_NOISE)).repeat(10, 1)
+            self.fixed_labels = torch.arange(10, device=self.device).repeat_interleave(10)
+        else:
+            self.fixed_noise = self.make_noise(100, derived_seed(c.seed, FIXED_NOISE))
+            self.fixed_labels = None
+        # An exponential moving average of G's weights (Karras et al. 2018), used for every
+        # picture and sample when enabled. Batch-norm statistics are not averaged: they are
+        # recomputed for the averaged weights before use (see recalibrate_batch_norm).
+        self.G_ema = None
+        if c.ema_half_life:
+            self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+            self._ema_beta = 0.5 ** (c.batch_size * c.d_steps / c.ema_half_life)
+        self._ema_stale = True
         self.images_seen = 0
         # Per-step statistics [d_loss, g_loss, D(x), D(G(z))] wait on the device in a window
         # that is read every REFRESH_STEPS steps; this epoch's sums are Python floats.
-        self._window = torch.zeros(REFRESH_STEPS, 4, device=self.device)
+        # Columns: d_loss, g_loss (0 on steps without a G update), D(x), D(G(z)), G updated (0/1).
+        self._window = torch.zeros(REFRESH_STEPS, 5, device=self.device)
         self._pending = 0
-        self.acc = [0.0] * 4
+        self.acc = [0.0] * 5
         self.acc_steps = 0
         self.epoch_seconds = 0.0
         self.stop_requested = False
@@ -125,51 +140,99 @@ class Trainer:
         return torch.randn(n, self.config.z_dim, generator=gen).to(self.device)
 
     @torch.no_grad()
-    def generate(self, z: torch.Tensor) -> torch.Tensor:
-        """Forgeries (B x 1 x 28 x 28 in [0, 1]) for noise z, in eval mode."""
-        was_training = self.G.training
-        self.G.eval()
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Forgeries (B x 1 x 28 x 28 in [0, 1]) for noise z (and labels, for a conditional
+        model), from the EMA generator when there is one, in eval mode."""
+        if self.config.conditional and labels is None:
+            labels = torch.arange(len(z), device=self.device) % 10
+        G = self.G
+        if self.G_ema is not None:
+            if self._ema_stale:
+                recalibrate_batch_norm(self.G_ema, self.config, self.device)
+                self._ema_stale = False
+            G = self.G_ema
+        was_training = G.training
+        G.eval()
         try:
-            return self.G(z.to(self.device)).float()
+            return G(z.to(self.device), None if labels is None else labels.to(self.device)).float()
         finally:
-            self.G.train(was_training)
+            G.train(was_training)
+
+    def generate_fixed(self) -> torch.Tensor:
+        """The fixed-noise batch behind every epoch's grid."""
+        return self.generate(self.fixed_noise, self.fixed_labels)
 
     # ------------------------------------------------------------------ one step
-    def train_step(self, real: torch.Tensor) -> torch.Tensor:
-        """One D step then one G step on a batch; returns [d_loss, g_loss, D(x), D(G(z))]
-        as a device tensor (no sync)."""
-        z = torch.randn(real.shape[0], self.config.z_dim, generator=self.noise, device=self.device)
+    def train_step(self, real: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """One D step, then a G step on every d_steps-th call, on a batch of real images.
+        Returns [d_loss, g_loss, D(x), D(G(z)), G updated] as a device tensor (no sync)."""
+        c = self.config
+        B = real.shape[0]
+        z = torch.randn(B, c.z_dim, generator=self.noise, device=self.device)
         if self._fast is not None:
             return self._fast(real, z)
+        fake_labels = torch.randint(0, 10, (B,), generator=self.noise, device=self.device) if c.conditional else None
+        real_labels = labels if c.conditional else None
+        g_step = (self.images_seen // B + 1) % c.d_steps == 0
         # G(z) is computed once: the D step does not change G, so the G step reuses it.
-        with self._autocast():
-            fake = self._g(z)
+        with self._autocast(), torch.set_grad_enabled(g_step):
+            fake = self._g(z, fake_labels)
 
         # ---- D step: maximise log D(x) + log(1 - D(G(z))) (for the seed's objective)
+        if c.r1_gamma:
+            real = real.detach().requires_grad_(True)
         with self._autocast():
             if self._joint_d:  # one pass over real and forged rows: same maths, half the kernels
-                logits = self._d(torch.cat([real, fake.detach().to(real.dtype)])).float()
-                real_logits, fake_logits = logits[:real.shape[0]], logits[real.shape[0]:]
+                both = None if fake_labels is None else torch.cat([real_labels, fake_labels])
+                logits = self._d(torch.cat([real, fake.detach().to(real.dtype)]), both).float()
+                real_logits, fake_logits = logits[:B], logits[B:]
             else:              # batch statistics must not mix real and forged images
-                real_logits, fake_logits = self._d(real).float(), self._d(fake.detach()).float()
+                real_logits = self._d(real, real_labels).float()
+                fake_logits = self._d(fake.detach(), fake_labels).float()
         d_loss = self.objective.d_loss(real_logits, fake_logits)
+        if self.objective.gradient_penalty:
+            d_loss = d_loss + c.gp_lambda * self._gradient_penalty(real, fake.detach(), real_labels)
+        if c.r1_gamma:
+            (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
+            d_loss = d_loss + c.r1_gamma / 2 * grad.square().sum(dim=(1, 2, 3)).mean()
         self.opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         self.opt_d.step()
 
         # ---- G step: maximise log D(G(z)), same z, through the updated D (no grads for D)
-        self.D.requires_grad_(False)
-        with self._autocast():
-            fake_logits_g = self._d(fake).float()
-        g_loss = self.objective.g_loss(fake_logits_g)
-        self.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        self.opt_g.step()
-        self.D.requires_grad_(True)
+        g_loss = torch.zeros((), device=self.device)
+        if g_step:
+            self.D.requires_grad_(False)
+            with self._autocast():
+                fake_logits_g = self._d(fake, fake_labels).float()
+            g_loss = self.objective.g_loss(fake_logits_g)
+            self.opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            self.opt_g.step()
+            self.D.requires_grad_(True)
+            if self.G_ema is not None:
+                self._update_ema()
 
         with torch.no_grad():
-            return torch.stack([d_loss.detach(), g_loss.detach(),
-                                torch.sigmoid(real_logits).mean(), torch.sigmoid(fake_logits).mean()])
+            return torch.stack([d_loss.detach(), g_loss.detach(), torch.sigmoid(real_logits.detach()).mean(),
+                                torch.sigmoid(fake_logits).mean(), torch.ones((), device=self.device) if g_step
+                                else torch.zeros((), device=self.device)])
+
+    def _gradient_penalty(self, real, fake, labels) -> torch.Tensor:
+        """E[(|grad D(x_hat)|_2 - 1)^2], x_hat = e x + (1 - e) G(z), e ~ U(0, 1) per sample
+        (Gulrajani et al. 2017, algorithm 1)."""
+        e = torch.rand(real.shape[0], 1, 1, 1, generator=self.noise, device=self.device)
+        x_hat = (e * real.detach() + (1 - e) * fake).requires_grad_(True)
+        (grad,) = torch.autograd.grad(self._d(x_hat, labels).float().sum(), x_hat, create_graph=True)
+        return (grad.flatten(1).norm(dim=1) - 1).square().mean()
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        ema, raw = list(self.G_ema.parameters()), list(self.G.parameters())
+        torch._foreach_lerp_(ema, raw, 1.0 - self._ema_beta)
+        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
+            b_ema.copy_(b)
+        self._ema_stale = True
 
     # ------------------------------------------------------------------ the loop
     def fit(self, data: DeviceData, callbacks: list[Callback] = ()) -> None:
@@ -194,8 +257,8 @@ class Trainer:
             t0 = time.perf_counter()
             try:
                 for step in range(first, last):
-                    real, _ = data.batch(order, step, B)
-                    self._window[self._pending].copy_(self.train_step(real))
+                    real, labels = data.batch(order, step, B)
+                    self._window[self._pending].copy_(self.train_step(real, labels))
                     self._pending += 1
                     self.images_seen += B
                     bar.update(1)
@@ -216,7 +279,7 @@ class Trainer:
             self._check_weights()
             row = self._epoch_row(epoch, partial=last < spe)
             if last == spe:  # a new epoch starts from zero sums (before any checkpoint is taken)
-                self.acc = [0.0] * 4
+                self.acc = [0.0] * 5
                 self.acc_steps = 0
                 self.epoch_seconds = 0.0
             for cb in callbacks:
@@ -241,11 +304,11 @@ class Trainer:
                         f"training diverged: the {net}'s loss ({name}) became {value} at step "
                         f"{first_step + i} (epoch {self.epoch_at(first_step + i)}); the run stopped "
                         "and its last checkpoint is kept as it was. Try a lower --lr.")
-            for j in range(4):
+            for j in range(5):
                 self.acc[j] += row[j]
         self.acc_steps += self._pending
         self._pending = 0
-        return [a / max(self.acc_steps, 1) for a in self.acc]
+        return self._means()
 
     def epoch_at(self, step: int) -> int:
         """The 1-based epoch that a 1-based step belongs to."""
@@ -263,7 +326,9 @@ class Trainer:
                     "as it was. Try a lower --lr.")
 
     def _means(self) -> list[float]:
-        return [a / max(self.acc_steps, 1) for a in self.acc]
+        """[d_loss, g_loss, D(x), D(G(z))] means over this epoch's steps (g_loss over G steps)."""
+        n = max(self.acc_steps, 1)
+        return [self.acc[0] / n, self.acc[1] / max(self.acc[4], 1), self.acc[2] / n, self.acc[3] / n]
 
     def _epoch_row(self, epoch: int, partial: bool) -> dict[str, Any]:
         d_loss, g_loss, d_real, d_fake = self._means()
@@ -291,6 +356,8 @@ class Trainer:
         from . import checkpoint as ckpt
 
         tensors = {**ckpt.module_tensors("G", self.G), **ckpt.module_tensors("D", self.D)}
+        if self.G_ema is not None:
+            tensors.update(ckpt.module_tensors("G_ema", self.G_ema))
         og, og_info = ckpt.optimizer_state("opt_g", self.opt_g)
         od, od_info = ckpt.optimizer_state("opt_d", self.opt_d)
         tensors.update(og)
@@ -323,6 +390,9 @@ class Trainer:
         try:
             ckpt.load_module("G", self.G, tensors, path)
             ckpt.load_module("D", self.D, tensors, path)
+            if self.G_ema is not None:
+                ckpt.load_module("G_ema", self.G_ema, tensors, path)
+                self._ema_stale = True  # batch-norm statistics are recomputed before use
             ckpt.load_optimizer("opt_g", self.opt_g, tensors, meta["opt_g"], path)
             ckpt.load_optimizer("opt_d", self.opt_d, tensors, meta["opt_d"], path)
             self.noise.set_state(tensors["rng.noise"])
@@ -355,3 +425,28 @@ def _set_python_rng_state(state: list) -> None:
 
     version, internal, gauss = state
     random.setstate((version, tuple(internal), gauss))
+
+
+@torch.no_grad()
+def recalibrate_batch_norm(G: torch.nn.Module, config: TrainConfig, device, batches: int = 8, size: int = 256) -> None:
+    """Recomputes G's batch-norm running statistics for its current weights: the exact
+    average over `batches` fixed noise batches (momentum None). An EMA generator needs this:
+    the raw G's statistics belong to other weights, and sampling with them was measured to
+    score clearly worse. Deterministic, so resumed runs stay exact."""
+    norms = [m for m in G.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    was_training = G.training
+    G.train()
+    gen = torch.Generator().manual_seed(derived_seed(config.seed, EVAL_NOISE, 1))
+    for _ in range(batches):
+        z = torch.randn(size, config.z_dim, generator=gen).to(device)
+        labels = torch.randint(0, 10, (size,), generator=gen).to(device) if config.conditional else None
+        G(z, labels)
+    for m, mom in zip(norms, momenta):
+        m.momentum = mom
+    G.train(was_training)

@@ -1,19 +1,35 @@
-"""Generators and discriminators as pure nn.Modules, built by registered family name."""
+"""Generators and discriminators as pure nn.Modules, built by registered family name.
+
+Every generator maps (z B x z_dim, labels B or None) to images B x 1 x 28 x 28 in [0, 1];
+every discriminator maps (images, labels or None) to B logits. A conditional generator
+also accepts class_embedding (B x embed_dim) instead of labels, for walks across classes.
+"""
 from __future__ import annotations
 
 from typing import Callable
 
 from torch import nn
 
+from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .mlp import MLPDiscriminator, MLPGenerator
 
 
+def _classes(c) -> int:
+    return 10 if c.conditional else 0
+
+
 def _mlp(c) -> tuple[nn.Module, nn.Module]:
-    return (MLPGenerator(c.z_dim, c.hidden, c.init_std), MLPDiscriminator(c.hidden, c.init_std))
+    return (MLPGenerator(c.z_dim, c.hidden, c.init_std, c.layers, _classes(c)),
+            MLPDiscriminator(c.hidden, c.init_std, c.layers, _classes(c)))
+
+
+def _dcgan(c) -> tuple[nn.Module, nn.Module]:
+    return (DCGANGenerator(c.z_dim, c.width, _classes(c)),
+            DCGANDiscriminator(c.width, _classes(c), spectral=c.spectral_norm))
 
 
 # family name -> builder(config) -> (generator, discriminator)
-MODELS: dict[str, Callable[..., tuple[nn.Module, nn.Module]]] = {"mlp": _mlp}
+MODELS: dict[str, Callable[..., tuple[nn.Module, nn.Module]]] = {"mlp": _mlp, "dcgan": _dcgan}
 
 
 def build(config) -> tuple[nn.Module, nn.Module]:
@@ -21,4 +37,4 @@ def build(config) -> tuple[nn.Module, nn.Module]:
     return MODELS[config.model](config)
 
 
-__all__ = ["MODELS", "build", "MLPGenerator", "MLPDiscriminator"]
+__all__ = ["MODELS", "build", "MLPGenerator", "MLPDiscriminator", "DCGANGenerator", "DCGANDiscriminator"]

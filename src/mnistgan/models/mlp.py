@@ -1,6 +1,7 @@
-"""The seed's networks: two-layer perceptrons (Goodfellow et al. 2014, as the classic
-TensorFlow tutorial wrote them). Images are B x 1 x 28 x 28 in [0, 1]; the discriminator
-returns logits (the sigmoid lives in the objective, for numerical stability)."""
+"""The seed's networks: perceptrons (Goodfellow et al. 2014, as the classic TensorFlow
+tutorial wrote them, one hidden layer each), with depth, width and an optional class
+condition. Images are B x 1 x 28 x 28 in [0, 1]; the discriminator returns logits (the
+sigmoid lives in the objective, for numerical stability)."""
 from __future__ import annotations
 
 import torch
@@ -15,34 +16,58 @@ def init_normal_(module: nn.Module, std: float) -> None:
         if isinstance(m, nn.Linear):
             nn.init.normal_(m.weight, 0.0, std)
             nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, 0.0, 1.0)
+
+
+def _hidden(in_dim: int, hidden: int, layers: int) -> list[nn.Module]:
+    mods, d = [], in_dim
+    for _ in range(layers):
+        mods += [nn.Linear(d, hidden), nn.ReLU()]  # B x d -> B x hidden
+        d = hidden
+    return mods
 
 
 class MLPGenerator(nn.Module):
-    def __init__(self, z_dim: int = 128, hidden: int = 256, init_std: float = 0.01):
+    def __init__(self, z_dim: int = 128, hidden: int = 256, init_std: float = 0.01, layers: int = 1,
+                 num_classes: int = 0, embed_dim: int = 32):
         super().__init__()
-        self.z_dim = z_dim
+        self.z_dim, self.num_classes = z_dim, num_classes
+        in_dim = z_dim + (embed_dim if num_classes else 0)
         self.net = nn.Sequential(
-            nn.Linear(z_dim, hidden),   # B x z_dim -> B x hidden
-            nn.ReLU(),
-            nn.Linear(hidden, PIXELS),  # B x hidden -> B x 784
-            nn.Sigmoid(),               # pixels in [0, 1]
+            *_hidden(in_dim, hidden, layers),   # B x z_dim -> B x hidden (x layers)
+            nn.Linear(hidden, PIXELS),          # B x hidden -> B x 784
+            nn.Sigmoid(),                       # pixels in [0, 1]
         )
+        self.embed = nn.Embedding(num_classes, embed_dim) if num_classes else None
         init_normal_(self, init_std)
 
-    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None,
+                class_embedding: torch.Tensor | None = None) -> torch.Tensor:
+        if self.embed is not None:
+            if class_embedding is None:
+                if labels is None:
+                    raise ValueError("this generator is conditional: pass class labels")
+                class_embedding = self.embed(labels)
+            z = torch.cat([z, class_embedding], dim=1)
         return self.net(z).view(-1, 1, 28, 28)  # B x 1 x 28 x 28
 
 
 class MLPDiscriminator(nn.Module):
-    def __init__(self, hidden: int = 256, init_std: float = 0.01):
+    def __init__(self, hidden: int = 256, init_std: float = 0.01, layers: int = 1, num_classes: int = 0):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Flatten(),               # B x 1 x 28 x 28 -> B x 784
-            nn.Linear(PIXELS, hidden),  # B x 784 -> B x hidden
-            nn.ReLU(),
-            nn.Linear(hidden, 1),       # B x hidden -> B x 1 (logit; D = sigmoid(logit))
+            nn.Flatten(),                       # B x 1 x 28 x 28 -> B x 784
+            *_hidden(PIXELS, hidden, layers),   # B x 784 -> B x hidden (x layers)
+            nn.Linear(hidden, 1),               # B x hidden -> B x 1 (logit; D = sigmoid(logit))
         )
+        self.embed = nn.Embedding(num_classes, hidden) if num_classes else None
         init_normal_(self, init_std)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.net(x).squeeze(1)  # B logits
+        if self.embed is None:
+            return self.net(x).squeeze(1)  # B logits
+        h = self.net[:-1](x)
+        if labels is None:
+            raise ValueError("this discriminator is conditional: pass class labels")
+        return self.net[-1](h).squeeze(1) + (self.embed(labels) * h).sum(1)  # projection

@@ -1,0 +1,84 @@
+"""Convolutional networks native to 28 x 28 (Radford et al. 2016's recipe, without resizing
+MNIST to 64 x 64): transposed convolutions with batch norm in G, strided convolutions with
+LeakyReLU in D (optionally spectrally normalised, Miyato et al. 2018).
+
+Conditional versions take a class label: G concatenates a learned label embedding to z;
+D adds a projection term <embed(y), h> to its logit (Miyato & Koyama 2018)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+
+def init_dcgan_(module: nn.Module) -> None:
+    """Radford et al.: conv weights ~ N(0, 0.02); batch-norm scales ~ N(1, 0.02), shifts 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, 0.0, 1.0)
+
+
+class DCGANGenerator(nn.Module):
+    def __init__(self, z_dim: int = 128, width: int = 64, num_classes: int = 0, embed_dim: int = 32):
+        super().__init__()
+        self.z_dim, self.num_classes = z_dim, num_classes
+        self.embed = nn.Embedding(num_classes, embed_dim) if num_classes else None
+        in_dim = z_dim + (embed_dim if num_classes else 0)
+        w = width
+        self.fc = nn.Sequential(
+            nn.Linear(in_dim, 2 * w * 7 * 7, bias=False),       # B x in -> B x 2w*7*7
+            nn.BatchNorm1d(2 * w * 7 * 7), nn.ReLU(),
+        )
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(2 * w, w, 4, 2, 1, bias=False),    # B x 2w x 7 x 7 -> B x w x 14 x 14
+            nn.BatchNorm2d(w), nn.ReLU(),
+            nn.ConvTranspose2d(w, 1, 4, 2, 1),                    # -> B x 1 x 28 x 28
+            nn.Sigmoid(),                                          # pixels in [0, 1]
+        )
+        self.width = w
+        init_dcgan_(self)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None,
+                class_embedding: torch.Tensor | None = None) -> torch.Tensor:
+        if self.embed is not None:
+            if class_embedding is None:
+                if labels is None:
+                    raise ValueError("this generator is conditional: pass class labels")
+                class_embedding = self.embed(labels)
+            z = torch.cat([z, class_embedding], dim=1)
+        h = self.fc(z).view(-1, 2 * self.width, 7, 7)
+        return self.net(h)
+
+
+class DCGANDiscriminator(nn.Module):
+    def __init__(self, width: int = 64, num_classes: int = 0, spectral: bool = False):
+        super().__init__()
+        sn = spectral_norm if spectral else (lambda m: m)
+        w = width
+        self.num_classes = num_classes
+        self.net = nn.Sequential(
+            sn(nn.Conv2d(1, w, 4, 2, 1)),                          # B x 1 x 28 x 28 -> B x w x 14 x 14
+            nn.LeakyReLU(0.2),
+            sn(nn.Conv2d(w, 2 * w, 4, 2, 1)),                      # -> B x 2w x 7 x 7
+            nn.LeakyReLU(0.2),
+            nn.Flatten(),                                          # -> B x 2w*49
+        )
+        self.out = sn(nn.Linear(2 * w * 49, 1))                    # -> B x 1 logit
+        self.embed = sn(nn.Embedding(num_classes, 2 * w * 49)) if num_classes else None
+        init_dcgan_(self)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.net(x * 2 - 1)  # pixels to [-1, 1]
+        logit = self.out(h).squeeze(1)
+        if self.embed is not None:
+            if labels is None:
+                raise ValueError("this discriminator is conditional: pass class labels")
+            logit = logit + (self.embed(labels) * h).sum(1)  # projection (Miyato & Koyama 2018)
+        return logit
