@@ -36,7 +36,7 @@ def config(data_dir, out, **kw):
 def final_state(run: Path):
     """Everything in the newest checkpoint but wall-clock figures."""
     tensors, meta = ckpt.load(ckpt.list_checkpoints(run / "checkpoints")[-1])
-    meta = {k: v for k, v in meta.items() if k not in ("epoch_seconds", "config")}
+    meta = {k: v for k, v in meta.items() if k not in ("epoch_seconds", "train_seconds", "config")}
     return tensors, meta
 
 

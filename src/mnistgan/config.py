@@ -106,9 +106,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Adam(1e-4, 0, 0.9); no batch norm in the critic.
     "wgan-gp": {**_DCGAN, "objective": "wgan-gp", "d_steps": 5, "lr": 1e-4, "beta1": 0.0, "beta2": 0.9},
     # Chosen by measurement for quality per CPU minute (README "Quality"): the conditional
-    # DCGAN with the hinge loss, spectral norm in D and an EMA generator.
-    "best": {**_DCGAN, "conditional": True, "objective": "hinge", "spectral_norm": True,
-             "ema_half_life": 10000, "lr": 2e-4, "beta1": 0.0, "beta2": 0.9},
+    # DCGAN sampled from an EMA of its weights. (Hinge loss with spectral norm, tried first,
+    # collapsed within each class: FID 133, recall 0.005 after 10 minutes.)
+    "best": {**_DCGAN, "conditional": True, "ema_half_life": 10000},
 }
 
 FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(TrainConfig)}

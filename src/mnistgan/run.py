@@ -100,7 +100,7 @@ class RunFolder:
             f.flush()
             os.fsync(f.fileno())
         images.save_grid(self.samples / f"grid-{e:03d}.png", images.to_uint8(trainer.generate_fixed()))
-        if e == 1 or e % c.strip_every == 0 or row["images_seen"] >= c.total_images:
+        if e == 1 or e % c.strip_every == 0 or row["images_seen"] >= c.total_images or row["partial"]:
             z = trainer.make_noise(10, derived_seed(c.seed, STRIP_NOISE, e))  # conditional: digits 0..9
             images.save_strip(self.samples / f"{e:03d}.png", images.to_uint8(trainer.generate(z)))
         self.save_checkpoint(trainer)

@@ -130,6 +130,7 @@ class Trainer:
         self.acc = [0.0] * 5
         self.acc_steps = 0
         self.epoch_seconds = 0.0
+        self.train_seconds = 0.0  # all training time so far (pictures and checkpoints excluded)
         self.stop_requested = False
         self.stop_signal: int | None = None
 
@@ -247,7 +248,8 @@ class Trainer:
         B, spe, total = c.batch_size, c.steps_per_epoch, c.total_images
         if len(data) < c.train_images:
             raise ConfigError(f"train_images is {c.train_images} but the data holds {len(data)} images")
-        while self.images_seen < total:
+        out_of_time = False
+        while self.images_seen < total and not out_of_time:
             epoch = self.images_seen // c.images_per_epoch           # 0-based
             first = (self.images_seen % c.images_per_epoch) // B     # step to start from
             last = min(spe, first + (total - self.images_seen) // B)
@@ -264,11 +266,17 @@ class Trainer:
                     bar.update(1)
                     if self._pending == REFRESH_STEPS or step + 1 == last or self.stop_requested:
                         means = self._flush()
+                        spent = self.train_seconds + time.perf_counter() - t0
+                        out_of_time = c.max_seconds is not None and spent >= c.max_seconds
                         rate = (step + 1 - first) * B / max(time.perf_counter() - t0, 1e-9)
                         bar.set_postfix_str(f"D loss {means[0]:.3f}  G loss {means[1]:.3f}  D(x) {means[2]:.3f}  "
                                             f"D(G(z)) {means[3]:.3f}  {rate:,.0f} img/s", refresh=False)
+                    if out_of_time:
+                        last = step + 1
+                        break
                     if self.stop_requested:
                         self.epoch_seconds += time.perf_counter() - t0
+                        self.train_seconds += time.perf_counter() - t0
                         bar.close()
                         for cb in callbacks:
                             getattr(cb, "on_interrupt", lambda t: None)(self)
@@ -276,6 +284,7 @@ class Trainer:
             finally:
                 bar.close()
             self.epoch_seconds += time.perf_counter() - t0
+            self.train_seconds += time.perf_counter() - t0
             self._check_weights()
             row = self._epoch_row(epoch, partial=last < spe)
             if last == spe:  # a new epoch starts from zero sums (before any checkpoint is taken)
@@ -376,6 +385,7 @@ class Trainer:
             "images_seen": self.images_seen,
             "acc_steps": self.acc_steps,
             "epoch_seconds": self.epoch_seconds,
+            "train_seconds": self.train_seconds,
             "opt_g": og_info,
             "opt_d": od_info,
             "torch_version": torch.__version__,
@@ -409,6 +419,7 @@ class Trainer:
             self.images_seen = int(meta["images_seen"])
             self.acc_steps = int(meta["acc_steps"])
             self.epoch_seconds = float(meta["epoch_seconds"])
+            self.train_seconds = float(meta["train_seconds"])
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             raise CheckpointError(f"{path}: incomplete or inconsistent checkpoint ({e!r})") from None
 

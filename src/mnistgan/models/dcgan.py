@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
+from .common import with_class
 from torch.nn.utils.parametrizations import spectral_norm
 
 
@@ -47,13 +49,7 @@ class DCGANGenerator(nn.Module):
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None,
                 class_embedding: torch.Tensor | None = None) -> torch.Tensor:
-        if self.embed is not None:
-            if class_embedding is None:
-                if labels is None:
-                    raise ValueError("this generator is conditional: pass class labels")
-                class_embedding = self.embed(labels)
-            z = torch.cat([z, class_embedding], dim=1)
-        h = self.fc(z).view(-1, 2 * self.width, 7, 7)
+        h = self.fc(with_class(z, self.embed, labels, class_embedding)).view(-1, 2 * self.width, 7, 7)
         return self.net(h)
 
 

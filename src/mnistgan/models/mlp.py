@@ -7,6 +7,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .common import with_class
+
 PIXELS = 28 * 28
 
 
@@ -44,13 +46,7 @@ class MLPGenerator(nn.Module):
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None,
                 class_embedding: torch.Tensor | None = None) -> torch.Tensor:
-        if self.embed is not None:
-            if class_embedding is None:
-                if labels is None:
-                    raise ValueError("this generator is conditional: pass class labels")
-                class_embedding = self.embed(labels)
-            z = torch.cat([z, class_embedding], dim=1)
-        return self.net(z).view(-1, 1, 28, 28)  # B x 1 x 28 x 28
+        return self.net(with_class(z, self.embed, labels, class_embedding)).view(-1, 1, 28, 28)  # B x 1 x 28 x 28
 
 
 class MLPDiscriminator(nn.Module):

@@ -1,0 +1,110 @@
+"""Quality per CPU time: each preset trained on MNIST for a fixed wall-clock budget on this
+machine, then measured with `mnistgan evaluate`'s metrics (n = 10,000, seed 0).
+
+    python benchmarks/quality.py [--budget seed=600,best=600,dcgan=300,...] [--epochs cdcgan=5]
+                                 [--data-dir DIR] [--out DIR]
+
+Each entry trains one preset (`--budget`: seconds of training, pictures and checkpoints
+excluded; `--epochs`: whole epochs instead). Prints one row per preset and then the
+issue's bars, each with PASS or FAIL:
+  - the best preset's FID at most 1/8 of the seed preset's after the same budget, and at
+    most 5x the real-vs-real FID (train[:10000] against the test split);
+  - conditional presets: at least 97% of `--digit k` samples classified as k, for every k;
+  - every preset but seed covers all 10 classes, none above 15% of samples.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mnistgan.config import from_preset
+from mnistgan.data import load_split
+from mnistgan.metrics import evaluate
+from mnistgan.metrics.classifier import FeatureNet
+from mnistgan.run import read_log, sample, train
+
+HERE = Path(__file__).resolve().parent
+METRICS = ["fid", "kid", "classifier_score", "coverage", "prdc", "memorization"]
+
+
+def parse(spec: str) -> dict[str, float]:
+    out = {}
+    for item in filter(None, spec.split(",")):
+        k, _, v = item.partition("=")
+        out[k.strip()] = float(v)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--budget", default="seed=600,best=600,dcgan=300,wgan-gp=300",
+                   help="preset=seconds of training, comma-separated")
+    p.add_argument("--epochs", default="cdcgan=5", help="preset=whole epochs, comma-separated")
+    p.add_argument("--data-dir", default=os.environ.get("MNISTGAN_DATA_DIR", str(HERE.parent.parent / "shared" / "data" / "mnist")))
+    p.add_argument("--out", help="keep the runs here (default: a temporary folder)")
+    a = p.parse_args()
+    root = Path(a.out or tempfile.mkdtemp(prefix="mnistgan-quality-"))
+    root.mkdir(parents=True, exist_ok=True)
+    jobs = [(k, {"max_seconds": v, "epochs": 1000}) for k, v in parse(a.budget).items()]
+    jobs += [(k, {"epochs": int(v)}) for k, v in parse(a.epochs).items()]
+    train_imgs, _ = load_split("mnist", "train", a.data_dir, download=False, progress=False)
+    real, _ = evaluate(train_imgs[:10000], "mnist", ["fid"], a.data_dir, progress=False)
+    real_fid = real["metrics"]["fid"]["fid"]
+    print(f"real-vs-real FID (train[:10000] vs test): {real_fid:.3f}", flush=True)
+    net = FeatureNet("mnist")
+    rows = {}
+    for preset, overrides in jobs:
+        label = f"{preset} ({overrides.get('max_seconds', 0):.0f} s)" if "max_seconds" in overrides else f"{preset} ({overrides['epochs']} epochs)"
+        cfg = from_preset(preset, {"progress": False, "device": "cpu", "data_dir": a.data_dir, "download": False,
+                                   "out": str(root / label.replace(" ", "_").replace("(", "").replace(")", "")),
+                                   "keep_checkpoints": 1, **overrides})
+        t0 = time.time()
+        trainer = train(cfg)
+        log = read_log(cfg.out)
+        digits = sample(cfg.out, n=10000, seed=0)
+        result, _ = evaluate(digits, "mnist", METRICS, a.data_dir, progress=False)
+        m = result["metrics"]
+        row = {"epochs": trainer.epoch, "train_s": trainer.train_seconds, "wall_s": time.time() - t0,
+               "fid": m["fid"]["fid"], "kid": m["kid"]["kid"], "cs": m["classifier_score"]["classifier_score"],
+               "classes": m["coverage"]["classes_present"], "max_share": m["coverage"]["max_class_share"],
+               "precision": m["prdc"]["precision"], "recall": m["prdc"]["recall"],
+               "near_copy": m["memorization"]["near_copy_share"], "images_s": np.mean([r["images_per_s"] for r in log])}
+        if cfg.conditional:
+            acc = []
+            for k in range(10):
+                _, probs = net(sample(cfg.out, n=1000, seed=1, digit=k))
+                acc.append(float((probs.argmax(1) == k).double().mean()))
+            row["digit_accuracy"] = acc
+        rows[label] = row
+        print(f"{label:<24} epochs {row['epochs']:6.2f}  FID {row['fid']:8.3f}  KID {row['kid']:8.3f}  "
+              f"CS {row['cs']:5.2f}  classes {row['classes']:2d}  max share {row['max_share']:.3f}  "
+              f"P {row['precision']:.3f} R {row['recall']:.3f}  near-copies {row['near_copy']:.4f}  "
+              f"{row['images_s']:,.0f} img/s" + (f"  digit acc min {min(row['digit_accuracy']):.3f}"
+                                                  if "digit_accuracy" in row else ""), flush=True)
+    (root / "quality.json").write_text(json.dumps({"real_fid": real_fid, "rows": rows}, indent=1))
+    print("\nBars:")
+    seed = next((r for k, r in rows.items() if k.startswith("seed (")), None)
+    best = next(((k, r) for k, r in rows.items() if k.startswith("best (")), None)
+    if seed and best:
+        k, r = best
+        print(f"{'PASS' if r['fid'] <= seed['fid'] / 8 else 'FAIL'}  {k} FID {r['fid']:.3f} <= seed FID / 8 = {seed['fid'] / 8:.3f}")
+        print(f"{'PASS' if r['fid'] <= 5 * real_fid else 'FAIL'}  {k} FID {r['fid']:.3f} <= 5 x real-vs-real = {5 * real_fid:.3f}")
+    for k, r in rows.items():
+        if "digit_accuracy" in r:
+            ok = min(r["digit_accuracy"]) >= 0.97
+            print(f"{'PASS' if ok else 'FAIL'}  {k}: --digit k classified as k: min {min(r['digit_accuracy']):.3f} "
+                  f"({', '.join(f'{x:.3f}' for x in r['digit_accuracy'])})")
+        if not k.startswith("seed ("):
+            ok = r["classes"] == 10 and r["max_share"] <= 0.15
+            print(f"{'PASS' if ok else 'FAIL'}  {k}: {r['classes']} classes present, max share {r['max_share']:.3f} <= 0.15")
+    print(f"runs kept in {root}")
+
+
+if __name__ == "__main__":
+    main()

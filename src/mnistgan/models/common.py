@@ -1,0 +1,18 @@
+"""Pieces the model families share."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def with_class(z: torch.Tensor, embed: nn.Embedding | None, labels: torch.Tensor | None,
+               class_embedding: torch.Tensor | None) -> torch.Tensor:
+    """z, with the class embedding concatenated when the generator is conditional (a given
+    class_embedding, e.g. one interpolated between classes, stands in for labels)."""
+    if embed is None:
+        return z
+    if class_embedding is None:
+        if labels is None:
+            raise ValueError("this generator is conditional: pass class labels")
+        class_embedding = embed(labels)
+    return torch.cat([z, class_embedding], dim=1)

@@ -1,0 +1,203 @@
+"""Models x objectives, the gradient penalty, EMA, conditional sampling, every preset end to end."""
+import numpy as np
+import pytest
+import torch
+
+from mnistgan import models
+from mnistgan.config import PRESETS, apply_overrides, from_preset
+from mnistgan.data import DeviceData
+from mnistgan.errors import ConfigError
+from mnistgan.training import Trainer, recalibrate_batch_norm
+
+OBJECTIVES = ["minimax", "nonsaturating", "lsgan", "hinge", "wgan-gp"]
+
+
+def fake_data(n=256, seed=0):
+    rng = np.random.default_rng(seed)
+    return DeviceData(rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n).astype(np.uint8))
+
+
+def small(model, objective="nonsaturating", conditional=False, **kw):
+    base = {"model": model, "objective": objective, "conditional": conditional, "train_images": 256,
+            "batch_size": 16, "epochs": 1, "progress": False, "device": "cpu", "hidden": 32, "width": 8}
+    return from_preset("seed", {**base, **kw})
+
+
+@pytest.mark.parametrize("model", ["mlp", "dcgan"])
+@pytest.mark.parametrize("conditional", [False, True])
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_every_model_and_objective_takes_a_step(model, conditional, objective):
+    cfg = small(model, objective, conditional)
+    t = Trainer(cfg)
+    G, D = t.G, t.D
+    z = torch.randn(5, cfg.z_dim)
+    labels = torch.arange(5) if conditional else None
+    x = G(z, labels)
+    assert x.shape == (5, 1, 28, 28) and 0 <= float(x.min()) and float(x.max()) <= 1
+    assert D(x, labels).shape == (5,)
+    before = [p.detach().clone() for p in [*G.parameters(), *D.parameters()]]
+    data = fake_data()
+    real, y = data.batch(data.epoch_order(0, 0), 0, 16)
+    stats = t.train_step(real, y)
+    assert stats.shape == (5,) and torch.isfinite(stats).all()
+    after = [*G.parameters(), *D.parameters()]
+    # Every weight moves. (Biases may not: under the hinge and Wasserstein losses the gradient
+    # of D's output bias is (share of real) - (share of forged) logits in the active region,
+    # exactly 0 at the start; for WGAN always.)
+    moved = [not torch.equal(a, b) for a, b in zip(before, after)]
+    assert all(m for m, p in zip(moved, after) if p.ndim >= 2), "every weight moved"
+    assert all(moved[:len(list(G.parameters()))]), "every generator parameter moved"
+
+
+def test_conditional_models_require_labels():
+    G, D = models.build(small("dcgan", conditional=True))
+    with pytest.raises(ValueError, match="conditional"):
+        G(torch.randn(2, 128))
+    with pytest.raises(ValueError, match="conditional"):
+        D(torch.rand(2, 1, 28, 28))
+
+
+class Quadratic(torch.nn.Module):
+    """D(x) = sum(w * x^2): grad_x D = 2 w x, known in closed form."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.full((1, 1, 28, 28), 0.3))
+
+    def forward(self, x, labels=None):
+        return (self.w * x.square()).sum(dim=(1, 2, 3))
+
+
+def test_gradient_penalty_against_hand_computation():
+    t = Trainer(small("dcgan", "wgan-gp"))
+    t._d = Quadratic()
+    g = torch.Generator().manual_seed(0)
+    real, fake = torch.rand(8, 1, 28, 28, generator=g), torch.rand(8, 1, 28, 28, generator=g)
+    state = t.noise.get_state()
+    gp = t._gradient_penalty(real, fake, None)
+    t.noise.set_state(state)
+    e = torch.rand(8, 1, 1, 1, generator=t.noise)
+    x_hat = e * real + (1 - e) * fake
+    by_hand = ((2 * 0.3 * x_hat).flatten(1).norm(dim=1) - 1).square().mean()
+    torch.testing.assert_close(gp, by_hand, rtol=1e-5, atol=1e-6)
+
+
+def test_ema_update_and_half_life():
+    cfg = small("dcgan", ema_half_life=160)  # 10 G steps of 16 images
+    t = Trainer(cfg)
+    assert abs(t._ema_beta ** 10 - 0.5) < 1e-12
+    ema0 = [p.detach().clone() for p in t.G_ema.parameters()]
+    data = fake_data()
+    real, y = data.batch(data.epoch_order(0, 0), 0, 16)
+    t.train_step(real, y)
+    for e0, e1, g in zip(ema0, t.G_ema.parameters(), t.G.parameters()):
+        torch.testing.assert_close(e1, t._ema_beta * e0 + (1 - t._ema_beta) * g.detach())
+
+
+def test_batch_norm_recalibration_is_deterministic_and_replaces_copied_statistics():
+    cfg = small("dcgan")
+    G, _ = models.build(cfg)
+    bn = G.net[1]
+    bn.running_mean.fill_(5.0)
+    recalibrate_batch_norm(G, cfg, "cpu")
+    first = bn.running_mean.clone()
+    assert not torch.allclose(first, torch.full_like(first, 5.0))
+    recalibrate_batch_norm(G, cfg, "cpu")
+    assert torch.equal(first, bn.running_mean)
+    assert bn.momentum == 0.1  # restored
+
+
+def test_d_steps_update_g_every_nth_step():
+    t = Trainer(small("dcgan", "wgan-gp", d_steps=3))
+    data = fake_data()
+    order = data.epoch_order(0, 0)
+    flags = []
+    for s in range(6):
+        flags.append(float(t.train_step(*data.batch(order, s, 16))[4]))
+        t.images_seen += 16
+    assert flags == [0, 0, 1, 0, 0, 1]
+
+
+def test_label_smoothing_changes_only_the_real_target():
+    from mnistgan import losses
+
+    r, f = torch.tensor([0.3, -1.0]), torch.tensor([0.2, 0.5])
+    plain, smooth = losses.build("nonsaturating"), losses.build("nonsaturating", 0.1)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    torch.testing.assert_close(smooth.d_loss(r, f), bce(r, torch.full_like(r, 0.9)) + bce(f, torch.zeros_like(f)))
+    torch.testing.assert_close(plain.g_loss(f), smooth.g_loss(f))
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_preset_runs_end_to_end(preset, tmp_path, isolated_env):
+    from conftest import make_dataset
+    from mnistgan.run import interpolate, read_log, sample, train
+
+    folder = make_dataset(tmp_path / "data", 60000, 10000)
+    cfg = from_preset(preset, {"train_images": 256, "epochs": 2, "progress": False, "device": "cpu",
+                               "data_dir": str(folder), "download": False, "out": str(tmp_path / "run")})
+    train(cfg)
+    run = tmp_path / "run"
+    assert [r["epoch"] for r in read_log(run)] == [1, 2]
+    for name in ("progress.gif", "progress.png", "losses.png", "real_vs_fake.png", "samples/grid-002.png"):
+        assert (run / name).exists(), name
+    digits = sample(run, n=12, seed=0)
+    assert digits.shape == (12, 28, 28)
+    assert np.array_equal(digits, sample(run, n=12, seed=0))
+    walk = interpolate(run, steps=6)
+    assert walk.shape == ((2 if cfg.conditional else 1), 6, 28, 28)
+
+
+def test_digit_reaches_the_generator_and_is_refused_when_unconditional(tmp_path, isolated_env, monkeypatch):
+    from conftest import make_dataset
+    from mnistgan.models.dcgan import DCGANGenerator
+    from mnistgan.run import sample, train
+
+    folder = make_dataset(tmp_path / "data", 60000, 10000)
+    base = {"train_images": 128, "epochs": 1, "progress": False, "device": "cpu", "data_dir": str(folder),
+            "download": False, "width": 8}
+    train(from_preset("cdcgan", {**base, "out": str(tmp_path / "c")}))
+    train(from_preset("dcgan", {**base, "out": str(tmp_path / "u")}))
+    seen = []
+    original = DCGANGenerator.forward
+
+    def spy(self, z, labels=None, class_embedding=None):
+        seen.append(labels)
+        return original(self, z, labels, class_embedding)
+
+    monkeypatch.setattr(DCGANGenerator, "forward", spy)
+    sample(tmp_path / "c", n=30, digit=7)
+    assert seen[-1].tolist() == [7] * 30
+    sample(tmp_path / "c", n=12)
+    assert seen[-1].tolist() == [i % 10 for i in range(12)]
+    with pytest.raises(ConfigError, match="--digit needs a conditional model"):
+        sample(tmp_path / "u", n=4, digit=3)
+    with pytest.raises(ConfigError, match="--digit must be 0..9"):
+        sample(tmp_path / "c", n=4, digit=11)
+
+
+def test_slerp_endpoints_and_norm():
+    from mnistgan.run import slerp
+
+    a, b = torch.randn(128), torch.randn(128)
+    path = slerp(a, b, torch.linspace(0, 1, 5))
+    torch.testing.assert_close(path[0], a, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(path[-1], b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.integration
+def test_fashion_mnist_trains(tmp_path, isolated_env):
+    from pathlib import Path
+
+    from mnistgan.run import train
+
+    if not Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").exists():
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    cfg = from_preset("cdcgan", {"dataset": "fashion-mnist", "train_images": 512, "epochs": 1, "progress": False,
+                                 "device": "cpu", "download": False, "out": str(tmp_path / "run"),
+                                 "eval_every": 1, "eval_n": 200})
+    train(cfg)
+    import json
+
+    row = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])
+    assert row["fid"] > 0  # measured with the shipped fashion-mnist network
