@@ -32,7 +32,7 @@ def test_every_model_and_objective_takes_a_step(model, conditional, objective):
     G, D = t.G, t.D
     z = torch.randn(5, cfg.z_dim)
     labels = torch.arange(5) if conditional else None
-    x = G(z, labels)
+    x = G(z, labels).detach()
     assert x.shape == (5, 1, 28, 28) and 0 <= float(x.min()) and float(x.max()) <= 1
     assert D(x, labels).shape == (5,)
     before = [p.detach().clone() for p in [*G.parameters(), *D.parameters()]]

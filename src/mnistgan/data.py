@@ -109,7 +109,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         raise DataError(f"{path}: holds {len(raw) - header} bytes of data but its header "
                         f"{'x'.join(map(str, dims))} promises {expected - header}"
                         f"{' (truncated?)' if len(raw) < expected else ''}")
-    return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
+    return np.frombuffer(raw, np.uint8, offset=header).reshape(dims).copy()  # writable, owns its memory
 
 
 def read_images(path: str | os.PathLike, count: int | None = None) -> np.ndarray:
