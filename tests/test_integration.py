@@ -45,7 +45,6 @@ def test_short_run_leaves_every_artifact(mnist_dir, tmp_path, capsys):
             assert img.size[0] > 300 and img.size[1] > 100
     assert [p.name for p in sorted((run / "checkpoints").iterdir())] == [
         "ckpt-000000002000.safetensors", "ckpt-000000004000.safetensors", "ckpt-000000006000.safetensors"]
-    out = capsys.readouterr().out + capsys.readouterr().err
     digits = sample(run, n=5, seed=0)
     assert digits.shape == (5, 28, 28) and digits.dtype == np.uint8
 

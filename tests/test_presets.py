@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mnistgan import models
-from mnistgan.config import PRESETS, apply_overrides, from_preset
+from mnistgan.config import PRESETS, from_preset
 from mnistgan.data import DeviceData
 from mnistgan.errors import ConfigError
 from mnistgan.training import Trainer, recalibrate_batch_norm

@@ -1,6 +1,5 @@
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from mnistgan.data import DeviceData
 from mnistgan.training import Trainer

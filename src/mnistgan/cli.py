@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .config import PRESETS, TrainConfig, from_preset
+from .config import PRESETS, from_preset
 from .errors import MnistganError
 
 

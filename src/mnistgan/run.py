@@ -28,7 +28,7 @@ from . import images
 from .config import TrainConfig, apply_overrides, fixed_fields
 from .data import DeviceData, load_split
 from .errors import CheckpointError, ConfigError
-from .training import EVAL_NOISE, STRIP_NOISE, Trainer, TrainingInterrupted, derived_seed, resolve_device
+from .training import EVAL_NOISE, STRIP_NOISE, Trainer, derived_seed, resolve_device
 
 
 def _say(message: str, err: bool = False) -> None:
