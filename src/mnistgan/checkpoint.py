@@ -187,3 +187,15 @@ def load_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict[str, t
         opt.load_state_dict({"state": state, "param_groups": groups})
     except (ValueError, KeyError, RuntimeError) as e:
         raise CheckpointError(f"{path}: {prefix} optimiser state does not fit this model ({e})") from None
+    match_layouts(opt)
+
+
+def match_layouts(opt: torch.optim.Optimizer) -> None:
+    """Gives each per-parameter state tensor its parameter's memory layout. Checkpoints hold
+    contiguous tensors, and the fused Adam kernel walks parameter, gradient and moments as
+    flat memory: a channels-last weight with contiguous moments would be updated with the
+    wrong elements, silently."""
+    for p, st in opt.state.items():
+        for key, value in st.items():
+            if torch.is_tensor(value) and value.shape == p.shape and value.stride() != p.stride():
+                st[key] = torch.empty_like(p, dtype=value.dtype).copy_(value)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import ctypes
 import math
+import os
 import time
 from typing import Any, Protocol
 
@@ -36,6 +38,36 @@ def resolve_device(name: str) -> torch.device:
     if dev.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError("device 'mps' requested but MPS is not available here; use --device cpu")
     return dev
+
+
+_MALLOC_TUNED = False
+
+
+def keep_freed_memory() -> bool:
+    """Asks glibc's malloc to keep freed memory for reuse instead of returning it to the
+    system after every step. A conv training step allocates and frees activations of up to
+    ~6 MB; with glibc's defaults those are mapped afresh (or the heap top trimmed) each time,
+    and the CPU spends ~10,000 page faults a step zeroing new pages: measured here, a dcgan
+    step takes ~10,500 minor faults by default and ~13 with this, for ~20% more images/s.
+    PyTorch's CPU tuning guide suggests preloading jemalloc or tcmalloc for the same reason;
+    this does it without an extra library. Process-wide and glibc-only (elsewhere it does
+    nothing); MNISTGAN_MALLOC_TUNING=0 turns it off. Peak memory is unchanged: the memory
+    kept is what the step needs again. Returns whether the settings were applied."""
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED:
+        return True
+    if os.environ.get("MNISTGAN_MALLOC_TUNING", "1") == "0":
+        return False
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+    # Both are needed: fixing only the trim threshold also freezes the mmap threshold at its
+    # 128 KiB default, which maps every activation afresh (measured: 27,000 faults a step).
+    # 32 MiB is the largest mmap threshold glibc accepts on 64-bit systems.
+    _MALLOC_TUNED = bool(mallopt(M_MMAP_THRESHOLD, 32 << 20)) and bool(mallopt(M_TRIM_THRESHOLD, 1 << 30))
+    return _MALLOC_TUNED
 
 
 def derived_seed(*words: int) -> int:
@@ -79,6 +111,8 @@ class Trainer:
     def __init__(self, config: TrainConfig, device: torch.device | str | None = None):
         c = self.config = config
         self.device = torch.device(device) if device is not None else resolve_device(c.device)
+        if self.device.type == "cpu":
+            keep_freed_memory()
         # Weights are drawn on the CPU from their own seed, so they do not depend on the device
         # or on the global RNG.
         with torch.random.fork_rng(devices=[]):

@@ -46,6 +46,7 @@ class DCGANGenerator(nn.Module):
         )
         self.width = w
         init_dcgan_(self)
+        self.to(memory_format=torch.channels_last)  # see DCGANDiscriminator
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None,
                 class_embedding: torch.Tensor | None = None) -> torch.Tensor:
@@ -69,6 +70,11 @@ class DCGANDiscriminator(nn.Module):
         self.out = sn(nn.Linear(2 * w * 49, 1))                    # -> B x 1 logit
         self.embed = sn(nn.Embedding(num_classes, 2 * w * 49)) if num_classes else None
         init_dcgan_(self)
+        # Channels-last (NHWC) weights make oneDNN run every convolution in NHWC: measured
+        # ~10% more images/s for a whole training step on this CPU (the 1-channel first layer
+        # 5x faster), and it is cuDNN's fast layout. Same maths; sums in another order.
+        # Optimiser state must share the layout (checkpoint.load_optimizer sees to it).
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         h = self.net(x * 2 - 1)  # pixels to [-1, 1]
