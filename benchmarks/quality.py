@@ -1,8 +1,8 @@
 """Quality per CPU time: each preset trained on MNIST for a fixed wall-clock budget on this
 machine, then measured with `mnistgan evaluate`'s metrics (n = 10,000, seed 0).
 
-    python benchmarks/quality.py [--budget seed=600,best=600,dcgan=300,...] [--epochs cdcgan=5]
-                                 [--data-dir DIR] [--out DIR]
+    python benchmarks/quality.py [--budget seed=600,best=600,dcgan=600,...] [--epochs cdcgan=5]
+                                 [--set KEY=VALUE ...] [--data-dir DIR] [--out DIR]
 
 Each entry trains one preset (`--budget`: seconds of training, pictures and checkpoints
 excluded; `--epochs`: whole epochs instead). Prints one row per preset and then the
@@ -43,12 +43,17 @@ def parse(spec: str) -> dict[str, float]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--budget", default="seed=600,best=600,dcgan=300,wgan-gp=300",
+    p.add_argument("--budget", default="seed=600,best=600,dcgan=600,wgan-gp=600",
                    help="preset=seconds of training, comma-separated")
     p.add_argument("--epochs", default="cdcgan=5", help="preset=whole epochs, comma-separated")
     p.add_argument("--data-dir", default=os.environ.get("MNISTGAN_DATA_DIR", str(HERE.parent.parent / "shared" / "data" / "mnist")))
     p.add_argument("--out", help="keep the runs here (default: a temporary folder)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a config override for every preset of this invocation (repeatable); rows are "
+                        "labelled with it, e.g. to measure a variant before making it a preset")
     a = p.parse_args()
+    extra = dict(item.split("=", 1) for item in a.set)
+    tag = "".join(f" +{k}={v}" for k, v in extra.items())
     root = Path(a.out or tempfile.mkdtemp(prefix="mnistgan-quality-"))
     root.mkdir(parents=True, exist_ok=True)
     jobs = [(k, {"max_seconds": v, "epochs": 1000}) for k, v in parse(a.budget).items()]
@@ -60,10 +65,11 @@ def main() -> None:
     net = FeatureNet("mnist")
     rows = {}
     for preset, overrides in jobs:
-        label = f"{preset} ({overrides.get('max_seconds', 0):.0f} s)" if "max_seconds" in overrides else f"{preset} ({overrides['epochs']} epochs)"
+        label = f"{preset}{tag} ({overrides.get('max_seconds', 0):.0f} s)" if "max_seconds" in overrides \
+            else f"{preset}{tag} ({overrides['epochs']} epochs)"
+        folder = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in label)
         cfg = from_preset(preset, {"progress": False, "device": "cpu", "data_dir": a.data_dir, "download": False,
-                                   "out": str(root / label.replace(" ", "_").replace("(", "").replace(")", "")),
-                                   "keep_checkpoints": 1, **overrides})
+                                   "out": str(root / folder), "keep_checkpoints": 1, **extra, **overrides})
         t0 = time.time()
         trainer = train(cfg)
         log = read_log(cfg.out)
@@ -82,15 +88,15 @@ def main() -> None:
                 acc.append(float((probs.argmax(1) == k).double().mean()))
             row["digit_accuracy"] = acc
         rows[label] = row
-        print(f"{label:<24} epochs {row['epochs']:6.2f}  FID {row['fid']:8.3f}  KID {row['kid']:8.3f}  "
+        print(f"{label:<30} epochs {row['epochs']:6.2f}  FID {row['fid']:8.3f}  KID {row['kid']:8.3f}  "
               f"CS {row['cs']:5.2f}  classes {row['classes']:2d}  max share {row['max_share']:.3f}  "
               f"P {row['precision']:.3f} R {row['recall']:.3f}  near-copies {row['near_copy']:.4f}  "
               f"{row['images_s']:,.0f} img/s" + (f"  digit acc min {min(row['digit_accuracy']):.3f}"
                                                   if "digit_accuracy" in row else ""), flush=True)
     (root / "quality.json").write_text(json.dumps({"real_fid": real_fid, "rows": rows}, indent=1))
     print("\nBars:")
-    seed = next((r for k, r in rows.items() if k.startswith("seed (")), None)
-    best = next(((k, r) for k, r in rows.items() if k.startswith("best (")), None)
+    seed = next((r for k, r in rows.items() if k.startswith("seed")), None)
+    best = next(((k, r) for k, r in rows.items() if k.startswith("best")), None)
     if seed and best:
         k, r = best
         print(f"{'PASS' if r['fid'] <= seed['fid'] / 8 else 'FAIL'}  {k} FID {r['fid']:.3f} <= seed FID / 8 = {seed['fid'] / 8:.3f}")
@@ -100,7 +106,7 @@ def main() -> None:
             ok = min(r["digit_accuracy"]) >= 0.97
             print(f"{'PASS' if ok else 'FAIL'}  {k}: --digit k classified as k: min {min(r['digit_accuracy']):.3f} "
                   f"({', '.join(f'{x:.3f}' for x in r['digit_accuracy'])})")
-        if not k.startswith("seed ("):
+        if not k.startswith("seed"):
             ok = r["classes"] == 10 and r["max_share"] <= 0.15
             print(f"{'PASS' if ok else 'FAIL'}  {k}: {r['classes']} classes present, max share {r['max_share']:.3f} <= 0.15")
     print(f"runs kept in {root}")

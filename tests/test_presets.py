@@ -49,6 +49,32 @@ def test_every_model_and_objective_takes_a_step(model, conditional, objective):
     assert all(moved[:len(list(G.parameters()))]), "every generator parameter moved"
 
 
+@pytest.mark.parametrize("model", ["mlp", "dcgan"])
+def test_auxiliary_classifier_head(model):
+    """aux_weight adds a 10-way head to D, trained on real labels; G's loss gets the
+    cross-entropy of its forgeries' requested classes."""
+    with pytest.raises(ConfigError, match="conditional"):
+        small(model, aux_weight=1.0)
+    cfg = small(model, conditional=True, aux_weight=1.0)
+    t = Trainer(cfg)
+    x, y = torch.rand(6, 1, 28, 28), torch.arange(6)
+    logit, classes = t.D(x, y, classes=True)
+    assert logit.shape == (6,) and classes.shape == (6, 10)
+    assert torch.equal(logit, t.D(x, y))  # the head does not change the logit
+    with pytest.raises(ValueError, match="auxiliary"):
+        Trainer(small(model, conditional=True)).D(x, y, classes=True)
+    head = t.D.classifier.weight.detach().clone()
+    data = fake_data()
+    real, labels = data.batch(data.epoch_order(0, 0), 0, 16)
+    stats = t.train_step(real, labels)
+    assert torch.isfinite(stats).all() and not torch.equal(head, t.D.classifier.weight)
+    # The losses carry the cross-entropy: the same step without the head's term differs.
+    plain = Trainer(small(model, conditional=True, aux_weight=1.0))
+    plain.config = small(model, conditional=True)  # same networks, head ignored by the step
+    plain_stats = plain.train_step(real, labels)
+    assert float(stats[0]) > float(plain_stats[0]) and float(stats[1]) > float(plain_stats[1])
+
+
 def test_conditional_models_require_labels():
     G, D = models.build(small("dcgan", conditional=True))
     with pytest.raises(ValueError, match="conditional"):

@@ -41,6 +41,7 @@ class TrainConfig:
     label_smoothing: float = field(default=0.0, metadata=FIXED)  # one-sided: real target 1 - s (minimax, nonsaturating)
     r1_gamma: float = field(default=0.0, metadata=FIXED)      # R1 penalty gamma/2 E|grad_x D(x)|^2 on real images (Mescheder et al. 2018); 0: off
     gp_lambda: float = field(default=10.0, metadata=FIXED)    # wgan-gp: gradient-penalty weight
+    aux_weight: float = field(default=0.0, metadata=FIXED)    # conditional: auxiliary-classifier head on D (Odena et al. 2017), weight of its cross-entropy in both losses; 0: off
     ema_half_life: int = field(default=0, metadata=FIXED)     # EMA of G's weights, half-life in images seen; 0: off
     lr: float = field(default=2e-4, metadata=FIXED)           # learning rate of both networks
     beta1: float = field(default=0.9, metadata=FIXED)         # Adam beta1
@@ -214,6 +215,9 @@ def validate(c: TrainConfig) -> None:
     need(bool(c.out), "out must name a folder")
     need(0 <= c.label_smoothing < 0.5, f"label_smoothing must be in [0, 0.5), got {c.label_smoothing}")
     need(c.r1_gamma >= 0 and c.gp_lambda >= 0, "r1_gamma and gp_lambda must not be negative")
+    need(c.aux_weight >= 0, f"aux_weight must not be negative, got {c.aux_weight}")
+    need(not c.aux_weight or c.conditional,
+         "aux_weight needs a conditional model (--set conditional=true): the classifier learns the labels")
     need(c.ema_half_life >= 0, f"ema_half_life must be 0 (off) or more images, got {c.ema_half_life}")
     need(c.max_seconds is None or c.max_seconds > 0, f"max_seconds must be positive, got {c.max_seconds}")
     need(c.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16, got {c.precision!r}")

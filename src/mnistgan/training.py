@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from . import fastpath, losses, models, optim
 from .config import TrainConfig
@@ -216,15 +217,28 @@ class Trainer:
         # ---- D step: maximise log D(x) + log(1 - D(G(z))) (for the seed's objective)
         if c.r1_gamma:
             real = real.detach().requires_grad_(True)
+        aux = {"classes": True} if c.aux_weight else {}  # also the auxiliary classifier's logits
+        real_classes = None
         with self._autocast():
             if self._joint_d:  # one pass over real and forged rows: same maths, half the kernels
                 both = None if fake_labels is None else torch.cat([real_labels, fake_labels])
-                logits = self._d(torch.cat([real, fake.detach().to(real.dtype)]), both).float()
+                out = self._d(torch.cat([real, fake.detach().to(real.dtype)]), both, **aux)
+                logits, classes = out if aux else (out, None)
+                logits = logits.float()
                 real_logits, fake_logits = logits[:B], logits[B:]
+                if aux:
+                    real_classes = classes[:B]
             else:              # batch statistics must not mix real and forged images
-                real_logits = self._d(real, real_labels).float()
+                out = self._d(real, real_labels, **aux)
+                real_logits, real_classes = out if aux else (out, None)
+                real_logits = real_logits.float()
                 fake_logits = self._d(fake.detach(), fake_labels).float()
         d_loss = self.objective.d_loss(real_logits, fake_logits)
+        if aux:
+            # D's classifier learns from real images only, so that G is pulled toward digits a
+            # classifier of real digits recognises (Odena et al. also train it on forgeries,
+            # which rewards forgeries that are merely easy to classify).
+            d_loss = d_loss + c.aux_weight * F.cross_entropy(real_classes.float(), real_labels)
         if self.objective.gradient_penalty:
             d_loss = d_loss + c.gp_lambda * self._gradient_penalty(real, fake.detach(), real_labels)
         if c.r1_gamma:
@@ -239,8 +253,12 @@ class Trainer:
         if g_step:
             self.D.requires_grad_(False)
             with self._autocast():
-                fake_logits_g = self._d(fake, fake_labels).float()
+                out = self._d(fake, fake_labels, **aux)
+                fake_logits_g, fake_classes = out if aux else (out, None)
+                fake_logits_g = fake_logits_g.float()
             g_loss = self.objective.g_loss(fake_logits_g)
+            if aux:  # forgeries of class k should be classified as k
+                g_loss = g_loss + c.aux_weight * F.cross_entropy(fake_classes.float(), fake_labels)
             self.opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
             self.opt_g.step()

@@ -1,7 +1,8 @@
 """Generators and discriminators as pure nn.Modules, built by registered family name.
 
 Every generator maps (z B x z_dim, labels B or None) to images B x 1 x 28 x 28 in [0, 1];
-every discriminator maps (images, labels or None) to B logits. A conditional generator
+every discriminator maps (images, labels or None) to B logits (and, built with an auxiliary
+classifier and called with classes=True, also to B x 10 class logits). A conditional generator
 also accepts class_embedding (B x embed_dim) instead of labels, for walks across classes.
 """
 from __future__ import annotations
@@ -20,12 +21,12 @@ def _classes(c) -> int:
 
 def _mlp(c) -> tuple[nn.Module, nn.Module]:
     return (MLPGenerator(c.z_dim, c.hidden, c.init_std, c.layers, _classes(c)),
-            MLPDiscriminator(c.hidden, c.init_std, c.layers, _classes(c)))
+            MLPDiscriminator(c.hidden, c.init_std, c.layers, _classes(c), aux=c.aux_weight > 0))
 
 
 def _dcgan(c) -> tuple[nn.Module, nn.Module]:
     return (DCGANGenerator(c.z_dim, c.width, _classes(c)),
-            DCGANDiscriminator(c.width, _classes(c), spectral=c.spectral_norm))
+            DCGANDiscriminator(c.width, _classes(c), spectral=c.spectral_norm, aux=c.aux_weight > 0))
 
 
 # family name -> builder(config) -> (generator, discriminator)

@@ -16,3 +16,13 @@ def with_class(z: torch.Tensor, embed: nn.Embedding | None, labels: torch.Tensor
             raise ValueError("this generator is conditional: pass class labels")
         class_embedding = embed(labels)
     return torch.cat([z, class_embedding], dim=1)
+
+
+def class_output(D: nn.Module, logit: torch.Tensor, h: torch.Tensor, classes: bool):
+    """A discriminator's return value: logit, or (logit, class logits from features h) when
+    classes is asked for; only a discriminator built with an auxiliary classifier has them."""
+    if not classes:
+        return logit
+    if getattr(D, "classifier", None) is None:
+        raise ValueError("this discriminator has no auxiliary classifier (aux_weight is 0)")
+    return logit, D.classifier(h)

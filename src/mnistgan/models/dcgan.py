@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .common import with_class
+from .common import class_output, with_class
 from torch.nn.utils.parametrizations import spectral_norm
 
 
@@ -55,7 +55,7 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    def __init__(self, width: int = 64, num_classes: int = 0, spectral: bool = False):
+    def __init__(self, width: int = 64, num_classes: int = 0, spectral: bool = False, aux: bool = False):
         super().__init__()
         sn = spectral_norm if spectral else (lambda m: m)
         w = width
@@ -69,6 +69,8 @@ class DCGANDiscriminator(nn.Module):
         )
         self.out = sn(nn.Linear(2 * w * 49, 1))                    # -> B x 1 logit
         self.embed = sn(nn.Embedding(num_classes, 2 * w * 49)) if num_classes else None
+        # Auxiliary classifier head (Odena et al. 2017): class logits from the same features.
+        self.classifier = nn.Linear(2 * w * 49, num_classes) if aux and num_classes else None  # -> B x classes
         init_dcgan_(self)
         # Channels-last (NHWC) weights make oneDNN run every convolution in NHWC: measured
         # ~10% more images/s for a whole training step on this CPU (the 1-channel first layer
@@ -76,11 +78,12 @@ class DCGANDiscriminator(nn.Module):
         # Optimiser state must share the layout (checkpoint.load_optimizer sees to it).
         self.to(memory_format=torch.channels_last)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None, classes: bool = False):
+        """B logits; with classes=True, (B logits, B x num_classes class logits)."""
         h = self.net(x * 2 - 1)  # pixels to [-1, 1]
         logit = self.out(h).squeeze(1)
         if self.embed is not None:
             if labels is None:
                 raise ValueError("this discriminator is conditional: pass class labels")
             logit = logit + (self.embed(labels) * h).sum(1)  # projection (Miyato & Koyama 2018)
-        return logit
+        return class_output(self, logit, h, classes)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .common import with_class
+from .common import class_output, with_class
 
 PIXELS = 28 * 28
 
@@ -50,7 +50,8 @@ class MLPGenerator(nn.Module):
 
 
 class MLPDiscriminator(nn.Module):
-    def __init__(self, hidden: int = 256, init_std: float = 0.01, layers: int = 1, num_classes: int = 0):
+    def __init__(self, hidden: int = 256, init_std: float = 0.01, layers: int = 1, num_classes: int = 0,
+                 aux: bool = False):
         super().__init__()
         self.net = nn.Sequential(
             nn.Flatten(),                       # B x 1 x 28 x 28 -> B x 784
@@ -58,12 +59,18 @@ class MLPDiscriminator(nn.Module):
             nn.Linear(hidden, 1),               # B x hidden -> B x 1 (logit; D = sigmoid(logit))
         )
         self.embed = nn.Embedding(num_classes, hidden) if num_classes else None
+        # Auxiliary classifier head (Odena et al. 2017): class logits from the same features.
+        self.classifier = nn.Linear(hidden, num_classes) if aux and num_classes else None  # B x hidden -> B x classes
         init_normal_(self, init_std)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        if self.embed is None:
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None, classes: bool = False):
+        """B logits; with classes=True, (B logits, B x num_classes class logits)."""
+        if self.embed is None and not classes:
             return self.net(x).squeeze(1)  # B logits
         h = self.net[:-1](x)
-        if labels is None:
-            raise ValueError("this discriminator is conditional: pass class labels")
-        return self.net[-1](h).squeeze(1) + (self.embed(labels) * h).sum(1)  # projection
+        logit = self.net[-1](h).squeeze(1)
+        if self.embed is not None:
+            if labels is None:
+                raise ValueError("this discriminator is conditional: pass class labels")
+            logit = logit + (self.embed(labels) * h).sum(1)  # projection
+        return class_output(self, logit, h, classes)
