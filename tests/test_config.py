@@ -35,6 +35,9 @@ def test_json_round_trip():
     ({"max_images": 50}, r"max_images must be at least one batch \(100\)"),
     ({"batch_size": 2000, "train_images": 1000}, r"batch_size \(2000\) must not exceed train_images"),
     ({"nonsense": 1}, "unknown config key"),
+    ({"lr_d": 2.0}, r"lr_d must be in \(0, 1\) or none"),
+    ({"aux_weight": -1.0}, "aux_weight must not be negative"),
+    ({"aux_weight": 1.0}, "aux_weight needs a conditional model"),
 ])
 def test_invalid_values_fail_with_a_clear_message(overrides, message):
     with pytest.raises(ConfigError, match=message):
@@ -67,5 +70,5 @@ def test_registry_names_match_the_builders():
 
 def test_fixed_fields_cover_the_maths():
     fixed = fixed_fields()
-    assert {"model", "z_dim", "lr", "batch_size", "seed", "objective"} <= fixed
+    assert {"model", "z_dim", "lr", "lr_d", "aux_weight", "batch_size", "seed", "objective"} <= fixed
     assert not {"epochs", "out", "device", "progress"} & fixed

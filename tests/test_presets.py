@@ -75,6 +75,13 @@ def test_auxiliary_classifier_head(model):
     assert float(stats[0]) > float(plain_stats[0]) and float(stats[1]) > float(plain_stats[1])
 
 
+def test_lr_d_gives_d_its_own_learning_rate():
+    t = Trainer(small("dcgan", lr=1e-4, lr_d=4e-4))
+    assert t.opt_g.param_groups[0]["lr"] == 1e-4 and t.opt_d.param_groups[0]["lr"] == 4e-4
+    t = Trainer(small("dcgan", lr=1e-4))
+    assert t.opt_g.param_groups[0]["lr"] == t.opt_d.param_groups[0]["lr"] == 1e-4
+
+
 def test_conditional_models_require_labels():
     G, D = models.build(small("dcgan", conditional=True))
     with pytest.raises(ValueError, match="conditional"):

@@ -43,7 +43,8 @@ class TrainConfig:
     gp_lambda: float = field(default=10.0, metadata=FIXED)    # wgan-gp: gradient-penalty weight
     aux_weight: float = field(default=0.0, metadata=FIXED)    # conditional: auxiliary-classifier head on D (Odena et al. 2017), weight of its cross-entropy in both losses; 0: off
     ema_half_life: int = field(default=0, metadata=FIXED)     # EMA of G's weights, half-life in images seen; 0: off
-    lr: float = field(default=2e-4, metadata=FIXED)           # learning rate of both networks
+    lr: float = field(default=2e-4, metadata=FIXED)           # learning rate of both networks (of G when lr_d is set)
+    lr_d: float | None = field(default=None, metadata=FIXED)  # D's own learning rate (two time-scale update rule, Heusel et al. 2017); None: lr
     beta1: float = field(default=0.9, metadata=FIXED)         # Adam beta1
     beta2: float = field(default=0.999, metadata=FIXED)       # Adam beta2
     eps: float = field(default=1e-8, metadata=FIXED)          # Adam epsilon
@@ -205,6 +206,7 @@ def validate(c: TrainConfig) -> None:
     need(c.max_images is None or c.max_images >= c.batch_size,
          f"max_images must be at least one batch ({c.batch_size}), got {c.max_images}")
     need(0 < c.lr < 1 and c.lr == c.lr, f"lr must be in (0, 1), got {c.lr}")
+    need(c.lr_d is None or (0 < c.lr_d < 1), f"lr_d must be in (0, 1) or none, got {c.lr_d}")
     need(0 <= c.beta1 < 1, f"beta1 must be in [0, 1), got {c.beta1}")
     need(0 <= c.beta2 < 1, f"beta2 must be in [0, 1), got {c.beta2}")
     need(c.eps > 0, f"eps must be positive, got {c.eps}")

@@ -285,7 +285,13 @@ class DeviceData:
 
         if len(images) != len(labels):
             raise DataError(f"{len(images)} images but {len(labels)} labels")
-        self.images = torch.from_numpy(np.array(images, dtype=np.uint8, copy=True)).to(device).unsqueeze(1)  # N x 1 x 28 x 28
+        # No copy when the array is already contiguous writable uint8 (read_idx's own array):
+        # the tensor shares its memory. Anything else (a read-only buffer, other dtypes) is
+        # copied once.
+        arr = np.ascontiguousarray(images, dtype=np.uint8)
+        if not arr.flags.writeable:
+            arr = arr.copy()
+        self.images = torch.from_numpy(arr).to(device).unsqueeze(1)  # N x 1 x 28 x 28
         self.labels = torch.from_numpy(labels.astype(np.int64)).to(device)
         self.device = self.images.device
 

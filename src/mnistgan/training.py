@@ -137,7 +137,7 @@ class Trainer:
         self.objective = losses.build(c.objective, c.label_smoothing)
         betas = (c.beta1, c.beta2)
         self.opt_g = optim.build(c.optimizer, self.G.parameters(), c.lr, betas, c.eps)
-        self.opt_d = optim.build(c.optimizer, self.D.parameters(), c.lr, betas, c.eps)
+        self.opt_d = optim.build(c.optimizer, self.D.parameters(), c.lr if c.lr_d is None else c.lr_d, betas, c.eps)
         # Hand-derived gradients for the seed's exact case (see fastpath.py), else autograd.
         self._fast = fastpath.SeedStep(self.G, self.D, self.opt_g, self.opt_d) \
             if fastpath.applies(c, self.G, self.D) else None
