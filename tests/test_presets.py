@@ -61,7 +61,7 @@ def test_auxiliary_classifier_head(model):
     logit, classes = t.D(x, y, classes=True)
     assert logit.shape == (6,) and classes.shape == (6, 10)
     assert torch.equal(logit, t.D(x, y))  # the head does not change the logit
-    with pytest.raises(ValueError, match="auxiliary"):
+    with pytest.raises(ValueError, match="no classifier head"):
         Trainer(small(model, conditional=True)).D(x, y, classes=True)
     head = t.D.classifier.weight.detach().clone()
     data = fake_data()
@@ -73,6 +73,28 @@ def test_auxiliary_classifier_head(model):
     plain.config = small(model, conditional=True)  # same networks, head ignored by the step
     plain_stats = plain.train_step(real, labels)
     assert float(stats[0]) > float(plain_stats[0]) and float(stats[1]) > float(plain_stats[1])
+
+
+@pytest.mark.parametrize("model", ["mlp", "dcgan"])
+def test_info_code(model):
+    """info_code: G takes a 10-way code, D (unconditional) a head that must recover it; the
+    losses carry the cross-entropy; no labels are used."""
+    with pytest.raises(ConfigError, match="info_code is for unconditional"):
+        small(model, conditional=True, info_code=True)
+    t = Trainer(small(model, info_code=True))
+    assert t.D.embed is None and t.D.classifier is not None and t.G.embed is not None
+    x = torch.rand(4, 1, 28, 28)
+    assert torch.equal(t.D(x), t.D(x, torch.arange(4)))  # D never reads labels
+    before = [p.detach().clone() for p in (t.D.classifier.weight, t.G.embed.weight)]
+    data = fake_data()
+    real, labels = data.batch(data.epoch_order(0, 0), 0, 16)
+    stats = t.train_step(real, labels)
+    assert torch.isfinite(stats).all()
+    assert all(not torch.equal(b, a) for b, a in zip(before, (t.D.classifier.weight, t.G.embed.weight)))
+    assert t.fixed_labels is not None and t.fixed_labels.tolist() == [k for k in range(10) for _ in range(10)]
+    # the same step with real labels changed: identical (labels are never used)
+    a, b = Trainer(small(model, info_code=True)), Trainer(small(model, info_code=True))
+    assert torch.equal(a.train_step(real, labels), b.train_step(real, (labels + 1) % 10))
 
 
 def test_lr_d_gives_d_its_own_learning_rate():

@@ -33,6 +33,7 @@ class TrainConfig:
     layers: int = field(default=1, metadata=FIXED)            # mlp: hidden layers in each network
     width: int = field(default=64, metadata=FIXED)            # dcgan: channels of G's last and D's first conv
     conditional: bool = field(default=False, metadata=FIXED)  # class-conditional G (label embedding) and D (projection)
+    info_code: bool = field(default=False, metadata=FIXED)    # unconditional: G also takes a 10-way categorical code that D's head must recover from the forgery (InfoGAN, Chen et al. 2016); uses no labels
     spectral_norm: bool = field(default=False, metadata=FIXED)  # dcgan: spectral norm on D's layers
     # --- how it is trained -----------------------------------------------------------
     objective: str = field(default="nonsaturating", metadata=FIXED)  # registered objective (see losses.py)
@@ -77,6 +78,11 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
         return apply_overrides(cls(), values)
+
+    @property
+    def takes_labels(self) -> bool:
+        """Whether G takes a 10-way label: a class (conditional) or a code (info_code)."""
+        return self.conditional or self.info_code
 
     @property
     def steps_per_epoch(self) -> int:
@@ -218,6 +224,7 @@ def validate(c: TrainConfig) -> None:
     need(0 <= c.label_smoothing < 0.5, f"label_smoothing must be in [0, 0.5), got {c.label_smoothing}")
     need(c.r1_gamma >= 0 and c.gp_lambda >= 0, "r1_gamma and gp_lambda must not be negative")
     need(c.aux_weight >= 0, f"aux_weight must not be negative, got {c.aux_weight}")
+    need(not (c.info_code and c.conditional), "info_code is for unconditional models; conditional=true already gives G the class")
     need(not c.aux_weight or c.conditional,
          "aux_weight needs a conditional model (--set conditional=true): the classifier learns the labels")
     need(c.ema_half_life >= 0, f"ema_half_life must be 0 (off) or more images, got {c.ema_half_life}")

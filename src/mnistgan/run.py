@@ -123,7 +123,7 @@ class RunFolder:
             c = trainer.config
             last = int(grids[-1].stem.split("-")[1])
             wanted = sorted({1, last, *range(c.strip_every, last + 1, c.strip_every)})
-            sheet = [(e, _first_row(self.samples / f"grid-{e:03d}.png", c.conditional)) for e in wanted
+            sheet = [(e, _first_row(self.samples / f"grid-{e:03d}.png", c.takes_labels)) for e in wanted
                      if (self.samples / f"grid-{e:03d}.png").exists()]
             images.save_progress_sheet(self.path / "progress.png", sheet)
         if rows:
@@ -345,7 +345,10 @@ def load_generator(run_or_checkpoint: str | os.PathLike, device: str = "cpu"):
 
 def _labels(config: TrainConfig, n: int, digit: int | None) -> torch.Tensor | None:
     if digit is None:
-        return torch.arange(n) % 10 if config.conditional else None
+        return torch.arange(n) % 10 if config.takes_labels else None
+    if config.info_code:
+        raise ConfigError("--digit needs a conditional model; this run's codes (info_code) are learned "
+                          "without labels, so code k is not digit k")
     if not config.conditional:
         raise ConfigError("--digit needs a conditional model (e.g. --preset cdcgan); this run is unconditional")
     if not 0 <= digit <= 9:
@@ -395,7 +398,7 @@ def interpolate(run_or_checkpoint: str | os.PathLike, steps: int = 10, seed: int
     z = slerp(a, b, torch.linspace(0, 1, steps))
     labels = _labels(config, steps, digit)
     rows = [G(z.to(dev), None if labels is None else labels.to(dev)).float()]
-    if config.conditional:
+    if config.takes_labels:
         emb = G.embed.weight                                   # 10 x embed_dim
         t = torch.linspace(0, 9, steps, device=dev)
         lo = t.floor().long().clamp(max=8)

@@ -142,7 +142,7 @@ class Trainer:
         self._fast = fastpath.SeedStep(self.G, self.D, self.opt_g, self.opt_d) \
             if fastpath.applies(c, self.G, self.D) else None
         self.noise = torch.Generator(self.device).manual_seed(derived_seed(c.seed, NOISE))
-        if c.conditional:  # ten rows, one per class, each row the same ten noise vectors
+        if c.takes_labels:  # ten rows, one per class (or code), each row the same ten noise vectors
             self.fixed_noise = self.make_noise(10, derived_seed(c.seed, FIXED_NOISE)).repeat(10, 1)
             self.fixed_labels = torch.arange(10, device=self.device).repeat_interleave(10)
         else:
@@ -179,7 +179,7 @@ class Trainer:
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Forgeries (B x 1 x 28 x 28 in [0, 1]) for noise z (and labels, for a conditional
         model), from the EMA generator when there is one, in eval mode."""
-        if self.config.conditional and labels is None:
+        if self.config.takes_labels and labels is None:
             labels = torch.arange(len(z), device=self.device) % 10
         G = self.G
         if self.G_ema is not None:
@@ -207,18 +207,20 @@ class Trainer:
         z = torch.randn(B, c.z_dim, generator=self.noise, device=self.device)
         if self._fast is not None:
             return self._fast(real, z)
-        fake_labels = torch.randint(0, 10, (B,), generator=self.noise, device=self.device) if c.conditional else None
+        # Classes (conditional) or InfoGAN codes (info_code) for G; D sees classes only.
+        codes = torch.randint(0, 10, (B,), generator=self.noise, device=self.device) if c.takes_labels else None
+        fake_labels = codes if c.conditional else None
         real_labels = labels if c.conditional else None
         g_step = (self.images_seen // B + 1) % c.d_steps == 0
         # G(z) is computed once: the D step does not change G, so the G step reuses it.
         with self._autocast(), torch.set_grad_enabled(g_step):
-            fake = self._g(z, fake_labels)
+            fake = self._g(z, codes)
 
         # ---- D step: maximise log D(x) + log(1 - D(G(z))) (for the seed's objective)
         if c.r1_gamma:
             real = real.detach().requires_grad_(True)
-        aux = {"classes": True} if c.aux_weight else {}  # also the auxiliary classifier's logits
-        real_classes = None
+        aux = {"classes": True} if c.aux_weight or c.info_code else {}  # also the head's logits
+        real_classes = fake_classes = None
         with self._autocast():
             if self._joint_d:  # one pass over real and forged rows: same maths, half the kernels
                 both = None if fake_labels is None else torch.cat([real_labels, fake_labels])
@@ -227,18 +229,25 @@ class Trainer:
                 logits = logits.float()
                 real_logits, fake_logits = logits[:B], logits[B:]
                 if aux:
-                    real_classes = classes[:B]
+                    real_classes, fake_classes = classes[:B], classes[B:]
             else:              # batch statistics must not mix real and forged images
                 out = self._d(real, real_labels, **aux)
                 real_logits, real_classes = out if aux else (out, None)
                 real_logits = real_logits.float()
-                fake_logits = self._d(fake.detach(), fake_labels).float()
+                out = self._d(fake.detach(), fake_labels, **aux)
+                fake_logits, fake_classes = out if aux else (out, None)
+                fake_logits = fake_logits.float()
         d_loss = self.objective.d_loss(real_logits, fake_logits)
-        if aux:
+        if c.aux_weight:
             # D's classifier learns from real images only, so that G is pulled toward digits a
             # classifier of real digits recognises (Odena et al. also train it on forgeries,
             # which rewards forgeries that are merely easy to classify).
             d_loss = d_loss + c.aux_weight * F.cross_entropy(real_classes.float(), real_labels)
+        if c.info_code:
+            # InfoGAN's mutual-information term (lambda = 1 for a categorical code, Chen et al.
+            # 2016): D's head must recover the code from the forgery; G is trained below to make
+            # it recoverable, so each code draws a distinct kind of image.
+            d_loss = d_loss + F.cross_entropy(fake_classes.float(), codes)
         if self.objective.gradient_penalty:
             d_loss = d_loss + c.gp_lambda * self._gradient_penalty(real, fake.detach(), real_labels)
         if c.r1_gamma:
@@ -257,8 +266,10 @@ class Trainer:
                 fake_logits_g, fake_classes = out if aux else (out, None)
                 fake_logits_g = fake_logits_g.float()
             g_loss = self.objective.g_loss(fake_logits_g)
-            if aux:  # forgeries of class k should be classified as k
+            if c.aux_weight:  # forgeries of class k should be classified as k
                 g_loss = g_loss + c.aux_weight * F.cross_entropy(fake_classes.float(), fake_labels)
+            if c.info_code:   # ... and forgeries of code k recognisably drawn from code k
+                g_loss = g_loss + F.cross_entropy(fake_classes.float(), codes)
             self.opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
             self.opt_g.step()
@@ -508,7 +519,7 @@ def recalibrate_batch_norm(G: torch.nn.Module, config: TrainConfig, device, batc
     gen = torch.Generator().manual_seed(derived_seed(config.seed, EVAL_NOISE, 1))
     for _ in range(batches):
         z = torch.randn(size, config.z_dim, generator=gen).to(device)
-        labels = torch.randint(0, 10, (size,), generator=gen).to(device) if config.conditional else None
+        labels = torch.randint(0, 10, (size,), generator=gen).to(device) if config.takes_labels else None
         G(z, labels)
     for m, mom in zip(norms, momenta):
         m.momentum = mom

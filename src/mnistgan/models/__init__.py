@@ -19,14 +19,23 @@ def _classes(c) -> int:
     return 10 if c.conditional else 0
 
 
+def _codes(c) -> int:
+    return 10 if c.conditional or c.info_code else 0
+
+
+def _head(c) -> int:
+    """Outputs of D's classifier head: classes (aux_weight) or codes (info_code)."""
+    return 10 if c.aux_weight > 0 or c.info_code else 0
+
+
 def _mlp(c) -> tuple[nn.Module, nn.Module]:
-    return (MLPGenerator(c.z_dim, c.hidden, c.init_std, c.layers, _classes(c)),
-            MLPDiscriminator(c.hidden, c.init_std, c.layers, _classes(c), aux=c.aux_weight > 0))
+    return (MLPGenerator(c.z_dim, c.hidden, c.init_std, c.layers, _codes(c)),
+            MLPDiscriminator(c.hidden, c.init_std, c.layers, _classes(c), head=_head(c)))
 
 
 def _dcgan(c) -> tuple[nn.Module, nn.Module]:
-    return (DCGANGenerator(c.z_dim, c.width, _classes(c)),
-            DCGANDiscriminator(c.width, _classes(c), spectral=c.spectral_norm, aux=c.aux_weight > 0))
+    return (DCGANGenerator(c.z_dim, c.width, _codes(c)),
+            DCGANDiscriminator(c.width, _classes(c), spectral=c.spectral_norm, head=_head(c)))
 
 
 # family name -> builder(config) -> (generator, discriminator)

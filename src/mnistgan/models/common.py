@@ -24,5 +24,5 @@ def class_output(D: nn.Module, logit: torch.Tensor, h: torch.Tensor, classes: bo
     if not classes:
         return logit
     if getattr(D, "classifier", None) is None:
-        raise ValueError("this discriminator has no auxiliary classifier (aux_weight is 0)")
+        raise ValueError("this discriminator has no classifier head (aux_weight is 0, info_code off)")
     return logit, D.classifier(h)

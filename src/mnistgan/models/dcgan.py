@@ -55,7 +55,7 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    def __init__(self, width: int = 64, num_classes: int = 0, spectral: bool = False, aux: bool = False):
+    def __init__(self, width: int = 64, num_classes: int = 0, spectral: bool = False, head: int = 0):
         super().__init__()
         sn = spectral_norm if spectral else (lambda m: m)
         w = width
@@ -69,8 +69,9 @@ class DCGANDiscriminator(nn.Module):
         )
         self.out = sn(nn.Linear(2 * w * 49, 1))                    # -> B x 1 logit
         self.embed = sn(nn.Embedding(num_classes, 2 * w * 49)) if num_classes else None
-        # Auxiliary classifier head (Odena et al. 2017): class logits from the same features.
-        self.classifier = nn.Linear(2 * w * 49, num_classes) if aux and num_classes else None  # -> B x classes
+        # Classifier head on the same features: classes (auxiliary classifier, Odena et al.
+        # 2017) or InfoGAN's categorical code (Chen et al. 2016).
+        self.classifier = nn.Linear(2 * w * 49, head) if head else None  # -> B x head
         init_dcgan_(self)
         # Channels-last (NHWC) weights make oneDNN run every convolution in NHWC: measured
         # ~10% more images/s for a whole training step on this CPU (the 1-channel first layer

@@ -51,7 +51,7 @@ class MLPGenerator(nn.Module):
 
 class MLPDiscriminator(nn.Module):
     def __init__(self, hidden: int = 256, init_std: float = 0.01, layers: int = 1, num_classes: int = 0,
-                 aux: bool = False):
+                 head: int = 0):
         super().__init__()
         self.net = nn.Sequential(
             nn.Flatten(),                       # B x 1 x 28 x 28 -> B x 784
@@ -59,8 +59,9 @@ class MLPDiscriminator(nn.Module):
             nn.Linear(hidden, 1),               # B x hidden -> B x 1 (logit; D = sigmoid(logit))
         )
         self.embed = nn.Embedding(num_classes, hidden) if num_classes else None
-        # Auxiliary classifier head (Odena et al. 2017): class logits from the same features.
-        self.classifier = nn.Linear(hidden, num_classes) if aux and num_classes else None  # B x hidden -> B x classes
+        # Classifier head on the same features: classes (auxiliary classifier, Odena et al.
+        # 2017) or InfoGAN's categorical code (Chen et al. 2016).
+        self.classifier = nn.Linear(hidden, head) if head else None  # B x hidden -> B x head
         init_normal_(self, init_std)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None, classes: bool = False):
