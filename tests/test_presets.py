@@ -90,6 +90,9 @@ def test_info_code(model):
     real, labels = data.batch(data.epoch_order(0, 0), 0, 16)
     stats = t.train_step(real, labels)
     assert torch.isfinite(stats).all()
+    # At the start both losses are ~log 4 and ~log 2 without the term; with it each also
+    # carries a 10-way cross-entropy of ~log 10 = 2.3.
+    assert float(stats[0]) > 2.5 and float(stats[1]) > 2.5, stats
     assert all(not torch.equal(b, a) for b, a in zip(before, (t.D.classifier.weight, t.G.embed.weight)))
     assert t.fixed_labels is not None and t.fixed_labels.tolist() == [k for k in range(10) for _ in range(10)]
     # the same step with real labels changed: identical (labels are never used)
