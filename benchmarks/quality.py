@@ -52,6 +52,8 @@ def main() -> None:
                    help="a config override for every preset of this invocation (repeatable); rows are "
                         "labelled with it, e.g. to measure a variant before making it a preset")
     a = p.parse_args()
+    if any("=" not in item for item in a.set):
+        p.error(f"--set takes KEY=VALUE, got {[i for i in a.set if '=' not in i]}")
     extra = dict(item.split("=", 1) for item in a.set)
     tag = "".join(f" +{k}={v}" for k, v in extra.items())
     root = Path(a.out or tempfile.mkdtemp(prefix="mnistgan-quality-"))

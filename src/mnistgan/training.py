@@ -219,24 +219,22 @@ class Trainer:
         # ---- D step: maximise log D(x) + log(1 - D(G(z))) (for the seed's objective)
         if c.r1_gamma:
             real = real.detach().requires_grad_(True)
-        aux = {"classes": True} if c.aux_weight or c.info_code else {}  # also the head's logits
-        real_classes = fake_classes = None
+        head = bool(c.aux_weight or c.info_code)  # D's classifier head is used too
+
+        def d(x, y):
+            """(float logits, head logits or None) of D on x."""
+            out = self._d(x, y, classes=True) if head else (self._d(x, y), None)
+            return out[0].float(), out[1]
+
         with self._autocast():
             if self._joint_d:  # one pass over real and forged rows: same maths, half the kernels
                 both = None if fake_labels is None else torch.cat([real_labels, fake_labels])
-                out = self._d(torch.cat([real, fake.detach().to(real.dtype)]), both, **aux)
-                logits, classes = out if aux else (out, None)
-                logits = logits.float()
+                logits, classes = d(torch.cat([real, fake.detach().to(real.dtype)]), both)
                 real_logits, fake_logits = logits[:B], logits[B:]
-                if aux:
-                    real_classes, fake_classes = classes[:B], classes[B:]
+                real_classes, fake_classes = (classes[:B], classes[B:]) if head else (None, None)
             else:              # batch statistics must not mix real and forged images
-                out = self._d(real, real_labels, **aux)
-                real_logits, real_classes = out if aux else (out, None)
-                real_logits = real_logits.float()
-                out = self._d(fake.detach(), fake_labels, **aux)
-                fake_logits, fake_classes = out if aux else (out, None)
-                fake_logits = fake_logits.float()
+                real_logits, real_classes = d(real, real_labels)
+                fake_logits, fake_classes = d(fake.detach(), fake_labels)
         d_loss = self.objective.d_loss(real_logits, fake_logits)
         if c.aux_weight:
             # D's classifier learns from real images only, so that G is pulled toward digits a
@@ -262,9 +260,7 @@ class Trainer:
         if g_step:
             self.D.requires_grad_(False)
             with self._autocast():
-                out = self._d(fake, fake_labels, **aux)
-                fake_logits_g, fake_classes = out if aux else (out, None)
-                fake_logits_g = fake_logits_g.float()
+                fake_logits_g, fake_classes = d(fake, fake_labels)
             g_loss = self.objective.g_loss(fake_logits_g)
             if c.aux_weight:  # forgeries of class k should be classified as k
                 g_loss = g_loss + c.aux_weight * F.cross_entropy(fake_classes.float(), fake_labels)

@@ -20,7 +20,7 @@ def _classes(c) -> int:
 
 
 def _codes(c) -> int:
-    return 10 if c.conditional or c.info_code else 0
+    return 10 if c.takes_labels else 0
 
 
 def _head(c) -> int:

@@ -80,7 +80,7 @@ class DCGANDiscriminator(nn.Module):
         self.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None, classes: bool = False):
-        """B logits; with classes=True, (B logits, B x num_classes class logits)."""
+        """B logits; with classes=True, (B logits, B x head logits of the classifier head)."""
         h = self.net(x * 2 - 1)  # pixels to [-1, 1]
         logit = self.out(h).squeeze(1)
         if self.embed is not None:

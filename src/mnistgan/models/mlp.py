@@ -65,7 +65,7 @@ class MLPDiscriminator(nn.Module):
         init_normal_(self, init_std)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None, classes: bool = False):
-        """B logits; with classes=True, (B logits, B x num_classes class logits)."""
+        """B logits; with classes=True, (B logits, B x head logits of the classifier head)."""
         if self.embed is None and not classes:
             return self.net(x).squeeze(1)  # B logits
         h = self.net[:-1](x)
