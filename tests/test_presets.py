@@ -259,3 +259,14 @@ def test_fashion_mnist_trains(tmp_path, isolated_env):
 
     row = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])
     assert row["fid"] > 0  # measured with the shipped fashion-mnist network
+
+
+def test_digit_is_refused_for_info_code_runs():
+    """An InfoGAN code is learned without labels: code k is not digit k, so --digit is refused
+    with a message that says so; plain sampling draws the ten codes in turn."""
+    from mnistgan.run import _labels
+
+    cfg = small("dcgan", info_code=True)
+    with pytest.raises(ConfigError, match="code k is not digit k"):
+        _labels(cfg, 5, 3)
+    assert _labels(cfg, 12, None).tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
