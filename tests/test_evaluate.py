@@ -88,3 +88,23 @@ def test_evaluate_errors(tmp_path, capsys):
     np.save(tmp_path / "wrong.npy", np.zeros((20, 32, 32), np.uint8))
     assert main(["evaluate", "--images", str(tmp_path / "wrong.npy"), "--metrics", "fid"]) == 1
     assert "images must be N x 28 x 28" in capsys.readouterr().err
+
+
+def test_cached_test_features_are_written_through_a_temporary_file_of_their_own(isolated_env, tmp_path):
+    """Evaluations side by side must not share a temporary file name: with a fixed name, one
+    process's rename took the file from under another's (seen running quality.py four at a time).
+    A folder squatting on the old fixed name makes any writer that still uses it fail."""
+    from conftest import make_dataset
+    from mnistgan.data import default_cache_dir
+    from mnistgan.metrics import evaluate
+
+    data = make_dataset(tmp_path / "data")
+    stats = default_cache_dir() / "stats"
+    name = f"mnist-test-{FeatureNet('mnist').sha256[:16]}"
+    (stats / f"{name}.tmp").mkdir(parents=True)
+    fake = np.random.default_rng(0).integers(0, 256, (100, 28, 28), dtype=np.uint8)
+    first, _ = evaluate(fake, "mnist", ["fid"], data, download=False, progress=False)
+    assert (stats / f"{name}.safetensors").is_file()
+    again, _ = evaluate(fake, "mnist", ["fid"], data, download=False, progress=False)  # from the cache
+    assert again["metrics"]["fid"] == first["metrics"]["fid"]
+    assert sorted(p.name for p in stats.iterdir()) == [f"{name}.safetensors", f"{name}.tmp"]

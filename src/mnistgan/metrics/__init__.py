@@ -75,8 +75,9 @@ class Context:
     @cached_property
     def real(self) -> torch.Tensor:
         """Features of the real test split, cached on disk per dataset and network."""
-        from safetensors.torch import load_file, save_file
+        from safetensors.torch import load_file, save
 
+        from ..checkpoint import atomic_write_bytes
         from ..data import default_cache_dir
 
         path = default_cache_dir() / "stats" / f"{self.dataset}-test-{self.net.sha256[:16]}.safetensors"
@@ -89,9 +90,8 @@ class Context:
                 pass
         feats, _ = self.net(self.test[0])
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        save_file({"features": feats.contiguous()}, tmp)
-        tmp.replace(path)
+        # A temporary file of its own: evaluations running side by side each write one whole file.
+        atomic_write_bytes(path, save({"features": feats.contiguous().cpu()}))
         return feats
 
 
