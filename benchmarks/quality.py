@@ -2,7 +2,7 @@
 machine, then measured with `mnistgan evaluate`'s metrics (n = 10,000, seed 0).
 
     python benchmarks/quality.py [--budget seed=600,best=600,dcgan=600,...] [--epochs cdcgan=5]
-                                 [--set KEY=VALUE ...] [--data-dir DIR] [--out DIR]
+                                 [--set KEY=VALUE ...] [--data-dir DIR] [--out DIR] [--device cpu]
 
 Each entry trains one preset (`--budget`: seconds of training, pictures and checkpoints
 excluded; `--epochs`: whole epochs instead). Prints one row per preset and then the
@@ -51,6 +51,8 @@ def main() -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a config override for every preset of this invocation (repeatable); rows are "
                         "labelled with it, e.g. to measure a variant before making it a preset")
+    p.add_argument("--device", default="cpu", help="train, sample and evaluate here (the bars are for the CPU; "
+                   "a GPU serves to screen variants by --epochs quickly)")
     a = p.parse_args()
     if any("=" not in item for item in a.set):
         p.error(f"--set takes KEY=VALUE, got {[i for i in a.set if '=' not in i]}")
@@ -61,7 +63,7 @@ def main() -> None:
     jobs = [(k, {"max_seconds": v, "epochs": 1000}) for k, v in parse(a.budget).items()]
     jobs += [(k, {"epochs": int(v)}) for k, v in parse(a.epochs).items()]
     train_imgs, _ = load_split("mnist", "train", a.data_dir, download=False, progress=False)
-    real, _ = evaluate(train_imgs[:10000], "mnist", ["fid"], a.data_dir, progress=False)
+    real, _ = evaluate(train_imgs[:10000], "mnist", ["fid"], a.data_dir, progress=False, device=a.device)
     real_fid = real["metrics"]["fid"]["fid"]
     print(f"real-vs-real FID (train[:10000] vs test): {real_fid:.3f}", flush=True)
     net = FeatureNet("mnist")
@@ -70,13 +72,13 @@ def main() -> None:
         label = f"{preset}{tag} ({overrides.get('max_seconds', 0):.0f} s)" if "max_seconds" in overrides \
             else f"{preset}{tag} ({overrides['epochs']} epochs)"
         folder = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in label)
-        cfg = from_preset(preset, {"progress": False, "device": "cpu", "data_dir": a.data_dir, "download": False,
+        cfg = from_preset(preset, {"progress": False, "device": a.device, "data_dir": a.data_dir, "download": False,
                                    "out": str(root / folder), "keep_checkpoints": 1, **extra, **overrides})
         t0 = time.time()
         trainer = train(cfg)
         log = read_log(cfg.out)
-        digits = sample(cfg.out, n=10000, seed=0)
-        result, _ = evaluate(digits, "mnist", METRICS, a.data_dir, progress=False)
+        digits = sample(cfg.out, n=10000, seed=0, device=a.device)
+        result, _ = evaluate(digits, "mnist", METRICS, a.data_dir, progress=False, device=a.device)
         m = result["metrics"]
         row = {"epochs": trainer.epoch, "train_s": trainer.train_seconds, "wall_s": time.time() - t0,
                "fid": m["fid"]["fid"], "kid": m["kid"]["kid"], "cs": m["classifier_score"]["classifier_score"],
@@ -86,7 +88,7 @@ def main() -> None:
         if cfg.conditional:
             acc = []
             for k in range(10):
-                _, probs = net(sample(cfg.out, n=1000, seed=1, digit=k))
+                _, probs = net(sample(cfg.out, n=1000, seed=1, digit=k, device=a.device))
                 acc.append(float((probs.argmax(1) == k).double().mean()))
             row["digit_accuracy"] = acc
         rows[label] = row
