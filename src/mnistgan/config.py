@@ -106,17 +106,27 @@ _DCGAN = {"model": "dcgan", "optimizer": "adam", "lr": 2e-4, "beta1": 0.5, "batc
 PRESETS: dict[str, dict[str, Any]] = {
     # The classic vanilla GAN tutorial, exactly (see README "The seed preset").
     "seed": {},
-    # Radford et al. 2016 for 28 x 28: conv G with batch norm, conv D, Adam(2e-4, 0.5).
-    "dcgan": {**_DCGAN},
-    # The same, class-conditional: G embeds the label, D projects it (Miyato & Koyama 2018)
-    # and also classifies real digits with an auxiliary head whose cross-entropy G's forgeries
-    # must pass (Odena et al. 2017, weight 2); sampled from an EMA of G's weights. Chosen by
-    # benchmarks/quality.py for `--digit k` accuracy after 5 epochs (README "Quality"): worst
-    # digit 0.946 without the head and EMA, 0.963 head weight 1, 0.968 plus EMA, 0.982 weight 2.
+    # Radford et al. 2016 for 28 x 28 (conv G with batch norm, conv D, Adam beta1 0.5), with a
+    # spectrally normalised D (Miyato et al. 2018) and lr 5e-4: chosen by measurement for the
+    # class-share bar (README "Quality"; screen in benchmarks/screens/). After 7 epochs,
+    # Radford's plain Adam(2e-4, 0.5) over-drew one class (largest share 0.174-0.190, FID
+    # 154-159, 2 seeds); lr 5e-4 alone 0.149-0.156 (FID 120-128); with spectral norm
+    # 0.133-0.138 (FID 112-115, 3 seeds).
+    "dcgan": {**_DCGAN, "lr": 5e-4, "spectral_norm": True},
+    # Radford's DCGAN (Adam(2e-4, 0.5), no spectral norm), class-conditional: G embeds the
+    # label, D projects it (Miyato & Koyama 2018) and also classifies real digits with an
+    # auxiliary head whose cross-entropy G's forgeries must pass (Odena et al. 2017, weight
+    # 2); sampled from an EMA of G's weights. Chosen by benchmarks/quality.py for `--digit k`
+    # accuracy after 5 epochs (README "Quality"): worst digit 0.946 without the head and EMA,
+    # 0.963 head weight 1, 0.968 plus EMA, 0.982 weight 2.
     "cdcgan": {**_DCGAN, "conditional": True, "aux_weight": 2.0, "ema_half_life": 10000},
-    # Gulrajani et al. 2017: Wasserstein loss, gradient penalty 10, 5 critic steps per G step,
-    # Adam(1e-4, 0, 0.9); no batch norm in the critic.
-    "wgan-gp": {**_DCGAN, "objective": "wgan-gp", "d_steps": 5, "lr": 1e-4, "beta1": 0.0, "beta2": 0.9},
+    # Gulrajani et al. 2017's objective: Wasserstein loss, gradient penalty 10 at points drawn
+    # per sample between real and forged images, no batch norm in the critic. Their schedule
+    # (5 critic steps per G step, Adam(1e-4, 0, 0.9)) is too slow for a CPU budget: after 6
+    # epochs FID 378-402 and one class at 0.21-0.28 of the samples (2 seeds). 2 critic steps
+    # with Adam(4e-4, 0.5, 0.9), chosen by measurement (README "Quality"): FID 114-126, largest
+    # share 0.125-0.134 (3 seeds).
+    "wgan-gp": {**_DCGAN, "objective": "wgan-gp", "d_steps": 2, "lr": 4e-4, "beta1": 0.5, "beta2": 0.9},
     # Chosen by measurement for quality per CPU minute (README "Quality"): the conditional
     # DCGAN sampled from an EMA of its weights. (Hinge loss with spectral norm, tried first,
     # collapsed within each class: FID 133, recall 0.005 after 10 minutes.)
