@@ -253,8 +253,8 @@ def test_every_preset_trains_on_fashion_mnist(preset, tmp_path, isolated_env):
     if not Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").exists():
         pytest.skip("Debian's dataset-fashion-mnist is not installed")
     cfg = from_preset(preset, {"dataset": "fashion-mnist", "train_images": 512, "epochs": 1, "progress": False,
-                                 "device": "cpu", "download": False, "out": str(tmp_path / "run"),
-                                 "eval_every": 1, "eval_n": 200})
+                               "device": "cpu", "download": False, "out": str(tmp_path / "run"),
+                               "eval_every": 1, "eval_n": 200})
     train(cfg)
     import json
 

@@ -85,6 +85,11 @@ class TrainConfig:
         return self.conditional or self.info_code
 
     @property
+    def d_head(self) -> bool:
+        """Whether D has a 10-way classifier head: classes (aux_weight) or codes (info_code)."""
+        return self.aux_weight > 0 or self.info_code
+
+    @property
     def steps_per_epoch(self) -> int:
         return self.train_images // self.batch_size
 

@@ -219,7 +219,7 @@ class Trainer:
         # ---- D step: maximise log D(x) + log(1 - D(G(z))) (for the seed's objective)
         if c.r1_gamma:
             real = real.detach().requires_grad_(True)
-        head = bool(c.aux_weight or c.info_code)  # D's classifier head is used too
+        head = c.d_head  # D's classifier head is used too
 
         def d(x, y):
             """(float logits, head logits or None) of D on x."""

@@ -25,7 +25,7 @@ def _codes(c) -> int:
 
 def _head(c) -> int:
     """Outputs of D's classifier head: classes (aux_weight) or codes (info_code)."""
-    return 10 if c.aux_weight > 0 or c.info_code else 0
+    return 10 if c.d_head else 0
 
 
 def _mlp(c) -> tuple[nn.Module, nn.Module]:
