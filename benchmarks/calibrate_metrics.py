@@ -19,7 +19,7 @@ import numpy as np
 
 from mnistgan.data import load_split
 from mnistgan.metrics import CALIBRATION, evaluate, flatten
-from mnistgan.run import sample
+from mnistgan.generation import sample
 
 HERE = Path(__file__).resolve().parent
 

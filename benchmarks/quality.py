@@ -28,7 +28,8 @@ from mnistgan.config import from_preset
 from mnistgan.data import load_split
 from mnistgan.metrics import evaluate
 from mnistgan.metrics.classifier import FeatureNet
-from mnistgan.run import read_log, sample, train
+from mnistgan.generation import sample
+from mnistgan.runs import read_log, train
 
 HERE = Path(__file__).resolve().parent
 METRICS = ["fid", "kid", "classifier_score", "coverage", "prdc", "memorization"]

@@ -30,7 +30,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from mnistgan.config import from_preset
 from mnistgan.data import DeviceData, load_split
-from mnistgan.training import Trainer, resolve_device
+from mnistgan.runtime import resolve_device
+from mnistgan.training import Trainer
 
 HERE = Path(__file__).resolve().parent
 TF_SCRIPT = HERE.parent.parent / "shared" / "bench" / "seed_tf1.py"
@@ -104,12 +105,12 @@ def bench_preset(name: str, variant: str, data: DeviceData, device, seconds: flo
         rec = RecordMatmuls()
         print(f"(FLOPs not counted for {name}: {str(e).splitlines()[0]})", file=sys.stderr)
     for s in range(20):  # warm-up
-        t._window[0].copy_(t.train_step(*data.batch(order, s % spe, B)))
+        t.stats.window[0].copy_(t.train_step(*data.batch(order, s % spe, B)))
     sync(device)
     steps, t0 = 0, time.perf_counter()
     while True:
         for _ in range(25):
-            t._window[0].copy_(t.train_step(*data.batch(order, steps % spe, B)))
+            t.stats.window[0].copy_(t.train_step(*data.batch(order, steps % spe, B)))
             steps += 1
         sync(device)
         if time.perf_counter() - t0 >= seconds:

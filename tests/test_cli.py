@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from mnistgan.cli import main
-from mnistgan.run import train
+from mnistgan.runs import train
 
 
 @pytest.fixture(scope="module")

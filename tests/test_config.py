@@ -60,11 +60,11 @@ def test_string_overrides_are_coerced():
 
 
 def test_registry_names_match_the_builders():
-    from mnistgan import data, losses, models
+    from mnistgan import data, models, objectives
 
     assert set(registry.NAMES["dataset"]) == set(data.DATASETS)
     assert set(registry.NAMES["model"]) == set(models.MODELS)
-    assert set(registry.NAMES["objective"]) == set(losses.OBJECTIVES)
+    assert set(registry.NAMES["objective"]) == set(objectives.OBJECTIVES)
     assert set(PRESETS) >= {"seed"}
 
 

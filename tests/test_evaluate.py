@@ -95,11 +95,11 @@ def test_cached_test_features_are_written_through_a_temporary_file_of_their_own(
     process's rename took the file from under another's (seen running quality.py four at a time).
     A folder squatting on the old fixed name makes any writer that still uses it fail."""
     from conftest import make_dataset
-    from mnistgan.data import default_cache_dir
+    from mnistgan.files import cache_dir
     from mnistgan.metrics import evaluate
 
     data = make_dataset(tmp_path / "data")
-    stats = default_cache_dir() / "stats"
+    stats = cache_dir() / "stats"
     name = f"mnist-test-{FeatureNet('mnist').sha256[:16]}"
     (stats / f"{name}.tmp").mkdir(parents=True)
     fake = np.random.default_rng(0).integers(0, 256, (100, 28, 28), dtype=np.uint8)

@@ -8,7 +8,8 @@ from PIL import Image
 
 from mnistgan.config import from_preset
 from mnistgan.data import DeviceData, load_split
-from mnistgan.run import read_log, sample, train
+from mnistgan.generation import sample
+from mnistgan.runs import read_log, train
 from mnistgan.training import Trainer
 
 pytestmark = pytest.mark.integration

@@ -122,16 +122,17 @@ def test_nearest_matches_cdist():
 
 def test_memorization_flags_planted_copies(tmp_path, isolated_env):
     from conftest import make_dataset
-    from mnistgan.metrics import Context, memorization
+    from mnistgan.metrics import Context, Reference, memorization
 
     folder = make_dataset(tmp_path / "d", 60000, 10000)
-    ctx = Context(np.zeros((10, 28, 28), np.uint8), "mnist", folder, download=False, progress=False)
+    reference = Reference("mnist", folder, download=False)
+    ctx = Context(np.zeros((10, 28, 28), np.uint8), reference)
     train = ctx.train[0]
     rng = np.random.default_rng(0)
     forgeries = rng.integers(0, 256, (200, 28, 28), dtype=np.uint8)
     planted = rng.choice(60000, 20, replace=False)
     forgeries[:20] = train[planted]
-    ctx = Context(forgeries, "mnist", folder, download=False, progress=False)
+    ctx = Context(forgeries, reference)
     r = memorization(ctx)
     assert r["exact_copies"] == 20 and r["near_copy_share"] == 0.1
     d, i = ctx.extras["nearest"]
@@ -140,11 +141,11 @@ def test_memorization_flags_planted_copies(tmp_path, isolated_env):
 
 def test_unknown_metric_and_bad_images():
     from mnistgan.errors import MnistganError
-    from mnistgan.metrics import Context, evaluate
+    from mnistgan.metrics import Context, Reference, evaluate
 
     with pytest.raises(MnistganError, match="unknown metric"):
         evaluate(np.zeros((20, 28, 28), np.uint8), metrics=["fid", "beauty"])
     with pytest.raises(MnistganError, match=r"images must be N x 28 x 28, got shape \(5, 32, 32\)"):
-        Context(np.zeros((5, 32, 32), np.uint8))
+        Context(np.zeros((5, 32, 32), np.uint8), Reference())
     with pytest.raises(MnistganError, match="float images must lie in"):
-        Context(np.full((20, 28, 28), 3.0))
+        Context(np.full((20, 28, 28), 3.0), Reference())

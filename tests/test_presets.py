@@ -7,7 +7,8 @@ from mnistgan import models
 from mnistgan.config import PRESETS, from_preset
 from mnistgan.data import DeviceData
 from mnistgan.errors import ConfigError
-from mnistgan.training import Trainer, recalibrate_batch_norm
+from mnistgan.generation import recalibrate_batch_norm
+from mnistgan.training import Trainer
 
 OBJECTIVES = ["minimax", "nonsaturating", "lsgan", "hinge", "wgan-gp"]
 
@@ -70,7 +71,8 @@ def test_auxiliary_classifier_head(model):
     assert torch.isfinite(stats).all() and not torch.equal(head, t.D.classifier.weight)
     # The losses carry the cross-entropy: the same step without the head's term differs.
     plain = Trainer(small(model, conditional=True, aux_weight=1.0))
-    plain.config = small(model, conditional=True)  # same networks, head ignored by the step
+    assert [type(term).__name__ for term in plain.loss.terms] == ["AuxiliaryClassifier"]
+    plain.loss.terms = []  # same networks, the head's term taken out of both phases
     plain_stats = plain.train_step(real, labels)
     assert float(stats[0]) > float(plain_stats[0]) and float(stats[1]) > float(plain_stats[1])
 
@@ -115,31 +117,6 @@ def test_conditional_models_require_labels():
         D(torch.rand(2, 1, 28, 28))
 
 
-class Quadratic(torch.nn.Module):
-    """D(x) = sum(w * x^2): grad_x D = 2 w x, known in closed form."""
-
-    def __init__(self):
-        super().__init__()
-        self.w = torch.nn.Parameter(torch.full((1, 1, 28, 28), 0.3))
-
-    def forward(self, x, labels=None):
-        return (self.w * x.square()).sum(dim=(1, 2, 3))
-
-
-def test_gradient_penalty_against_hand_computation():
-    t = Trainer(small("dcgan", "wgan-gp"))
-    t._d = Quadratic()
-    g = torch.Generator().manual_seed(0)
-    real, fake = torch.rand(8, 1, 28, 28, generator=g), torch.rand(8, 1, 28, 28, generator=g)
-    state = t.noise.get_state()
-    gp = t._gradient_penalty(real, fake, None)
-    t.noise.set_state(state)
-    e = torch.rand(8, 1, 1, 1, generator=t.noise)
-    x_hat = e * real + (1 - e) * fake
-    by_hand = ((2 * 0.3 * x_hat).flatten(1).norm(dim=1) - 1).square().mean()
-    torch.testing.assert_close(gp, by_hand, rtol=1e-5, atol=1e-6)
-
-
 def test_ema_update_and_half_life():
     cfg = small("dcgan", ema_half_life=160)  # 10 G steps of 16 images
     t = Trainer(cfg)
@@ -176,20 +153,11 @@ def test_d_steps_update_g_every_nth_step():
     assert flags == [0, 0, 1, 0, 0, 1]
 
 
-def test_label_smoothing_changes_only_the_real_target():
-    from mnistgan import losses
-
-    r, f = torch.tensor([0.3, -1.0]), torch.tensor([0.2, 0.5])
-    plain, smooth = losses.build("nonsaturating"), losses.build("nonsaturating", 0.1)
-    bce = torch.nn.functional.binary_cross_entropy_with_logits
-    torch.testing.assert_close(smooth.d_loss(r, f), bce(r, torch.full_like(r, 0.9)) + bce(f, torch.zeros_like(f)))
-    torch.testing.assert_close(plain.g_loss(f), smooth.g_loss(f))
-
-
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_every_preset_runs_end_to_end(preset, tmp_path, isolated_env):
     from conftest import make_dataset
-    from mnistgan.run import interpolate, read_log, sample, train
+    from mnistgan.generation import interpolate, sample
+    from mnistgan.runs import read_log, train
 
     folder = make_dataset(tmp_path / "data", 60000, 10000)
     cfg = from_preset(preset, {"train_images": 256, "epochs": 2, "progress": False, "device": "cpu",
@@ -209,7 +177,8 @@ def test_every_preset_runs_end_to_end(preset, tmp_path, isolated_env):
 def test_digit_reaches_the_generator_and_is_refused_when_unconditional(tmp_path, isolated_env, monkeypatch):
     from conftest import make_dataset
     from mnistgan.models.dcgan import DCGANGenerator
-    from mnistgan.run import sample, train
+    from mnistgan.generation import sample
+    from mnistgan.runs import train
 
     folder = make_dataset(tmp_path / "data", 60000, 10000)
     base = {"train_images": 128, "epochs": 1, "progress": False, "device": "cpu", "data_dir": str(folder),
@@ -234,21 +203,12 @@ def test_digit_reaches_the_generator_and_is_refused_when_unconditional(tmp_path,
         sample(tmp_path / "c", n=4, digit=11)
 
 
-def test_slerp_endpoints_and_norm():
-    from mnistgan.run import slerp
-
-    a, b = torch.randn(128), torch.randn(128)
-    path = slerp(a, b, torch.linspace(0, 1, 5))
-    torch.testing.assert_close(path[0], a, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(path[-1], b, rtol=1e-4, atol=1e-5)
-
-
 @pytest.mark.integration
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_every_preset_trains_on_fashion_mnist(preset, tmp_path, isolated_env):
     from pathlib import Path
 
-    from mnistgan.run import train
+    from mnistgan.runs import train
 
     if not Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").exists():
         pytest.skip("Debian's dataset-fashion-mnist is not installed")
@@ -260,14 +220,3 @@ def test_every_preset_trains_on_fashion_mnist(preset, tmp_path, isolated_env):
 
     row = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])
     assert row["fid"] > 0  # measured with the shipped fashion-mnist network
-
-
-def test_digit_is_refused_for_info_code_runs():
-    """An InfoGAN code is learned without labels: code k is not digit k, so --digit is refused
-    with a message that says so; plain sampling draws the ten codes in turn."""
-    from mnistgan.run import _labels
-
-    cfg = small("dcgan", info_code=True)
-    with pytest.raises(ConfigError, match="code k is not digit k"):
-        _labels(cfg, 5, 3)
-    assert _labels(cfg, 12, None).tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]

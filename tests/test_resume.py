@@ -14,7 +14,7 @@ import torch
 from mnistgan import checkpoint as ckpt
 from mnistgan.config import from_preset
 from mnistgan.errors import CheckpointError, ConfigError, DivergenceError
-from mnistgan.run import read_log, resume, train
+from mnistgan.runs import read_log, resume, train
 from mnistgan.training import Trainer, TrainingInterrupted
 
 from conftest import make_dataset

@@ -1,6 +1,7 @@
 import numpy as np
 import torch
 
+from mnistgan.callbacks import Callback
 from mnistgan.data import DeviceData
 from mnistgan.training import Trainer
 
@@ -31,12 +32,9 @@ def test_stops_at_max_images(tiny_config):
     cfg = apply_overrides(tiny_config, {"max_images": 1500})
     rows = []
 
-    class Collect:
+    class Collect(Callback):
         def on_epoch_end(self, trainer, row):
             rows.append(row)
-
-        def on_train_end(self, trainer):
-            pass
 
     t = Trainer(cfg)
     t.fit(fake_data(), [Collect()])

@@ -1,8 +1,8 @@
 """Checkpoints: one safetensors file each, tensors as tensors and everything else as JSON in
 the file's header metadata. Loading never unpickles, so a checkpoint cannot execute code.
 
-Writes are atomic (temporary file in the same folder, flush, fsync, rename, fsync of the
-folder): a crash at any moment leaves either the old set of checkpoints or the new one.
+Writes are atomic (files.atomic_write_bytes): a crash at any moment leaves either the old
+set of checkpoints or the new one.
 """
 from __future__ import annotations
 
@@ -10,48 +10,17 @@ import json
 import os
 import re
 import struct
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from .errors import CheckpointError
+from .files import atomic_write_bytes, remove_stale_temporaries
 
 FORMAT = "mnistgan-checkpoint"
 VERSION = 1
 NAME = re.compile(r"^ckpt-(\d{12})\.safetensors$")
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Writes data to path so that path holds either its old content or all of data."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass  # some filesystems cannot fsync a folder; the rename is still atomic
 
 
 def save(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
@@ -111,6 +80,17 @@ def load(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, An
     return tensors, meta
 
 
+def config_of(path: str | os.PathLike, meta: dict[str, Any]):
+    """The validated TrainConfig a checkpoint's metadata holds."""
+    from .config import TrainConfig
+    from .errors import ConfigError
+
+    try:
+        return TrainConfig.from_dict(meta["config"])
+    except (KeyError, ConfigError) as e:
+        raise CheckpointError(f"{path}: its config is invalid ({e})") from None
+
+
 def filename(images_seen: int) -> str:
     return f"ckpt-{images_seen:012d}.safetensors"
 
@@ -123,6 +103,17 @@ def list_checkpoints(folder: str | os.PathLike) -> list[Path]:
     return sorted(p for p in folder.iterdir() if NAME.match(p.name))
 
 
+def latest(run: str | os.PathLike) -> Path:
+    """The newest checkpoint of a run folder."""
+    run = Path(run)
+    if not run.is_dir():
+        raise CheckpointError(f"run folder {run} does not exist")
+    found = list_checkpoints(run / "checkpoints")
+    if not found:
+        raise CheckpointError(f"{run} is not a run with a checkpoint (no checkpoints/ckpt-*.safetensors)")
+    return found[-1]
+
+
 def prune(folder: str | os.PathLike, keep: int) -> None:
     """Deletes all but the newest `keep` checkpoints, and temporary files that a killed
     write left behind (only this run's one process writes here)."""
@@ -130,12 +121,6 @@ def prune(folder: str | os.PathLike, keep: int) -> None:
     for old in list_checkpoints(folder)[:-keep]:
         old.unlink(missing_ok=True)
     remove_stale_temporaries(folder)
-
-
-def remove_stale_temporaries(folder: str | os.PathLike) -> None:
-    """Deletes the temporary files of interrupted atomic writes in folder."""
-    for stale in Path(folder).glob(".*.tmp"):
-        stale.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------- module and optimiser state

@@ -9,14 +9,20 @@ from .config import PRESETS, from_preset
 from .errors import MnistganError
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
-    return value
+def _int_at_least(low: int):
+    """An argparse type: a whole number of at least `low`."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected a number of at least {low}, got {value}")
+        return value
+    return parse
+
+
+_positive_int, _nonneg_int = _int_at_least(1), _int_at_least(0)
 
 
 def _float(text: str) -> float:
@@ -24,16 +30,6 @@ def _float(text: str) -> float:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number of at least 0, got {value}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(a: argparse.Namespace) -> int:
-    from .run import free_run_dir, resume, train
+    from .runs import free_run_dir, resume, train
     from .training import TrainingInterrupted
 
     overrides = {"epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr, "seed": a.seed,
@@ -130,117 +126,69 @@ def cmd_train(a: argparse.Namespace) -> int:
         run = a.resume or overrides["out"]
         print(f"mnistgan: interrupted after {e.images_seen:,} images; a checkpoint was written. "
               f"Resume with: mnistgan train --resume {run}", file=sys.stderr)
-        return 143 if getattr(e, "signum", None) == 15 else 130
+        return 143 if e.signum == 15 else 130
     print(f"mnistgan: done ({trainer.images_seen:,} images seen). Pictures and checkpoints are in "
           f"{out}/; draw new forgeries with: mnistgan sample {out} --out digits.png", file=sys.stderr)
     return 0
 
 
 def cmd_sample(a: argparse.Namespace) -> int:
-    import numpy as np
+    from . import generation
 
-    from . import images
-    from .checkpoint import atomic_write_bytes
-    from .run import interpolate, sample
-
-    out = Path(a.out)
-    if out.suffix.lower() not in (".png", ".npy"):
-        raise MnistganError(f"--out must end in .png or .npy, got {a.out!r}")
-    if not out.parent.is_dir():
-        raise MnistganError(f"--out {a.out}: folder {out.parent} does not exist")
+    generation.check_output(a.out)  # before any work
     if a.interpolate:
-        rows = interpolate(a.run, steps=a.n, seed=a.seed, device=a.device, digit=a.digit)
-        digits, nrow = rows.reshape(-1, 28, 28), a.n
+        forgeries = generation.interpolate(a.run, steps=a.n, seed=a.seed, device=a.device, digit=a.digit)
     else:
-        digits = sample(a.run, n=a.n, seed=a.seed, device=a.device, digit=a.digit)
-        nrow = min(10, int(np.ceil(np.sqrt(a.n))))
-    try:
-        if out.suffix.lower() == ".npy":
-            import io
-
-            buf = io.BytesIO()
-            np.save(buf, rows if a.interpolate else digits)
-            atomic_write_bytes(out, buf.getvalue())
-        else:
-            images.save_grid(out, digits, nrow=nrow, scale=2)
-    except OSError as e:
-        raise MnistganError(f"cannot write {out}: {e.strerror or e}") from None
+        forgeries = generation.sample(a.run, n=a.n, seed=a.seed, device=a.device, digit=a.digit)
+    out = generation.write(a.out, forgeries)
     print(f"mnistgan: wrote {a.n} forgeries to {out}", file=sys.stderr)
     return 0
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
-    import json
-
-    import numpy as np
-
-    from . import images as pictures
-    from .checkpoint import atomic_write_bytes
-    from .metrics import calibration, evaluate
-    from .run import load_generator, sample
+    from . import generation
+    from .callbacks import progress_bar
+    from .metrics import evaluate, read_images, report
 
     if bool(a.run) == bool(a.images):
         raise MnistganError("give either a RUN folder or --images FILE.npy")
     if a.images:
-        try:
-            imgs = np.load(a.images, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise MnistganError(f"cannot read --images {a.images}: {e}") from None
-        dataset = a.dataset or "mnist"
+        imgs, dataset, data_dir = read_images(a.images), a.dataset or "mnist", a.data_dir
         out = Path(a.out or "metrics.json")
     else:
-        _, config = load_generator(a.run)
-        dataset = a.dataset or config.dataset
-        data_dir = a.data_dir or config.data_dir
-        a.data_dir = data_dir
-        imgs = sample(a.run, n=a.n, seed=a.seed, device=a.device)
+        config = generation.read_config(a.run)
+        dataset, data_dir = a.dataset or config.dataset, a.data_dir or config.data_dir
         out = Path(a.out or Path(a.run) / "metrics.json")
     if not out.parent.is_dir():
         raise MnistganError(f"--out {out}: folder {out.parent} does not exist")
+    if a.run:
+        imgs = generation.sample(a.run, n=a.n, seed=a.seed, device=a.device)
     metrics = [m.strip() for m in a.metrics.split(",")] if a.metrics else None
-    result, ctx = evaluate(imgs, dataset, metrics, a.data_dir, device=a.device)
-    atomic_write_bytes(out, (json.dumps(result, indent=2) + "\n").encode())
-    print(format_table(result, calibration(dataset)))
-    if "nearest" in ctx.extras:
-        fig = out.with_name("novelty.png")
-        pictures.save_novelty(fig, ctx.images, ctx.train[0], *ctx.extras["nearest"])
-        print(f"novelty figure: {fig}")
+    result, ctx = evaluate(imgs, dataset, metrics, data_dir, progress=progress_bar, device=a.device)
+    written = report.write(result, ctx, out)
+    print(report.table(result))
+    for path in written[1:]:
+        print(f"novelty figure: {path}")
     print(f"metrics written to {out}", file=sys.stderr)
     return 0
 
 
-def format_table(result: dict, calib: dict) -> str:
-    """One line a number, with the calibration references beside it."""
-    from .metrics import flatten
-
-    net = result["feature_network"]
-    lines = [f"{result['n']} images vs {result['dataset']} test split; features: {net['name']} "
-             f"(sha256 {net['sha256'][:12]}, test accuracy {net['test_accuracy']:.4f})"]
-    refs = [(name, flatten(r)) for name, r in calib.get("references", {}).items()]
-    header = f"{'metric':<26}{'value':>12}" + "".join(f"{name:>18}" for name, _ in refs)
-    lines += [header, "-" * len(header)]
-    for key, value in flatten(result).items():
-        row = f"{key:<26}{value:>12.4g}"
-        for _, ref in refs:
-            row += f"{ref[key]:>18.4g}" if key in ref else f"{'':>18}"
-        lines.append(row)
-    return "\n".join(lines)
-
-
 def cmd_classifier(a: argparse.Namespace) -> int:
+    from .callbacks import progress_bar
     from .metrics.classifier import train_classifier
 
-    info = train_classifier(a.dataset, a.data_dir, epochs=a.epochs, seed=a.seed, out=a.out)
+    info = train_classifier(a.dataset, a.data_dir, epochs=a.epochs, seed=a.seed, out=a.out, progress=progress_bar)
     print(f"{a.dataset} classifier: test accuracy {info['test_accuracy']:.4f}, sha256 {info['sha256']}, "
           f"{info['train_seconds']} s")
     return 0
 
 
 def cmd_data(a: argparse.Namespace) -> int:
+    from .callbacks import progress_bar
     from .data import get_spec, load_split, locate
 
     spec = get_spec(a.dataset)
-    folder = locate(spec, a.data_dir, download=(a.action == "fetch"))
+    folder = locate(spec, a.data_dir, download=(a.action == "fetch"), progress=progress_bar)
     for split in spec.counts:
         imgs, labels = load_split(a.dataset, split, folder, download=False)
         print(f"{a.dataset} {split}: {len(imgs)} images, {len(labels)} labels, valid ({folder})")

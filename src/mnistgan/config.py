@@ -36,7 +36,7 @@ class TrainConfig:
     info_code: bool = field(default=False, metadata=FIXED)    # unconditional: G also takes a 10-way categorical code that D's head must recover from the forgery (InfoGAN, Chen et al. 2016); uses no labels
     spectral_norm: bool = field(default=False, metadata=FIXED)  # dcgan: spectral norm on D's layers
     # --- how it is trained -----------------------------------------------------------
-    objective: str = field(default="nonsaturating", metadata=FIXED)  # registered objective (see losses.py)
+    objective: str = field(default="nonsaturating", metadata=FIXED)  # registered objective (see objectives.py)
     optimizer: str = field(default="adam-tf1", metadata=FIXED)      # adam-tf1 (TF1's epsilon placement) or adam (PyTorch's)
     d_steps: int = field(default=1, metadata=FIXED)           # D steps per G step (each on its own real batch)
     label_smoothing: float = field(default=0.0, metadata=FIXED)  # one-sided: real target 1 - s (minimax, nonsaturating)
@@ -109,32 +109,20 @@ class TrainConfig:
 _DCGAN = {"model": "dcgan", "optimizer": "adam", "lr": 2e-4, "beta1": 0.5, "batch_size": 64,
           "train_images": 60000, "epochs": 20}
 PRESETS: dict[str, dict[str, Any]] = {
-    # The classic vanilla GAN tutorial, exactly (see README "The seed preset").
+    # The classic vanilla GAN tutorial, exactly (see README "Presets").
     "seed": {},
     # Radford et al. 2016 for 28 x 28 (conv G with batch norm, conv D, Adam beta1 0.5), with a
-    # spectrally normalised D (Miyato et al. 2018) and lr 5e-4: chosen by measurement for the
-    # class-share bar (README "Quality"; screen in benchmarks/screens/). After 7 epochs,
-    # Radford's plain Adam(2e-4, 0.5) over-drew one class (largest share 0.174-0.190, FID
-    # 154-159, 2 seeds); lr 5e-4 alone 0.149-0.156 (FID 120-128); with spectral norm
-    # 0.133-0.138 (FID 112-115, 3 seeds).
+    # spectrally normalised D (Miyato et al. 2018) and lr 5e-4 (why: docs/MEASUREMENTS.md).
     "dcgan": {**_DCGAN, "lr": 5e-4, "spectral_norm": True},
-    # Radford's DCGAN (Adam(2e-4, 0.5), no spectral norm), class-conditional: G embeds the
-    # label, D projects it (Miyato & Koyama 2018) and also classifies real digits with an
-    # auxiliary head whose cross-entropy G's forgeries must pass (Odena et al. 2017, weight
-    # 2); sampled from an EMA of G's weights. Chosen by benchmarks/quality.py for `--digit k`
-    # accuracy after 5 epochs (README "Quality"): worst digit 0.946 without the head and EMA,
-    # 0.963 head weight 1, 0.968 plus EMA, 0.982 weight 2.
+    # Radford's DCGAN, class-conditional: G embeds the label, D projects it (Miyato & Koyama
+    # 2018) and classifies real digits with an auxiliary head whose cross-entropy G's forgeries
+    # must pass (Odena et al. 2017, weight 2); sampled from an EMA of G's weights.
     "cdcgan": {**_DCGAN, "conditional": True, "aux_weight": 2.0, "ema_half_life": 10000},
-    # Gulrajani et al. 2017's objective: Wasserstein loss, gradient penalty 10 at points drawn
-    # per sample between real and forged images, no batch norm in the critic. Their schedule
-    # (5 critic steps per G step, Adam(1e-4, 0, 0.9)) is too slow for a CPU budget: after 6
-    # epochs FID 378-402 and one class at 0.21-0.28 of the samples (2 seeds). 2 critic steps
-    # with Adam(4e-4, 0.5, 0.9), chosen by measurement (README "Quality"): FID 114-126, largest
-    # share 0.125-0.134 (3 seeds).
+    # Gulrajani et al. 2017's objective (Wasserstein loss, gradient penalty 10, no batch norm in
+    # the critic) with 2 critic steps at Adam(4e-4, 0.5, 0.9) instead of their 5 at
+    # Adam(1e-4, 0, 0.9), which learn too slowly for a CPU budget.
     "wgan-gp": {**_DCGAN, "objective": "wgan-gp", "d_steps": 2, "lr": 4e-4, "beta1": 0.5, "beta2": 0.9},
-    # Chosen by measurement for quality per CPU minute (README "Quality"): the conditional
-    # DCGAN sampled from an EMA of its weights. (Hinge loss with spectral norm, tried first,
-    # collapsed within each class: FID 133, recall 0.005 after 10 minutes.)
+    # The conditional DCGAN sampled from an EMA of its weights: the best FID per CPU minute.
     "best": {**_DCGAN, "conditional": True, "ema_half_life": 10000},
 }
 

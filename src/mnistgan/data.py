@@ -15,14 +15,19 @@ import urllib.request
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable, Optional
 
 import numpy as np
 
 from .errors import DataError
+from .files import cache_dir
 
 IMAGE_MAGIC = 0x00000803  # unsigned byte, 3 dimensions
 LABEL_MAGIC = 0x00000801  # unsigned byte, 1 dimension
 ROLES = ("train_images", "train_labels", "test_images", "test_labels")
+# A progress-bar factory (tqdm's keyword arguments; callbacks.progress_bar), or None for no
+# bar: this module never writes to the terminal itself.
+Progress = Optional[Callable[..., Any]]
 
 
 @dataclass(frozen=True)
@@ -137,14 +142,6 @@ def read_labels(path: str | os.PathLike, count: int | None = None, num_classes: 
 
 
 # ----------------------------------------------------------------------------- locating
-def default_cache_dir() -> Path:
-    """$MNISTGAN_CACHE, else $XDG_CACHE_HOME/mnistgan, else ~/.cache/mnistgan."""
-    if os.environ.get("MNISTGAN_CACHE"):
-        return Path(os.environ["MNISTGAN_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "mnistgan"
-
-
 def _find(folder: Path, filename: str) -> Path | None:
     """The file in folder, compressed (canonical name) or not (name without .gz)."""
     for candidate in (folder / filename, folder / filename.removesuffix(".gz")):
@@ -158,14 +155,14 @@ def missing_files(spec: DatasetSpec, folder: Path) -> list[str]:
 
 
 def locate(spec: DatasetSpec, data_dir: str | os.PathLike | None = None, download: bool = True,
-           progress: bool = True) -> Path:
+           progress: Progress = None) -> Path:
     """The folder holding the dataset's four files.
 
     Order: data_dir, else $MNISTGAN_DATA_DIR; else the user cache; else known system folders;
     else download (into data_dir when one was given, else into the cache).
     """
     explicit = data_dir or os.environ.get("MNISTGAN_DATA_DIR")
-    cache = default_cache_dir() / spec.name
+    cache = cache_dir() / spec.name
     candidates = [Path(explicit)] if explicit else [cache, *map(Path, spec.system_dirs)]
     for folder in candidates:
         if folder.is_dir() and not missing_files(spec, folder):
@@ -190,10 +187,19 @@ def _md5(path: Path) -> str:
     return h.hexdigest()
 
 
-def _fetch(url: str, dest: Path, md5: str, timeout: float, progress: bool) -> None:
-    """Downloads url to dest via a temporary file in dest's folder; renames only when verified."""
-    from tqdm.auto import tqdm
+class _NoBar:
+    def __enter__(self):
+        return self
 
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n: int) -> None:
+        pass
+
+
+def _fetch(url: str, dest: Path, md5: str, timeout: float, progress: Progress) -> None:
+    """Downloads url to dest via a temporary file in dest's folder; renames only when verified."""
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     try:
         os.fchmod(fd, 0o644)
@@ -202,8 +208,9 @@ def _fetch(url: str, dest: Path, md5: str, timeout: float, progress: bool) -> No
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
             length = resp.headers.get("Content-Length")
             length = int(length) if length and length.isdigit() else None
-            with tqdm(total=length, unit="B", unit_scale=True, desc=dest.name, disable=not progress,
-                      leave=False) as bar:
+            bar = progress(total=length, unit="B", unit_scale=True, desc=dest.name, leave=False) \
+                if callable(progress) else _NoBar()
+            with bar:
                 while chunk := resp.read(1 << 16):
                     out.write(chunk)
                     h.update(chunk)
@@ -222,7 +229,7 @@ def _fetch(url: str, dest: Path, md5: str, timeout: float, progress: bool) -> No
 
 
 def download_file(urls: list[str] | tuple[str, ...], dest: str | os.PathLike, md5: str,
-                  timeout: float = 30.0, attempts: int = 2, progress: bool = True) -> Path:
+                  timeout: float = 30.0, attempts: int = 2, progress: Progress = None) -> Path:
     """Fetches one file, trying each URL in order (each up to `attempts` times), verifying md5.
 
     Nothing is left at dest unless it passed the checksum; no partial file remains on failure.
@@ -245,7 +252,7 @@ def download_file(urls: list[str] | tuple[str, ...], dest: str | os.PathLike, md
                     f"\nDownload it by hand into {dest.parent} (or pass --data-dir DIR).")
 
 
-def download_dataset(spec: DatasetSpec, folder: str | os.PathLike, progress: bool = True,
+def download_dataset(spec: DatasetSpec, folder: str | os.PathLike, progress: Progress = None,
                      timeout: float = 30.0) -> Path:
     """Downloads the dataset's missing files into folder, verifying each against its md5."""
     folder = Path(folder)
@@ -261,7 +268,7 @@ def download_dataset(spec: DatasetSpec, folder: str | os.PathLike, progress: boo
 
 # ----------------------------------------------------------------------------- loading
 def load_split(name: str, split: str = "train", data_dir: str | os.PathLike | None = None,
-               download: bool = True, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+               download: bool = True, progress: Progress = None) -> tuple[np.ndarray, np.ndarray]:
     """(images N x 28 x 28 uint8, labels N uint8) of a registered dataset's split."""
     spec = get_spec(name)
     if split not in spec.counts:

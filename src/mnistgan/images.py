@@ -33,6 +33,20 @@ def grid(images: np.ndarray, nrow: int = 10, pad: int = 2, fill: int = 0) -> np.
     return out
 
 
+def read_gray(path: str | os.PathLike) -> np.ndarray:
+    """A saved picture as a 2-D uint8 array (converted to grayscale)."""
+    with Image.open(path) as img:
+        return np.asarray(img.convert("L"))
+
+
+def grid_row(tiled: np.ndarray, diagonal: bool = False, n: int = 10, size: int = 28, pad: int = 2) -> np.ndarray:
+    """n images of a tiled n x n grid (as `grid` makes it): its first row, or its diagonal
+    (a conditional grid's rows are classes, so the diagonal shows every class)."""
+    step = size + pad
+    return np.stack([tiled[pad + step * (i if diagonal else 0):step + step * (i if diagonal else 0),
+                           pad + step * i:step + step * i] for i in range(n)])
+
+
 def save_grid(path: str | os.PathLike, images: np.ndarray, nrow: int = 10, scale: int = 1) -> Path:
     """Saves uint8 images as one grayscale PNG grid."""
     img = Image.fromarray(grid(images, nrow))

@@ -2,7 +2,8 @@
 evaluation context, returning a dict. Real-data features are cached on disk per dataset
 and feature network.
 
-    result = evaluate(images_uint8_Nx28x28, dataset="mnist")   # all metrics
+    result, ctx = evaluate(images_uint8_Nx28x28, dataset="mnist")   # all metrics
+    report.write(result, ctx, "metrics.json")                       # + novelty.png, table
 """
 from __future__ import annotations
 
@@ -30,34 +31,19 @@ def register(name: str):
     return deco
 
 
-class Context:
-    """What the metrics share, each computed once, on first use."""
+class Reference:
+    """The real side of every comparison, each part loaded once on first use: the dataset's
+    feature network, its real splits, and the features of its test split (cached on disk per
+    dataset and network). A probe that measures many times keeps one Reference."""
 
-    def __init__(self, images: np.ndarray, dataset: str = "mnist", data_dir=None, download: bool = True,
-                 progress: bool = True, device: str = "cpu"):
-        images = np.asarray(images)
-        if images.ndim == 4 and images.shape[1] == 1:
-            images = images[:, 0]
-        if images.ndim != 3 or images.shape[1:] != (28, 28):
-            raise MnistganError(f"images must be N x 28 x 28, got shape {images.shape}")
-        if images.dtype != np.uint8:
-            if images.min() < 0 or images.max() > 1:
-                raise MnistganError("float images must lie in [0, 1]; uint8 images in 0..255")
-            images = (images * 255).round().astype(np.uint8)
-        if len(images) < 10:
-            raise MnistganError(f"at least 10 images are needed to evaluate, got {len(images)}")
-        self.images = images
+    def __init__(self, dataset: str = "mnist", data_dir=None, download: bool = True, progress=None,
+                 device: str = "cpu"):
         self.dataset, self.data_dir, self.download, self.progress = dataset, data_dir, download, progress
         self.device = device
-        self.extras: dict = {}  # figures' material (e.g. nearest neighbours)
 
     @cached_property
     def net(self) -> FeatureNet:
         return FeatureNet(self.dataset, self.device)
-
-    @cached_property
-    def fake(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.net(self.images)
 
     def _split(self, split: str):
         from ..data import load_split
@@ -77,10 +63,9 @@ class Context:
         """Features of the real test split, cached on disk per dataset and network."""
         from safetensors.torch import load_file, save
 
-        from ..checkpoint import atomic_write_bytes
-        from ..data import default_cache_dir
+        from ..files import atomic_write_bytes, cache_dir
 
-        path = default_cache_dir() / "stats" / f"{self.dataset}-test-{self.net.sha256[:16]}.safetensors"
+        path = cache_dir() / "stats" / f"{self.dataset}-test-{self.net.sha256[:16]}.safetensors"
         if path.exists():
             try:
                 feats = load_file(path)["features"]
@@ -93,6 +78,48 @@ class Context:
         # A temporary file of its own: evaluations running side by side each write one whole file.
         atomic_write_bytes(path, save({"features": feats.contiguous().cpu()}))
         return feats
+
+
+class Context:
+    """What the metrics share for one set of forgeries: the images, their features (computed
+    once, on first use), and the Reference they are compared with."""
+
+    def __init__(self, images: np.ndarray, reference: Reference):
+        images = np.asarray(images)
+        if images.ndim == 4 and images.shape[1] == 1:
+            images = images[:, 0]
+        if images.ndim != 3 or images.shape[1:] != (28, 28):
+            raise MnistganError(f"images must be N x 28 x 28, got shape {images.shape}")
+        if images.dtype != np.uint8:
+            if images.min() < 0 or images.max() > 1:
+                raise MnistganError("float images must lie in [0, 1]; uint8 images in 0..255")
+            images = (images * 255).round().astype(np.uint8)
+        if len(images) < 10:
+            raise MnistganError(f"at least 10 images are needed to evaluate, got {len(images)}")
+        self.images = images
+        self.reference = reference
+        self.dataset = reference.dataset
+        self.extras: dict = {}  # figures' material (e.g. nearest neighbours)
+
+    @property
+    def net(self) -> FeatureNet:
+        return self.reference.net
+
+    @property
+    def real(self) -> torch.Tensor:
+        return self.reference.real
+
+    @property
+    def test(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.reference.test
+
+    @property
+    def train(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.reference.train
+
+    @cached_property
+    def fake(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.net(self.images)
 
 
 @register("fid")
@@ -156,13 +183,14 @@ def parzen(ctx: Context) -> dict:
 
 
 def evaluate(images: np.ndarray, dataset: str = "mnist", metrics: list[str] | None = None, data_dir=None,
-             download: bool = True, progress: bool = True, device: str = "cpu") -> tuple[dict, Context]:
-    """Runs the chosen metrics (default: all); returns (result dict, context)."""
+             download: bool = True, progress=None, device: str = "cpu") -> tuple[dict, Context]:
+    """Runs the chosen metrics (default: all); returns (result dict, context). `progress`:
+    a progress-bar factory for a download of the real data (callbacks.progress_bar), or None."""
     names = list(metrics or METRICS)
     unknown = [m for m in names if m not in METRICS]
     if unknown:
         raise MnistganError(f"unknown metric(s) {', '.join(unknown)}; available: {', '.join(METRICS)}")
-    ctx = Context(images, dataset, data_dir, download, progress, device)
+    ctx = Context(images, Reference(dataset, data_dir, download, progress, device))
     out = {"dataset": dataset, "n": len(ctx.images), "feature_network": ctx.net.identity, "metrics": {},
            "seconds": {}}
     for name in names:
@@ -170,6 +198,14 @@ def evaluate(images: np.ndarray, dataset: str = "mnist", metrics: list[str] | No
         out["metrics"][name] = METRICS[name](ctx)
         out["seconds"][name] = round(time.perf_counter() - t0, 2)
     return out, ctx
+
+
+def read_images(path) -> np.ndarray:
+    """The forgeries of a .npy file (N x 28 x 28: uint8, or floats in [0, 1]), never unpickled."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise MnistganError(f"cannot read --images {path}: {e}") from None
 
 
 def calibration(dataset: str) -> dict:

@@ -89,10 +89,10 @@ class FeatureNet:
 
 
 def train_classifier(dataset: str, data_dir=None, epochs: int = 4, seed: int = 0, out: Path | None = None,
-                     progress: bool = True, device: str = "cpu") -> dict:
-    """Trains the feature network deterministically per seed; writes weights and info JSON."""
+                     progress=None, device: str = "cpu") -> dict:
+    """Trains the feature network deterministically per seed; writes weights and info JSON.
+    `progress`: a progress-bar factory (callbacks.progress_bar), or None for no bars."""
     from safetensors.torch import save_file
-    from tqdm.auto import tqdm
 
     from ..data import load_split
 
@@ -109,8 +109,8 @@ def train_classifier(dataset: str, data_dir=None, epochs: int = 4, seed: int = 0
     for epoch in range(epochs):
         order = torch.randperm(len(X), generator=gen)
         net.train()
-        bar = tqdm(range(len(X) // 100), desc=f"classifier epoch {epoch + 1}/{epochs}", disable=not progress)
-        for i in bar:
+        steps = range(len(X) // 100)
+        for i in (progress(steps, desc=f"classifier epoch {epoch + 1}/{epochs}") if callable(progress) else steps):
             idx = order[i * 100:(i + 1) * 100]
             xb = X[idx].float().div_(255.0).to(device)
             # Light augmentation (shifts of up to 2 pixels) for a network that generalises to forgeries.

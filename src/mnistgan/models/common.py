@@ -5,6 +5,19 @@ import torch
 from torch import nn
 
 
+class Generator(nn.Module):
+    """What every generator has beside forward(z, labels=None, class_embedding=None)."""
+
+    embed: nn.Embedding | None
+
+    def class_embeddings(self) -> torch.Tensor:
+        """The learned class (or code) embedding table, classes x embed_dim: rows to
+        interpolate between for a walk across classes."""
+        if self.embed is None:
+            raise ValueError("this generator takes no class")
+        return self.embed.weight
+
+
 def with_class(z: torch.Tensor, embed: nn.Embedding | None, labels: torch.Tensor | None,
                class_embedding: torch.Tensor | None) -> torch.Tensor:
     """z, with the class embedding concatenated when the generator is conditional (a given

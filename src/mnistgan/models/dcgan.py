@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .common import class_output, with_class
+from .common import Generator, class_output, with_class
 from torch.nn.utils.parametrizations import spectral_norm
 
 
@@ -27,7 +27,7 @@ def init_dcgan_(module: nn.Module) -> None:
             nn.init.normal_(m.weight, 0.0, 1.0)
 
 
-class DCGANGenerator(nn.Module):
+class DCGANGenerator(Generator):
     def __init__(self, z_dim: int = 128, width: int = 64, num_classes: int = 0, embed_dim: int = 32):
         super().__init__()
         self.z_dim, self.num_classes = z_dim, num_classes

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .common import class_output, with_class
+from .common import Generator, class_output, with_class
 
 PIXELS = 28 * 28
 
@@ -30,7 +30,7 @@ def _hidden(in_dim: int, hidden: int, layers: int) -> list[nn.Module]:
     return mods
 
 
-class MLPGenerator(nn.Module):
+class MLPGenerator(Generator):
     def __init__(self, z_dim: int = 128, hidden: int = 256, init_std: float = 0.01, layers: int = 1,
                  num_classes: int = 0, embed_dim: int = 32):
         super().__init__()

@@ -1,0 +1,186 @@
+"""Forgeries from a trained generator: loading one from a checkpoint (the EMA generator,
+its batch-norm statistics recomputed), noise and labels, sampling in chunks, latent walks,
+and writing the result. The one place the CLI, the metrics and the Trainer's pictures draw
+forgeries from; nothing here trains.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import checkpoint as ckpt
+from . import images, runtime
+from .config import TrainConfig
+from .errors import ConfigError
+
+CHUNK = 1000  # forgeries per generator call when sampling many
+
+
+def noise(n: int, z_dim: int, seed: int) -> torch.Tensor:
+    """n noise vectors N(0, 1) drawn on the CPU from seed (identical on every device)."""
+    return torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed))
+
+
+def class_labels(config: TrainConfig, n: int, digit: int | None = None) -> torch.Tensor | None:
+    """What a generator of this config is given for n forgeries: None (unconditional),
+    classes (or codes) 0..9 in turn, or `digit` n times (conditional models only)."""
+    if digit is None:
+        return torch.arange(n) % 10 if config.takes_labels else None
+    if config.info_code:
+        raise ConfigError("--digit needs a conditional model; this run's codes (info_code) are learned "
+                          "without labels, so code k is not digit k")
+    if not config.conditional:
+        raise ConfigError("--digit needs a conditional model (e.g. --preset cdcgan); this run is unconditional")
+    if not 0 <= digit <= 9:
+        raise ConfigError(f"--digit must be 0..9, got {digit}")
+    return torch.full((n,), digit, dtype=torch.long)
+
+
+@torch.no_grad()
+def generate(G: torch.nn.Module, z: torch.Tensor, labels: torch.Tensor | None = None,
+             takes_labels: bool = False) -> torch.Tensor:
+    """G's forgeries (B x 1 x 28 x 28 floats in [0, 1]) for noise z, in eval mode; a generator
+    that takes labels and is given none draws classes 0..9 in turn."""
+    device = next(G.parameters()).device
+    if takes_labels and labels is None:
+        labels = torch.arange(len(z), device=device) % 10
+    was_training = G.training
+    G.eval()
+    try:
+        return G(z.to(device), None if labels is None else labels.to(device)).float()
+    finally:
+        G.train(was_training)
+
+
+@torch.no_grad()
+def recalibrate_batch_norm(G: torch.nn.Module, config: TrainConfig, device, batches: int = 8, size: int = 256) -> None:
+    """Recomputes G's batch-norm running statistics for its current weights: the exact
+    average over `batches` fixed noise batches (momentum None). An EMA generator needs this:
+    the raw G's statistics belong to other weights, and sampling with them was measured to
+    score clearly worse. Deterministic, so resumed runs stay exact."""
+    norms = [m for m in G.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    was_training = G.training
+    G.train()
+    gen = torch.Generator().manual_seed(runtime.derived_seed(config.seed, runtime.EVAL_NOISE, 1))
+    for _ in range(batches):
+        z = torch.randn(size, config.z_dim, generator=gen).to(device)
+        labels = torch.randint(0, 10, (size,), generator=gen).to(device) if config.takes_labels else None
+        G(z, labels)
+    for m, mom in zip(norms, momenta):
+        m.momentum = mom
+    G.train(was_training)
+
+
+def checkpoint_of(run_or_checkpoint: str | os.PathLike) -> Path:
+    """A checkpoint file as given, or a run folder's newest one."""
+    path = Path(run_or_checkpoint)
+    return path if path.is_file() else ckpt.latest(path)
+
+
+def read_config(run_or_checkpoint: str | os.PathLike) -> TrainConfig:
+    """The config a run (or checkpoint) was trained with, read from the checkpoint's header."""
+    path = checkpoint_of(run_or_checkpoint)
+    return ckpt.config_of(path, ckpt.read_header(path))
+
+
+def load_generator(run_or_checkpoint: str | os.PathLike, device: str = "cpu") -> tuple[torch.nn.Module, TrainConfig]:
+    """(generator in eval mode, config) from a run folder's latest checkpoint or a checkpoint
+    file: the EMA generator when the run kept one (its batch-norm statistics recomputed)."""
+    from . import models
+
+    path = checkpoint_of(run_or_checkpoint)
+    tensors, meta = ckpt.load(path)
+    config = ckpt.config_of(path, meta)
+    G, _ = models.build(config)
+    ema = any(k.startswith("G_ema.") for k in tensors)
+    ckpt.load_module("G_ema" if ema else "G", G, tensors, path)
+    dev = runtime.resolve_device(device)
+    G = G.to(dev)
+    if ema:
+        recalibrate_batch_norm(G, config, dev)
+    return G.eval(), config
+
+
+@torch.no_grad()
+def sample(run_or_checkpoint: str | os.PathLike, n: int = 64, seed: int = 0, device: str = "cpu",
+           digit: int | None = None) -> np.ndarray:
+    """n forgeries as an N x 28 x 28 uint8 array; the same (checkpoint, n, seed, digit) gives
+    the same images. Conditional models draw `digit`, or classes 0..9 in turn."""
+    if n < 1:
+        raise ConfigError(f"--n must be at least 1, got {n}")
+    G, config = load_generator(run_or_checkpoint, device)
+    labels = class_labels(config, n, digit)
+    z = noise(n, config.z_dim, seed)
+    out = [generate(G, chunk, None if labels is None else labels[i * CHUNK:(i + 1) * CHUNK])
+           for i, chunk in enumerate(z.split(CHUNK))]
+    return images.to_uint8(torch.cat(out))
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation between noise vectors (Shoemake 1985; White 2016 for GANs)."""
+    cos = (a * b).sum() / (a.norm() * b.norm())
+    omega = torch.arccos(cos.clamp(-1 + 1e-7, 1 - 1e-7))
+    so = torch.sin(omega)
+    return (torch.sin((1 - t) * omega)[:, None] * a + torch.sin(t * omega)[:, None] * b) / so
+
+
+@torch.no_grad()
+def interpolate(run_or_checkpoint: str | os.PathLike, steps: int = 10, seed: int = 0, device: str = "cpu",
+                digit: int | None = None) -> np.ndarray:
+    """Latent walks, as rows of `steps` images (rows x steps x 28 x 28 uint8): a spherical walk
+    between two noise vectors; for a conditional model also a walk across the ten classes
+    with the noise fixed (the label embedding interpolated linearly, 0 -> 1 -> ... -> 9)."""
+    if steps < 2:
+        raise ConfigError(f"--n must be at least 2 for an interpolation, got {steps}")
+    G, config = load_generator(run_or_checkpoint, device)
+    dev = next(G.parameters()).device
+    a, b = noise(2, config.z_dim, seed)
+    z = slerp(a, b, torch.linspace(0, 1, steps))
+    rows = [generate(G, z, class_labels(config, steps, digit))]
+    if config.takes_labels:
+        emb = G.class_embeddings()                             # 10 x embed_dim
+        t = torch.linspace(0, 9, steps, device=dev)
+        lo = t.floor().long().clamp(max=8)
+        w = (t - lo)[:, None]
+        walk = (1 - w) * emb[lo] + w * emb[lo + 1]
+        rows.append(G(a.to(dev).expand(steps, -1), class_embedding=walk).float())
+    return np.stack([images.to_uint8(r) for r in rows])
+
+
+def check_output(out: str | os.PathLike) -> Path:
+    """out as a Path if forgeries can be written there (.png or .npy, in a folder that exists)."""
+    out = Path(out)
+    if out.suffix.lower() not in (".png", ".npy"):
+        raise ConfigError(f"--out must end in .png or .npy, got {str(out)!r}")
+    if not out.parent.is_dir():
+        raise ConfigError(f"--out {out}: folder {out.parent} does not exist")
+    return out
+
+
+def write(out: str | os.PathLike, forgeries: np.ndarray, nrow: int | None = None) -> Path:
+    """Writes uint8 forgeries (N x 28 x 28, or rows x steps x 28 x 28 for walks) as a .npy
+    array or a .png grid (nrow images a row: default about square, at most 10; walks: a row
+    per walk), atomically."""
+    from . import files
+
+    out = check_output(out)
+    try:
+        if out.suffix.lower() == ".npy":
+            files.write_npy(out, forgeries)
+        else:
+            if forgeries.ndim == 4:
+                nrow = nrow or forgeries.shape[1]
+            flat = forgeries.reshape(-1, 28, 28)
+            images.save_grid(out, flat, nrow=nrow or min(10, int(np.ceil(np.sqrt(len(flat))))), scale=2)
+    except OSError as e:
+        raise ConfigError(f"cannot write {out}: {e.strerror or e}") from None
+    return out

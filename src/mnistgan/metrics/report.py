@@ -1,0 +1,39 @@
+"""What an evaluation leaves: metrics.json, the novelty figure, and the table a person reads
+(each number beside the calibration references shipped with the feature network)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .. import files, images
+from . import Context, calibration, flatten
+
+
+def write(result: dict, ctx: Context, out: str | os.PathLike) -> list[Path]:
+    """Writes result as JSON to out and, when the memorization metric ran, novelty.png beside
+    it; returns the paths written."""
+    out = Path(out)
+    files.write_json(out, result)
+    written = [out]
+    if "nearest" in ctx.extras:
+        fig = out.with_name("novelty.png")
+        images.save_novelty(fig, ctx.images, ctx.train[0], *ctx.extras["nearest"])
+        written.append(fig)
+    return written
+
+
+def table(result: dict, calib: dict | None = None) -> str:
+    """One line a number, with the calibration references (default: the dataset's) beside it."""
+    calib = calibration(result["dataset"]) if calib is None else calib
+    net = result["feature_network"]
+    lines = [f"{result['n']} images vs {result['dataset']} test split; features: {net['name']} "
+             f"(sha256 {net['sha256'][:12]}, test accuracy {net['test_accuracy']:.4f})"]
+    refs = [(name, flatten(r)) for name, r in calib.get("references", {}).items()]
+    header = f"{'metric':<26}{'value':>12}" + "".join(f"{name:>18}" for name, _ in refs)
+    lines += [header, "-" * len(header)]
+    for key, value in flatten(result).items():
+        row = f"{key:<26}{value:>12.4g}"
+        for _, ref in refs:
+            row += f"{ref[key]:>18.4g}" if key in ref else f"{'':>18}"
+        lines.append(row)
+    return "\n".join(lines)

@@ -1,0 +1,295 @@
+"""Objectives: each owns the maths of the discriminator (D) phase and the generator (G)
+phase of a step, with its regularisers (label smoothing, gradient penalty, R1, auxiliary
+classifier, InfoGAN code). The Trainer calls `d_phase` and `g_phase` of a `GANLoss` and
+never names a term.
+
+Every objective works on logits, D(x) = sigmoid(logit), because log(sigmoid(l)) computed
+as -softplus(-l) stays finite where log(D) of a saturated sigmoid would be -inf.
+Adding an objective touches this file (and its name in registry.py) only; so does adding a
+regulariser (a `Term`, switched on in `terms_for`).
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+Tensor = torch.Tensor
+
+
+# ----------------------------------------------------------------------------- objectives
+class Objective:
+    """D minimises d_loss(real_logits, fake_logits); G minimises g_loss(fake_logits, real_logits).
+    real_logits reach g_loss only when g_uses_real is set (else None): D is then run on the
+    real batch in the G phase too."""
+
+    gradient_penalty = False  # WGAN-GP: the D phase adds gp_lambda * E[(|grad D(x_hat)| - 1)^2]
+    g_uses_real = False
+    reports_cost_d = False    # the epoch row's cost_d / cost_g are the tutorial's -losses
+    reports_cost_g = False
+
+    def __init__(self, config=None):
+        self.config = config
+
+    def d_loss(self, real: Tensor, fake: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def g_loss(self, fake: Tensor, real: Tensor | None = None) -> Tensor:
+        raise NotImplementedError
+
+
+class NonSaturating(Objective):
+    """Goodfellow et al. 2014, section 3, the seed's objective.
+    D: maximise mean(log D(x) + log(1 - D(G(z))));  G: maximise mean(log D(G(z))).
+    With one-sided label smoothing s (Salimans et al. 2016) the real target is 1 - s."""
+
+    reports_cost_d = reports_cost_g = True
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        self.s = config.label_smoothing if config is not None else 0.0
+
+    def d_loss(self, real, fake):
+        # -log D(x) = softplus(-l);  -log(1 - D(G(z))) = softplus(l)
+        real_term = F.softplus(-real) if not self.s else (1 - self.s) * F.softplus(-real) + self.s * F.softplus(real)
+        return real_term.mean() + F.softplus(fake).mean()
+
+    def g_loss(self, fake, real=None):
+        return F.softplus(-fake).mean()
+
+
+class Minimax(NonSaturating):
+    """Goodfellow et al. 2014, eq. 1, as written: G minimises mean(log(1 - D(G(z)))),
+    which saturates (vanishing gradient) while D wins easily."""
+
+    reports_cost_g = False
+
+    def g_loss(self, fake, real=None):
+        return -F.softplus(fake).mean()
+
+
+class LeastSquares(Objective):
+    """Mao et al. 2017 (LSGAN), targets a=0, b=c=1, on the raw logit."""
+
+    def d_loss(self, real, fake):
+        return 0.5 * (real - 1).square().mean() + 0.5 * fake.square().mean()
+
+    def g_loss(self, fake, real=None):
+        return 0.5 * (fake - 1).square().mean()
+
+
+class Hinge(Objective):
+    """Lim & Ye 2017; Miyato et al. 2018 (SNGAN)."""
+
+    def d_loss(self, real, fake):
+        return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+
+    def g_loss(self, fake, real=None):
+        return -fake.mean()
+
+
+class Wasserstein(Objective):
+    """Arjovsky et al. 2017 with the gradient penalty of Gulrajani et al. 2017 (the
+    GradientPenalty term): the critic maximises E D(x) - E D(G(z))."""
+
+    gradient_penalty = True
+
+    def d_loss(self, real, fake):
+        return fake.mean() - real.mean()
+
+    def g_loss(self, fake, real=None):
+        return -fake.mean()
+
+
+OBJECTIVES: dict[str, type[Objective]] = {
+    "minimax": Minimax,
+    "nonsaturating": NonSaturating,
+    "lsgan": LeastSquares,
+    "hinge": Hinge,
+    "wgan-gp": Wasserstein,
+}
+
+
+# ----------------------------------------------------------------------------- a step's tensors
+@dataclass
+class Batch:
+    """What both phases of one step see."""
+    real: Tensor                    # B x 1 x 28 x 28 real images in [0, 1]
+    fake: Tensor                    # G(z, codes), carrying G's graph when G is updated this step
+    real_labels: Tensor | None      # the classes D is told (conditional models)
+    fake_labels: Tensor | None
+    codes: Tensor | None            # what G was given: classes, or InfoGAN codes
+    noise: torch.Generator          # the run's noise stream, for draws the phases make
+
+
+@dataclass
+class DOutputs:
+    """D's verdicts in the D phase (fake detached from G)."""
+    real: Tensor                    # the real images as D saw them (requires grad for R1)
+    real_logits: Tensor
+    fake_logits: Tensor
+    real_head: Tensor | None        # classifier-head logits, when D has a head
+    fake_head: Tensor | None
+
+
+@dataclass
+class GOutputs:
+    """D's verdicts in the G phase (through the updated, frozen D)."""
+    fake_logits: Tensor
+    fake_head: Tensor | None
+    real_logits: Tensor | None      # only for objectives with g_uses_real
+
+
+class Critic:
+    """How the phases call D: under the run's autocast, returning (float logits, head logits
+    or None). `joint` runs real and forged rows in one pass (same maths, half the kernels);
+    a D with batch norm must not, or its batch statistics would mix them."""
+
+    def __init__(self, D: Callable, head: bool, joint: bool, autocast: Callable[[], contextlib.AbstractContextManager]):
+        self.D, self.head, self.joint, self.autocast = D, head, joint, autocast
+
+    def _call(self, x, labels):
+        out = self.D(x, labels, classes=True) if self.head else (self.D(x, labels), None)
+        return out[0].float(), out[1]
+
+    def __call__(self, x: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        with self.autocast():
+            return self._call(x, labels)
+
+    def pair(self, real, fake, real_labels, fake_labels):
+        """(real logits, fake logits, real head, fake head)."""
+        B = real.shape[0]
+        with self.autocast():
+            if self.joint:
+                both = None if fake_labels is None else torch.cat([real_labels, fake_labels])
+                logits, classes = self._call(torch.cat([real, fake.to(real.dtype)]), both)
+                heads = (classes[:B], classes[B:]) if self.head else (None, None)
+                return logits[:B], logits[B:], *heads
+            real_logits, real_head = self._call(real, real_labels)
+            fake_logits, fake_head = self._call(fake, fake_labels)
+            return real_logits, fake_logits, real_head, fake_head
+
+    def plain(self, x: Tensor, labels: Tensor | None) -> Tensor:
+        """Float logits of D on x, outside autocast and without the head (for penalties)."""
+        return self.D(x, labels).float()
+
+
+# ----------------------------------------------------------------------------- regularisers
+class Term:
+    """A regulariser: adds to the D-phase loss, the G-phase loss, or both (None: nothing)."""
+
+    needs_real_grad = False  # D must see real images that require grad (R1)
+
+    def d(self, batch: Batch, out: DOutputs, critic: Critic) -> Tensor | None:
+        return None
+
+    def g(self, batch: Batch, out: GOutputs) -> Tensor | None:
+        return None
+
+
+class AuxiliaryClassifier(Term):
+    """Odena et al. 2017's auxiliary classifier on D's head, with weight w in both losses.
+    D's classifier learns from real images only, so that G is pulled toward digits a
+    classifier of real digits recognises (Odena et al. also train it on forgeries, which
+    rewards forgeries that are merely easy to classify); G's forgeries of class k should be
+    classified as k."""
+
+    def __init__(self, weight: float):
+        self.w = weight
+
+    def d(self, batch, out, critic):
+        return self.w * F.cross_entropy(out.real_head.float(), batch.real_labels)
+
+    def g(self, batch, out):
+        return self.w * F.cross_entropy(out.fake_head.float(), batch.fake_labels)
+
+
+class InfoCode(Term):
+    """InfoGAN's mutual-information term (lambda = 1 for a categorical code, Chen et al.
+    2016): D's head must recover the code from the forgery, and G is trained to make it
+    recoverable, so each code draws a distinct kind of image. Uses no labels."""
+
+    def d(self, batch, out, critic):
+        return F.cross_entropy(out.fake_head.float(), batch.codes)
+
+    def g(self, batch, out):
+        return F.cross_entropy(out.fake_head.float(), batch.codes)
+
+
+class GradientPenalty(Term):
+    """lambda E[(|grad D(x_hat)|_2 - 1)^2], x_hat = e x + (1 - e) G(z), e ~ U(0, 1) per
+    sample (Gulrajani et al. 2017, algorithm 1)."""
+
+    def __init__(self, weight: float):
+        self.w = weight
+
+    def d(self, batch, out, critic):
+        real, fake = batch.real, batch.fake.detach()
+        e = torch.rand(real.shape[0], 1, 1, 1, generator=batch.noise, device=real.device)
+        x_hat = (e * real.detach() + (1 - e) * fake).requires_grad_(True)
+        (grad,) = torch.autograd.grad(critic.plain(x_hat, batch.real_labels).sum(), x_hat, create_graph=True)
+        return self.w * (grad.flatten(1).norm(dim=1) - 1).square().mean()
+
+
+class R1(Term):
+    """gamma/2 E|grad_x D(x)|^2 on real images (Mescheder et al. 2018)."""
+
+    needs_real_grad = True
+
+    def __init__(self, gamma: float):
+        self.gamma = gamma
+
+    def d(self, batch, out, critic):
+        (grad,) = torch.autograd.grad(out.real_logits.sum(), out.real, create_graph=True)
+        return self.gamma / 2 * grad.square().sum(dim=(1, 2, 3)).mean()
+
+
+def terms_for(config, objective: Objective) -> list[Term]:
+    """The regularisers a config switches on, in the order their losses are added."""
+    terms: list[Term] = []
+    if config.aux_weight:
+        terms.append(AuxiliaryClassifier(config.aux_weight))
+    if config.info_code:
+        terms.append(InfoCode())
+    if objective.gradient_penalty:
+        terms.append(GradientPenalty(config.gp_lambda))
+    if config.r1_gamma:
+        terms.append(R1(config.r1_gamma))
+    return terms
+
+
+# ----------------------------------------------------------------------------- the phases
+class GANLoss:
+    """One objective with its regularisers: the losses of the D phase and the G phase."""
+
+    def __init__(self, config, critic: Critic):
+        self.objective = OBJECTIVES[config.objective](config)
+        self.terms = terms_for(config, self.objective)
+        self.critic = critic
+        self._real_grad = any(t.needs_real_grad for t in self.terms)
+
+    def d_phase(self, b: Batch) -> tuple[Tensor, DOutputs]:
+        """D's loss on a real batch and detached forgeries, and D's verdicts."""
+        real = b.real.detach().requires_grad_(True) if self._real_grad else b.real
+        out = DOutputs(real, *self.critic.pair(real, b.fake.detach(), b.real_labels, b.fake_labels))
+        loss = self.objective.d_loss(out.real_logits, out.fake_logits)
+        for term in self.terms:
+            extra = term.d(b, out, self.critic)
+            if extra is not None:
+                loss = loss + extra
+        return loss, out
+
+    def g_phase(self, b: Batch) -> tuple[Tensor, GOutputs]:
+        """G's loss through the (frozen) D; the caller freezes D's parameters."""
+        fake_logits, fake_head = self.critic(b.fake, b.fake_labels)
+        real_logits = self.critic(b.real, b.real_labels)[0] if self.objective.g_uses_real else None
+        out = GOutputs(fake_logits, fake_head, real_logits)
+        loss = self.objective.g_loss(out.fake_logits, out.real_logits)
+        for term in self.terms:
+            extra = term.g(b, out)
+            if extra is not None:
+                loss = loss + extra
+        return loss, out

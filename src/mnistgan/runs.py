@@ -1,0 +1,178 @@
+"""Run folders: where a run may be made, training a new run and resuming one exactly,
+choosing the checkpoint to resume from, and stopping cleanly on SIGINT/SIGTERM.
+
+What a run leaves in its folder is written by callbacks.RunFolder (its docstring lists the
+files); this module makes the folder, writes config.json and resumes.jsonl, and decides
+which callbacks run.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from . import checkpoint as ckpt
+from . import files
+from .callbacks import Callback, ConsoleReport, ProgressBar, QualityProbe, RunFolder, progress_bar, read_log
+from .config import TrainConfig, apply_overrides, fixed_fields
+from .data import DeviceData, load_split
+from .errors import CheckpointError, ConfigError
+from .runtime import resolve_device
+from .training import Trainer
+
+__all__ = ["train", "resume", "read_log", "is_run", "free_run_dir", "check_run_dir", "load_latest_good"]
+
+
+def is_run(path: str | os.PathLike) -> bool:
+    return (Path(path) / "config.json").is_file()
+
+
+def free_run_dir(base: str | os.PathLike) -> Path:
+    """base if it holds no run, else base-2, base-3, ... (for the default --out)."""
+    base = Path(base)
+    candidate, n = base, 1
+    while candidate.exists() and any(candidate.iterdir()):
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+def check_run_dir(path: Path) -> None:
+    """Refuses an --out that holds anything: nothing is ever overwritten."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--out {path} exists and is not a folder")
+    if path.exists() and any(path.iterdir()):
+        what = "a run" if is_run(path) else "files"
+        raise ConfigError(f"--out {path} already holds {what}; choose another --out "
+                          "(nothing was changed)")
+
+
+def prepare_run_dir(path: Path) -> None:
+    """Creates an empty run folder and checks that it can be written."""
+    check_run_dir(path)
+    try:
+        (path / "samples").mkdir(parents=True, exist_ok=True)
+        (path / "checkpoints").mkdir(exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(f"cannot write to --out {path}: {e.strerror or e}") from None
+
+
+def load_training_data(config: TrainConfig, device: torch.device) -> DeviceData:
+    imgs, labels = load_split(config.dataset, "train", config.data_dir, download=config.download,
+                              progress=progress_bar if config.progress else None)
+    return DeviceData(imgs[:config.train_images], labels[:config.train_images], device)
+
+
+def _tell(callbacks: Sequence[Callback], message: str) -> None:
+    for cb in callbacks:
+        cb.on_message(message)
+
+
+@contextmanager
+def stop_on_signals(trainer: Trainer, callbacks: Sequence[Callback]):
+    """SIGINT/SIGTERM: finish the current step, write a checkpoint, stop. A second SIGINT aborts."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if trainer.stop_requested:
+            raise KeyboardInterrupt
+        trainer.stop_signal = signum
+        trainer.request_stop()
+        _tell(callbacks, "stopping after this step and writing a checkpoint (Ctrl-C again aborts at once)")
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def default_callbacks(config: TrainConfig, out: Path, data: DeviceData) -> list[Callback]:
+    """The bar (when config.progress), the quality probe, the console report and the run folder."""
+    bar = [ProgressBar()] if config.progress else []
+    return [*bar, QualityProbe(), ConsoleReport(), RunFolder(out, data.images[:100, 0].cpu().numpy())]
+
+
+def _fit(trainer: Trainer, data: DeviceData, callbacks: list[Callback]) -> Trainer:
+    with stop_on_signals(trainer, callbacks):
+        trainer.fit(data, callbacks)
+    return trainer
+
+
+def train(config: TrainConfig, callbacks: Sequence[Callback] | None = None) -> Trainer:
+    """Trains a new run into config.out; returns the trainer (its networks are trained).
+    `callbacks` run after the default ones. Raises TrainingInterrupted after a signal, once
+    a checkpoint is written."""
+    device = resolve_device(config.device)
+    out = Path(config.out)
+    check_run_dir(out)
+    data = load_training_data(config, device)  # fails on missing data before any folder is made
+    prepare_run_dir(out)
+    files.atomic_write_bytes(out / "config.json", (config.to_json() + "\n").encode())
+    return _fit(Trainer(config, device), data, [*default_callbacks(config, out, data), *(callbacks or [])])
+
+
+def load_latest_good(run: Path, callbacks: Sequence[Callback] = ()) -> tuple[Path, dict, dict]:
+    """(path, tensors, meta) of the newest checkpoint that loads; damaged newer ones are
+    reported (to the callbacks) and skipped, never deleted."""
+    found = ckpt.list_checkpoints(run / "checkpoints")
+    if not found:
+        raise CheckpointError(f"{run} has no checkpoint to resume from (checkpoints/ is empty)")
+    errors = []
+    for path in reversed(found):
+        try:
+            tensors, meta = ckpt.load(path)
+            return path, tensors, meta
+        except CheckpointError as e:
+            errors.append(str(e))
+            _tell(callbacks, f"warning: skipping damaged checkpoint: {e}")
+    raise CheckpointError("no checkpoint of this run can be loaded:\n  " + "\n  ".join(errors))
+
+
+def resume(run: str | os.PathLike, overrides: dict[str, Any] | None = None,
+           callbacks: Sequence[Callback] | None = None) -> Trainer:
+    """Continues a run exactly from its latest checkpoint. Overrides that change the maths
+    are refused; harmless ones (epochs, device, ...) are applied and recorded."""
+    run = Path(run)
+    if not run.is_dir():
+        raise CheckpointError(f"run folder {run} does not exist")
+    if not is_run(run):
+        raise CheckpointError(f"{run} is not a run folder (no config.json)")
+    console = [ConsoleReport()]  # notices before the run's own callbacks exist
+    path, tensors, meta = load_latest_good(run, console)
+    for folder in (run, run / "checkpoints"):
+        files.remove_stale_temporaries(folder)
+    saved = ckpt.config_of(path, meta)
+    wanted = apply_overrides(saved, {k: v for k, v in (overrides or {}).items() if v is not None})
+    changes = {k: v for k, v in wanted.to_dict().items() if v != getattr(saved, k)}
+    refused = sorted(set(changes) & fixed_fields())
+    if refused:
+        detail = ", ".join(f"{k} (run: {getattr(saved, k)!r}, asked: {changes[k]!r})" for k in refused)
+        raise ConfigError(f"cannot change {detail} when resuming: it changes the run's maths. "
+                          "Start a new run with --out instead (nothing was changed).")
+    config = apply_overrides(wanted, {"out": str(run)})
+    device = resolve_device(config.device)
+    data = load_training_data(config, device)
+    trainer = Trainer(config, device)
+    trainer.load_state(tensors, meta, path)
+    # Rows past the checkpoint belong to work that is about to be redone.
+    rows = [r for r in read_log(run) if r["images_seen"] < trainer.images_seen or
+            (r["images_seen"] == trainer.images_seen and not (r["partial"] and trainer.images_seen < config.total_images))]
+    files.write_jsonl(run / "log.jsonl", rows)
+    files.atomic_write_bytes(run / "config.json", (config.to_json() + "\n").encode())
+    files.append_jsonl(run / "resumes.jsonl", {"checkpoint": path.name, "images_seen": trainer.images_seen,
+                                               "changes": {k: changes[k] for k in sorted(changes)}})
+    _tell(console, f"resuming {run} from {path.name} ({trainer.images_seen:,} images seen, "
+          f"epoch {trainer.epoch:.2f} of {config.epochs})")
+    return _fit(trainer, data, [*default_callbacks(config, run, data), *(callbacks or [])])

@@ -1,0 +1,154 @@
+import torch
+import contextlib
+
+import pytest
+import torch.nn.functional as F
+
+from mnistgan import objectives
+from mnistgan.config import from_preset
+
+losses = objectives
+
+
+def test_nonsaturating_matches_the_tutorials_formulas():
+    torch.manual_seed(0)
+    real, fake = torch.randn(50, dtype=torch.float64) * 3, torch.randn(50, dtype=torch.float64) * 3
+    obj = losses.NonSaturating()
+    d_real, d_fake = torch.sigmoid(real), torch.sigmoid(fake)
+    cost_d = torch.mean(torch.log(d_real) + torch.log(1 - d_fake))  # maximised by D
+    cost_g = torch.mean(torch.log(d_fake))                           # maximised by G
+    torch.testing.assert_close(obj.d_loss(real, fake), -cost_d, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(obj.g_loss(fake), -cost_g, rtol=1e-12, atol=1e-12)
+
+
+def test_logits_keep_saturated_losses_finite():
+    obj = losses.NonSaturating()
+    huge = torch.tensor([200.0, -200.0])
+    assert torch.isfinite(obj.d_loss(huge, huge)) and torch.isfinite(obj.g_loss(huge))
+    # log(sigmoid(-200)) would be -inf through the sigmoid; from the logit it is -200.
+    torch.testing.assert_close(obj.g_loss(torch.tensor([-200.0])), torch.tensor(200.0))
+
+
+def test_minimax_generator_loss_is_log_one_minus_d():
+    fake = torch.randn(20, dtype=torch.float64)
+    expected = torch.mean(torch.log(1 - torch.sigmoid(fake)))
+    torch.testing.assert_close(losses.Minimax().g_loss(fake), expected)
+
+
+def test_least_squares_and_hinge():
+    r, f = torch.tensor([0.5, 2.0]), torch.tensor([-0.5, 0.25])
+    torch.testing.assert_close(losses.LeastSquares().d_loss(r, f),
+                               0.5 * torch.tensor([0.25, 1.0]).mean() + 0.5 * torch.tensor([0.25, 0.0625]).mean())
+    torch.testing.assert_close(losses.LeastSquares().g_loss(f), 0.5 * torch.tensor([2.25, 0.5625]).mean())
+    torch.testing.assert_close(losses.Hinge().d_loss(r, f), torch.tensor([0.5, 0.0]).mean() + torch.tensor([0.5, 1.25]).mean())
+    torch.testing.assert_close(losses.Hinge().g_loss(f), torch.tensor(0.125))
+
+
+def test_wasserstein_critic_and_generator():
+    r, f = torch.tensor([0.5, 2.0]), torch.tensor([-0.5, 0.25])
+    torch.testing.assert_close(objectives.Wasserstein().d_loss(r, f), torch.tensor(-0.125 - 1.25))
+    torch.testing.assert_close(objectives.Wasserstein().g_loss(f), torch.tensor(0.125))
+
+
+def test_label_smoothing_changes_only_the_real_target():
+    r, f = torch.tensor([0.3, -1.0]), torch.tensor([0.2, 0.5])
+    plain = objectives.NonSaturating(from_preset("seed"))
+    smooth = objectives.NonSaturating(from_preset("seed", {"label_smoothing": 0.1}))
+    bce = F.binary_cross_entropy_with_logits
+    torch.testing.assert_close(smooth.d_loss(r, f), bce(r, torch.full_like(r, 0.9)) + bce(f, torch.zeros_like(f)))
+    torch.testing.assert_close(plain.d_loss(r, f), bce(r, torch.ones_like(r)) + bce(f, torch.zeros_like(f)))
+    torch.testing.assert_close(plain.g_loss(f), smooth.g_loss(f))
+
+
+class Quadratic(torch.nn.Module):
+    """D(x) = sum(w * x^2): grad_x D = 2 w x, known in closed form."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.full((1, 1, 28, 28), 0.3))
+
+    def forward(self, x, labels=None):
+        return (self.w * x.square()).sum(dim=(1, 2, 3))
+
+
+def quadratic_batch(seed=0, n=8):
+    g = torch.Generator().manual_seed(seed)
+    real, fake = torch.rand(n, 1, 28, 28, generator=g), torch.rand(n, 1, 28, 28, generator=g)
+    noise = torch.Generator().manual_seed(seed + 1)
+    return objectives.Batch(real, fake, None, None, None, noise)
+
+
+def critic(D, head=False):
+    return objectives.Critic(D, head=head, joint=True, autocast=contextlib.nullcontext)
+
+
+def test_gradient_penalty_against_hand_computation():
+    b = quadratic_batch()
+    state = b.noise.get_state()
+    gp = objectives.GradientPenalty(10.0).d(b, None, critic(Quadratic()))
+    b.noise.set_state(state)
+    e = torch.rand(8, 1, 1, 1, generator=b.noise)
+    x_hat = e * b.real + (1 - e) * b.fake
+    by_hand = 10.0 * ((2 * 0.3 * x_hat).flatten(1).norm(dim=1) - 1).square().mean()
+    torch.testing.assert_close(gp, by_hand, rtol=1e-5, atol=1e-6)
+
+
+def test_r1_against_hand_computation():
+    config = from_preset("dcgan", {"r1_gamma": 4.0, "objective": "hinge"})
+    loss = objectives.GANLoss(config, critic(Quadratic()))
+    b = quadratic_batch()
+    d_loss, out = loss.d_phase(b)
+    assert out.real.requires_grad and not b.real.requires_grad
+    hinge = F.relu(1 - out.real_logits).mean() + F.relu(1 + out.fake_logits).mean()
+    r1 = 4.0 / 2 * (2 * 0.3 * b.real).square().sum(dim=(1, 2, 3)).mean()
+    torch.testing.assert_close(d_loss, hinge + r1)
+
+
+def test_terms_follow_the_config_in_order():
+    names = lambda cfg: [type(t).__name__ for t in objectives.GANLoss(cfg, critic(Quadratic())).terms]
+    assert names(from_preset("seed")) == []
+    assert names(from_preset("wgan-gp")) == ["GradientPenalty"]
+    assert names(from_preset("cdcgan", {"r1_gamma": 1})) == ["AuxiliaryClassifier", "R1"]
+    assert names(from_preset("dcgan", {"info_code": True, "objective": "wgan-gp"})) == ["InfoCode", "GradientPenalty"]
+
+
+class HeadD(torch.nn.Module):
+    """A D with a fixed classifier head: logit = mean pixel, class logits = a linear map."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = torch.nn.Linear(784, 10)
+
+    def forward(self, x, labels=None, classes=False):
+        logit = x.flatten(1).mean(1)
+        return (logit, self.head(x.flatten(1))) if classes else logit
+
+
+def test_auxiliary_and_info_terms_add_their_cross_entropy_to_both_phases():
+    torch.manual_seed(0)
+    D = HeadD()
+    b = quadratic_batch()
+    b.real_labels, b.fake_labels, b.codes = torch.arange(8) % 10, (torch.arange(8) + 3) % 10, (torch.arange(8) + 3) % 10
+    base = objectives.NonSaturating(from_preset("seed"))
+    ce = F.cross_entropy
+    real_logits, fake_logits = b.real.flatten(1).mean(1), b.fake.flatten(1).mean(1)
+    aux = objectives.GANLoss(from_preset("cdcgan", {"aux_weight": 0.5}), critic(D, head=True))
+    d_loss, _ = aux.d_phase(b)
+    torch.testing.assert_close(d_loss, base.d_loss(real_logits, fake_logits) + 0.5 * ce(D.head(b.real.flatten(1)), b.real_labels))
+    g_loss, _ = aux.g_phase(b)
+    torch.testing.assert_close(g_loss, base.g_loss(fake_logits) + 0.5 * ce(D.head(b.fake.flatten(1)), b.fake_labels))
+    info = objectives.GANLoss(from_preset("dcgan", {"info_code": True, "objective": "nonsaturating"}), critic(D, head=True))
+    d_loss, _ = info.d_phase(b)
+    torch.testing.assert_close(d_loss, base.d_loss(real_logits, fake_logits) + ce(D.head(b.fake.flatten(1)), b.codes))
+    g_loss, _ = info.g_phase(b)
+    torch.testing.assert_close(g_loss, base.g_loss(fake_logits) + ce(D.head(b.fake.flatten(1)), b.codes))
+
+
+@pytest.mark.parametrize("joint", [True, False])
+def test_critic_pair_is_the_same_with_and_without_the_joint_pass(joint):
+    D = HeadD()
+    b = quadratic_batch()
+    r, f, rh, fh = objectives.Critic(D, True, joint, contextlib.nullcontext).pair(b.real, b.fake, None, None)
+    torch.testing.assert_close(r, b.real.flatten(1).mean(1))
+    torch.testing.assert_close(f, b.fake.flatten(1).mean(1))
+    torch.testing.assert_close(fh, D.head(b.fake.flatten(1)))

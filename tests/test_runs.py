@@ -1,0 +1,45 @@
+"""runs: where a run may be made, which checkpoint a resume takes, notices to callbacks."""
+import pytest
+
+from mnistgan import runs
+from mnistgan.callbacks import Callback
+from mnistgan.errors import CheckpointError, ConfigError
+
+
+def test_free_run_dir_and_check_run_dir(tmp_path):
+    base = tmp_path / "seed"
+    assert runs.free_run_dir(base) == base
+    base.mkdir()
+    assert runs.free_run_dir(base) == base                     # empty: usable
+    (base / "config.json").write_text("{}")
+    assert runs.free_run_dir(base) == tmp_path / "seed-2"
+    with pytest.raises(ConfigError, match="already holds a run"):
+        runs.check_run_dir(base)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="exists and is not a folder"):
+        runs.check_run_dir(tmp_path / "file")
+
+
+class Notes(Callback):
+    def __init__(self):
+        self.messages = []
+
+    def on_message(self, message):
+        self.messages.append(message)
+
+
+def test_load_latest_good_skips_damaged_and_tells_the_callbacks(tmp_path):
+    from mnistgan import checkpoint as ckpt
+    import torch
+
+    run = tmp_path / "r"
+    (run / "checkpoints").mkdir(parents=True)
+    with pytest.raises(CheckpointError, match="no checkpoint to resume from"):
+        runs.load_latest_good(run)
+    ckpt.save(run / "checkpoints" / ckpt.filename(100), {"x": torch.ones(2)}, {"images_seen": 100})
+    (run / "checkpoints" / ckpt.filename(200)).write_bytes(b"\0" * 40)
+    notes = Notes()
+    path, tensors, meta = runs.load_latest_good(run, [notes])
+    assert path.name == ckpt.filename(100) and meta == {"images_seen": 100}
+    assert len(notes.messages) == 1 and "skipping damaged checkpoint" in notes.messages[0]
+    assert (run / "checkpoints" / ckpt.filename(200)).exists()  # never deleted
