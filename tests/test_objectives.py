@@ -152,3 +152,33 @@ def test_critic_pair_is_the_same_with_and_without_the_joint_pass(joint):
     torch.testing.assert_close(r, b.real.flatten(1).mean(1))
     torch.testing.assert_close(f, b.fake.flatten(1).mean(1))
     torch.testing.assert_close(fh, D.head(b.fake.flatten(1)))
+
+
+def test_relativistic_average_matches_its_definition():
+    """Jolicoeur-Martineau 2018, RSGAN with the average: BCE on C(x) - E C(G(z)) (target 1)
+    and C(G(z)) - E C(x) (target 0) for D; the targets swapped for G."""
+    torch.manual_seed(1)
+    r, f = torch.randn(16, dtype=torch.float64), torch.randn(16, dtype=torch.float64)
+    bce = F.binary_cross_entropy_with_logits
+    ra = objectives.RelativisticAverage()
+    torch.testing.assert_close(ra.d_loss(r, f), bce(r - f.mean(), torch.ones_like(r)) + bce(f - r.mean(), torch.zeros_like(f)))
+    torch.testing.assert_close(ra.g_loss(f, r), bce(f - r.mean(), torch.ones_like(f)) + bce(r - f.mean(), torch.zeros_like(r)))
+    # symmetric: G's loss is D's with real and forged swapped
+    torch.testing.assert_close(ra.g_loss(f, r), ra.d_loss(f, r))
+
+
+def test_relativistic_g_phase_sees_real_logits_and_trains():
+    from mnistgan.training import Trainer
+
+    config = from_preset("seed", {"objective": "relativistic", "train_images": 200})
+    b = quadratic_batch()
+    loss = objectives.GANLoss(config, critic(Quadratic()))
+    g_loss, out = loss.g_phase(b)
+    real_logits = (0.3 * b.real.square()).sum(dim=(1, 2, 3))
+    torch.testing.assert_close(out.real_logits, real_logits)
+    torch.testing.assert_close(g_loss, objectives.RelativisticAverage().g_loss(out.fake_logits, real_logits))
+    t = Trainer(config)
+    real = torch.rand(100, 1, 28, 28)
+    before = [p.detach().clone() for p in t.G.parameters()]
+    stats = t.train_step(real)
+    assert torch.isfinite(stats).all() and all(not torch.equal(a, p) for a, p in zip(before, t.G.parameters()))

@@ -104,12 +104,29 @@ class Wasserstein(Objective):
         return -fake.mean()
 
 
+class RelativisticAverage(Objective):
+    """Jolicoeur-Martineau 2018 (RaGAN, the relativistic average standard GAN): D judges
+    whether a real image is more realistic than the average forgery, and a forgery less
+    realistic than the average real image; G the reverse, so G's loss sees real logits.
+        D: -E log sig(C(x) - E C(G(z))) - E log(1 - sig(C(G(z)) - E C(x)))
+        G: -E log sig(C(G(z)) - E C(x)) - E log(1 - sig(C(x) - E C(G(z))))"""
+
+    g_uses_real = True
+
+    def d_loss(self, real, fake):
+        return F.softplus(-(real - fake.mean())).mean() + F.softplus(fake - real.mean()).mean()
+
+    def g_loss(self, fake, real=None):
+        return F.softplus(-(fake - real.mean())).mean() + F.softplus(real - fake.mean()).mean()
+
+
 OBJECTIVES: dict[str, type[Objective]] = {
     "minimax": Minimax,
     "nonsaturating": NonSaturating,
     "lsgan": LeastSquares,
     "hinge": Hinge,
     "wgan-gp": Wasserstein,
+    "relativistic": RelativisticAverage,
 }
 
 

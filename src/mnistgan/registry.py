@@ -9,7 +9,7 @@ from .errors import ConfigError
 NAMES: dict[str, tuple[str, ...]] = {
     "dataset": ("mnist", "fashion-mnist"),
     "model": ("mlp", "dcgan"),
-    "objective": ("minimax", "nonsaturating", "lsgan", "hinge", "wgan-gp"),
+    "objective": ("minimax", "nonsaturating", "lsgan", "hinge", "wgan-gp", "relativistic"),
     "optimizer": ("adam-tf1", "adam"),
 }
 
