@@ -249,3 +249,30 @@ def test_sigint_writes_a_checkpoint_and_prints_the_resume_hint(data_dir, tmp_pat
     done = cli(["train", "--resume", str(run), "--no-progress", "--epochs", str(images_seen // 500 + 2)])
     assert done.returncode == 0, done.stderr[-2000:]
     assert read_log(run)[-1]["epoch"] == images_seen // 500 + 2
+
+
+@pytest.mark.parametrize("damage", ["nested", "config-not-object", "missing-tensor", "images-seen-text"])
+def test_crafted_newest_checkpoint_falls_back_to_the_older_good_one(damage, data_dir, tmp_path, capsys):
+    """Whatever is wrong with the newest checkpoint (its header, its config, its state), resume
+    reports it, keeps it, and continues from the one before."""
+    import struct
+
+    run = tmp_path / "run"
+    train(config(data_dir, run, epochs=2))
+    newest = ckpt.list_checkpoints(run / "checkpoints")[-1]
+    tensors, meta = ckpt.load(newest)
+    if damage == "nested":
+        raw = ('{"__metadata__": ' + "[" * 100000 + "]" * 100000 + "}").encode()
+        newest.write_bytes(struct.pack("<Q", len(raw)) + raw)
+    else:
+        if damage == "config-not-object":
+            meta["config"] = ["seed"]
+        elif damage == "missing-tensor":
+            tensors.pop("opt_d.0.exp_avg")
+        else:
+            meta["images_seen"] = "many"
+        ckpt.save(newest, tensors, meta)
+    resume(run, {"epochs": 3})
+    err = capsys.readouterr().err
+    assert "skipping damaged checkpoint" in err and newest.name in err and "Traceback" not in err
+    assert [r["epoch"] for r in read_log(run)] == [1, 2, 3]

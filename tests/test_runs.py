@@ -39,7 +39,7 @@ def test_load_latest_good_skips_damaged_and_tells_the_callbacks(tmp_path):
     ckpt.save(run / "checkpoints" / ckpt.filename(100), {"x": torch.ones(2)}, {"images_seen": 100})
     (run / "checkpoints" / ckpt.filename(200)).write_bytes(b"\0" * 40)
     notes = Notes()
-    path, tensors, meta = runs.load_latest_good(run, [notes])
+    path, (tensors, meta) = runs.load_latest_good(run, [notes])
     assert path.name == ckpt.filename(100) and meta == {"images_seen": 100}
     assert len(notes.messages) == 1 and "skipping damaged checkpoint" in notes.messages[0]
     assert (run / "checkpoints" / ckpt.filename(200)).exists()  # never deleted

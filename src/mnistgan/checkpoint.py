@@ -21,6 +21,7 @@ from .files import atomic_write_bytes, remove_stale_temporaries
 FORMAT = "mnistgan-checkpoint"
 VERSION = 1
 NAME = re.compile(r"^ckpt-(\d{12})\.safetensors$")
+MAX_HEADER = 100_000_000  # bytes of JSON header a checkpoint may have
 
 
 def save(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
@@ -37,8 +38,16 @@ def save(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict[s
     return path
 
 
+def _parse_json(raw: bytes | str, path: Path, what: str) -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):  # RecursionError: crafted, deeply nested JSON
+        raise CheckpointError(f"{path}: not a checkpoint ({what} is not valid JSON)") from None
+
+
 def read_header(path: str | os.PathLike) -> dict[str, Any]:
-    """The validated JSON metadata of a checkpoint, without loading its tensors."""
+    """The validated JSON metadata of a checkpoint, without loading its tensors. Any damage,
+    whatever its kind, is a CheckpointError naming the file."""
     path = Path(path)
     try:
         with open(path, "rb") as f:
@@ -46,37 +55,40 @@ def read_header(path: str | os.PathLike) -> dict[str, Any]:
             if len(head) < 8:
                 raise CheckpointError(f"{path}: not a checkpoint ({len(head)} bytes; truncated or empty)")
             (n,) = struct.unpack("<Q", head)
-            if n > 100_000_000:
+            if n > MAX_HEADER:
                 raise CheckpointError(f"{path}: not a checkpoint (not a safetensors file)")
             raw = f.read(n)
     except OSError as e:
         raise CheckpointError(f"{path}: cannot read: {e.strerror or e}") from None
-    try:
-        meta = json.loads(raw)["__metadata__"]
-    except (ValueError, KeyError, TypeError):
-        raise CheckpointError(f"{path}: not a checkpoint (no safetensors header with metadata)") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not an mnistgan checkpoint (format {meta.get('format') if isinstance(meta, dict) else None!r})")
+    header = _parse_json(raw, path, "its header")
+    meta = header.get("__metadata__") if isinstance(header, dict) else None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: not a checkpoint (no safetensors header with metadata)")
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an mnistgan checkpoint (format {meta.get('format')!r})")
     if meta.get("version") != str(VERSION):
         raise CheckpointError(f"{path}: checkpoint format version {meta.get('version')!r}; "
                               f"this mnistgan reads version {VERSION}")
-    try:
-        return json.loads(meta["meta"])
-    except (ValueError, KeyError, TypeError):
-        raise CheckpointError(f"{path}: checkpoint metadata is corrupt") from None
+    if not isinstance(meta.get("meta"), str):
+        raise CheckpointError(f"{path}: checkpoint metadata is corrupt (no 'meta' text)")
+    values = _parse_json(meta["meta"], path, "its metadata")
+    if not isinstance(values, dict):
+        raise CheckpointError(f"{path}: checkpoint metadata is corrupt (not a JSON object)")
+    return values
 
 
 def load(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """(tensors on CPU, metadata) of a checkpoint; any damage is a CheckpointError naming it."""
-    from safetensors import SafetensorError
     from safetensors.torch import load as st_load
 
     path = Path(path)
     meta = read_header(path)
     try:
         tensors = st_load(path.read_bytes())
-    except (SafetensorError, ValueError, RuntimeError, OSError) as e:
-        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({e})") from None
+    except (KeyboardInterrupt, SystemExit, MemoryError):
+        raise
+    except BaseException as e:  # the parser's own errors, and a Rust panic (a BaseException)
+        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({type(e).__name__}: {e})") from None
     return tensors, meta
 
 
@@ -85,9 +97,12 @@ def config_of(path: str | os.PathLike, meta: dict[str, Any]):
     from .config import TrainConfig
     from .errors import ConfigError
 
+    values = meta.get("config")
+    if not isinstance(values, dict):
+        raise CheckpointError(f"{path}: its config is missing or not a JSON object")
     try:
-        return TrainConfig.from_dict(meta["config"])
-    except (KeyError, ConfigError) as e:
+        return TrainConfig.from_dict(values)
+    except (ConfigError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: its config is invalid ({e})") from None
 
 
@@ -172,6 +187,16 @@ def load_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict[str, t
         opt.load_state_dict({"state": state, "param_groups": groups})
     except (ValueError, KeyError, RuntimeError) as e:
         raise CheckpointError(f"{path}: {prefix} optimiser state does not fit this model ({e})") from None
+    params = [p for group in opt.param_groups for p in group["params"]]
+    keys = [frozenset(st) for st in opt.state.values()]
+    if opt.state and (len(opt.state) != len(params) or len(set(keys)) != 1):
+        raise CheckpointError(f"{path}: {prefix} optimiser state is incomplete (some parameters lack "
+                              f"{', '.join(sorted(set().union(*keys) - set.intersection(*map(set, keys))))})")
+    for p, st in opt.state.items():
+        for key, value in st.items():
+            if torch.is_tensor(value) and value.dim() and value.shape != p.shape:
+                raise CheckpointError(f"{path}: {prefix} optimiser state {key} has shape {tuple(value.shape)}; "
+                                      f"its parameter has {tuple(p.shape)}")
     match_layouts(opt)
 
 

@@ -12,7 +12,7 @@ import signal
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -123,9 +123,11 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] | None = None) -> T
     return _fit(Trainer(config, device), data, [*default_callbacks(config, out, data), *(callbacks or [])])
 
 
-def load_latest_good(run: Path, callbacks: Sequence[Callback] = ()) -> tuple[Path, dict, dict]:
-    """(path, tensors, meta) of the newest checkpoint that loads; damaged newer ones are
-    reported (to the callbacks) and skipped, never deleted."""
+def load_latest_good(run: Path, callbacks: Sequence[Callback] = (),
+                     restore: Callable[[Path, dict, dict], Any] | None = None) -> tuple[Path, Any]:
+    """(path, what restore(path, tensors, meta) made of it; default (tensors, meta)) for the
+    newest checkpoint that loads and restores: one whose file, config or state is damaged is
+    reported to the callbacks and skipped (never deleted) for the one before it."""
     found = ckpt.list_checkpoints(run / "checkpoints")
     if not found:
         raise CheckpointError(f"{run} has no checkpoint to resume from (checkpoints/ is empty)")
@@ -133,7 +135,7 @@ def load_latest_good(run: Path, callbacks: Sequence[Callback] = ()) -> tuple[Pat
     for path in reversed(found):
         try:
             tensors, meta = ckpt.load(path)
-            return path, tensors, meta
+            return path, (restore(path, tensors, meta) if restore else (tensors, meta))
         except CheckpointError as e:
             errors.append(str(e))
             _tell(callbacks, f"warning: skipping damaged checkpoint: {e}")
@@ -150,22 +152,26 @@ def resume(run: str | os.PathLike, overrides: dict[str, Any] | None = None,
     if not is_run(run):
         raise CheckpointError(f"{run} is not a run folder (no config.json)")
     console = [ConsoleReport()]  # notices before the run's own callbacks exist
-    path, tensors, meta = load_latest_good(run, console)
+
+    def restore(path: Path, tensors: dict, meta: dict):
+        saved = ckpt.config_of(path, meta)
+        wanted = apply_overrides(saved, {k: v for k, v in (overrides or {}).items() if v is not None})
+        changes = {k: v for k, v in wanted.to_dict().items() if v != getattr(saved, k)}
+        refused = sorted(set(changes) & fixed_fields())
+        if refused:
+            detail = ", ".join(f"{k} (run: {getattr(saved, k)!r}, asked: {changes[k]!r})" for k in refused)
+            raise ConfigError(f"cannot change {detail} when resuming: it changes the run's maths. "
+                              "Start a new run with --out instead (nothing was changed).")
+        config = apply_overrides(wanted, {"out": str(run)})
+        trainer = Trainer(config, resolve_device(config.device))
+        trainer.load_state(tensors, meta, path)
+        return trainer, changes
+
+    path, (trainer, changes) = load_latest_good(run, console, restore)
+    config = trainer.config
     for folder in (run, run / "checkpoints"):
         files.remove_stale_temporaries(folder)
-    saved = ckpt.config_of(path, meta)
-    wanted = apply_overrides(saved, {k: v for k, v in (overrides or {}).items() if v is not None})
-    changes = {k: v for k, v in wanted.to_dict().items() if v != getattr(saved, k)}
-    refused = sorted(set(changes) & fixed_fields())
-    if refused:
-        detail = ", ".join(f"{k} (run: {getattr(saved, k)!r}, asked: {changes[k]!r})" for k in refused)
-        raise ConfigError(f"cannot change {detail} when resuming: it changes the run's maths. "
-                          "Start a new run with --out instead (nothing was changed).")
-    config = apply_overrides(wanted, {"out": str(run)})
-    device = resolve_device(config.device)
-    data = load_training_data(config, device)
-    trainer = Trainer(config, device)
-    trainer.load_state(tensors, meta, path)
+    data = load_training_data(config, trainer.device)
     # Rows past the checkpoint belong to work that is about to be redone.
     rows = [r for r in read_log(run) if r["images_seen"] < trainer.images_seen or
             (r["images_seen"] == trainer.images_seen and not (r["partial"] and trainer.images_seen < config.total_images))]

@@ -273,6 +273,9 @@ class Trainer:
             runtime.restore_rng(self.noise, tensors, meta)
             self.stats.load_meta(meta)
             self.images_seen = int(meta["images_seen"])
+            if self.images_seen < 0 or self.images_seen % self.config.batch_size:
+                raise ValueError(f"images_seen {self.images_seen} is not a whole number of batches")
             self.train_seconds = float(meta["train_seconds"])
-        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        # Whatever a damaged or crafted file holds ends here, as the project's own error.
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError, ArithmeticError) as e:
             raise CheckpointError(f"{path}: incomplete or inconsistent checkpoint ({e!r})") from None
