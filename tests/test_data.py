@@ -30,13 +30,15 @@ def test_non_byte_data_type(tmp_path):
 
 def test_wrong_image_dimensions(tmp_path):
     p = write_idx(tmp_path / "x.gz", np.zeros((2, 32, 32)))
-    with pytest.raises(DataError, match=r"x.gz: holds an array of shape \(2, 32, 32\); expected images of N x 28 x 28"):
+    with pytest.raises(DataError, match=r"x.gz: is an image file \(magic 0x00000803, 2 x 32 x 32\); "
+                                        r"expected image data: magic 0x00000803, N x 28 x 28 images"):
         data.read_images(p)
 
 
 def test_labels_given_as_images(tmp_path):
     p = write_idx(tmp_path / "x.gz", np.zeros((2, 28, 28)))
-    with pytest.raises(DataError, match=r"expected labels of shape \(N,\)"):
+    with pytest.raises(DataError, match=r"is an image file \(magic 0x00000803, 2 x 28 x 28\); "
+                                        r"expected label data: magic 0x00000801, N labels"):
         data.read_labels(p)
 
 
@@ -44,7 +46,7 @@ def test_truncated_data(tmp_path):
     p = tmp_path / "x.idx"
     write_idx(p, np.zeros((3, 28, 28)), compress=False)
     p.write_bytes(p.read_bytes()[:-100])
-    with pytest.raises(DataError, match=r"x.idx: holds 2252 bytes of data but its header 3x28x28 promises 2352 \(truncated\?\)"):
+    with pytest.raises(DataError, match=r"x.idx: holds 2252 bytes of data but its header \(3 x 28 x 28\) promises 2352 \(truncated\?\)"):
         data.read_images(p)
 
 
@@ -64,7 +66,7 @@ def test_too_short_for_a_header(tmp_path):
 
 def test_wrong_count(tmp_path):
     p = write_idx(tmp_path / "x.gz", np.zeros((3, 28, 28)))
-    with pytest.raises(DataError, match="x.gz: holds 3 images; expected 60000"):
+    with pytest.raises(DataError, match="x.gz: its header says it holds 3 images; expected 60000"):
         data.read_images(p, count=60000)
 
 
@@ -82,7 +84,7 @@ def test_missing_file(tmp_path):
 def test_image_and_label_counts_must_agree(tmp_path, isolated_env):
     folder = make_dataset(tmp_path / "d", n_train=60000, n_test=10000)
     write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.zeros(9999))
-    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz: holds 9999 labels; expected 10000"):
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz: its header says it holds 9999 labels; expected 10000"):
         data.load_split("mnist", "test", folder, download=False)
 
 
@@ -150,3 +152,53 @@ def test_real_mnist_copy_passes_structural_validation(mnist_dir, isolated_env):
     assert labels.shape == (60000,) and set(np.unique(labels)) == set(range(10))
     test_images, _ = data.load_split("mnist", "test", mnist_dir, download=False)
     assert test_images.shape == (10000, 28, 28)
+
+
+def test_a_label_file_where_images_belong_says_so(tmp_path):
+    """Image data with the label magic (the header claims one dimension of 47,040,008)."""
+    p = tmp_path / "x.idx"
+    p.write_bytes(data.LABEL_MAGIC.to_bytes(4, "big") + (47040008).to_bytes(4, "big") + bytes(100))
+    with pytest.raises(DataError, match=r"is a label file \(magic 0x00000801, 47040008\); expected image data"):
+        data.read_images(p, 60000)
+
+
+def test_a_huge_count_is_named_with_what_was_expected(tmp_path):
+    p = tmp_path / "x.idx"
+    p.write_bytes(data.IMAGE_MAGIC.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in (0xFFFFFFFF, 28, 28)))
+    with pytest.raises(DataError, match="its header says it holds 4294967295 images; expected 60000"):
+        data.read_images(p, 60000)
+    # without an expected count: sizes are Python integers, refused before any data is read
+    with pytest.raises(DataError, match=r"header \(4294967295 x 28 x 28\) promises 3,367,254,359,280 bytes"):
+        data.read_images(p)
+    q = tmp_path / "y.idx"   # four dimensions whose product overflows int64
+    q.write_bytes(b"\x00\x00\x08\x04" + b"\xff\xff\xff\xff" * 4)
+    with pytest.raises(DataError, match="more than the 2,147,483,648 this reader accepts"):
+        data.read_idx(q)
+
+
+def test_a_decompression_bomb_stops_past_the_promised_size(tmp_path):
+    """1 MB of gzip that inflates to 1 GiB: reading stops one byte past what the header
+    promises, using a few MB of memory, not a gigabyte."""
+    import gzip
+    import resource
+
+    p = tmp_path / "bomb.gz"
+    header = data.IMAGE_MAGIC.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in (10, 28, 28))
+    chunk = bytes(1 << 24)
+    with gzip.open(p, "wb", compresslevel=9) as f:
+        f.write(header)
+        for _ in range(64):         # 1 GiB of zeros
+            f.write(chunk)
+    assert p.stat().st_size < 2 << 20
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(DataError, match=r"holds more data than the 7840 bytes its header \(10 x 28 x 28\) promises"):
+        data.read_images(p)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # KiB: < 200 MB grown
+
+
+def test_trailing_data_is_refused(tmp_path):
+    p = tmp_path / "x.idx"
+    write_idx(p, np.zeros((3, 28, 28)), compress=False)
+    p.write_bytes(p.read_bytes() + b"\0")
+    with pytest.raises(DataError, match="holds more data than the 2352 bytes"):
+        data.read_images(p)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import tempfile
 import urllib.error
@@ -83,57 +84,80 @@ def get_spec(name: str) -> DatasetSpec:
 
 
 # ----------------------------------------------------------------------------- IDX files
-def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Reads an IDX file of unsigned bytes (gzip-compressed or raw) and checks its header."""
+# What an IDX file of each kind must be: its magic number and its shape after the count.
+KINDS = {"images": (IMAGE_MAGIC, (28, 28), "N x 28 x 28 images"), "labels": (LABEL_MAGIC, (), "N labels")}
+MAX_IDX_BYTES = 1 << 31  # data an IDX file may promise (2 GiB; MNIST's training images are 47 MB)
+
+
+def _describe(magic: int, dims: tuple[int, ...]) -> str:
+    kind = next((k for k, (m, _, _) in KINDS.items() if m == magic), None)
+    what = {"images": "an image file", "labels": "a label file"}.get(kind, "an IDX file")
+    return f"{what} (magic 0x{magic:08x}, {' x '.join(map(str, dims)) or 'no dimensions'})"
+
+
+def read_idx(path: str | os.PathLike, kind: str | None = None, count: int | None = None) -> np.ndarray:
+    """Reads an IDX file of unsigned bytes (gzip-compressed or raw), checking its header
+    before its data: the magic number (and, given `kind`, that it is an image or a label
+    file), the item count (given `count`), then exactly the bytes the header promises. Sizes
+    are computed with Python integers and gzip data is decompressed as a stream that stops
+    one byte past the promised size, so a crafted header or a decompression bomb costs
+    nothing."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as probe:
+            compressed = probe.read(2) == b"\x1f\x8b"
+        with (gzip.open(path, "rb") if compressed else open(path, "rb")) as f:
+            return _read_idx_stream(f, path, kind, count)
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
+    except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+        raise DataError(f"{path}: corrupt or truncated gzip data ({e}); delete the file and fetch it again") from None
     except OSError as e:
         raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as e:
-            raise DataError(f"{path}: corrupt or truncated gzip data ({e}); "
-                            "delete the file and fetch it again") from None
+
+
+def _read_idx_stream(f, path: Path, kind: str | None, count: int | None) -> np.ndarray:
+    raw = f.read(4)
     if len(raw) < 4:
         raise DataError(f"{path}: {len(raw)} bytes is too short for an IDX header (expected at least 4)")
-    magic = int.from_bytes(raw[:4], "big")
+    magic = int.from_bytes(raw, "big")
     if raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or not 1 <= raw[3] <= 4:
         raise DataError(f"{path}: bad magic number 0x{magic:08x}; expected 0x{IMAGE_MAGIC:08x} "
                         f"(images) or 0x{LABEL_MAGIC:08x} (labels): not an IDX file of unsigned bytes")
     ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DataError(f"{path}: header truncated ({len(raw)} bytes, expected {header})")
-    dims = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(dims, dtype=np.int64))
-    if len(raw) != expected:
-        raise DataError(f"{path}: holds {len(raw) - header} bytes of data but its header "
-                        f"{'x'.join(map(str, dims))} promises {expected - header}"
-                        f"{' (truncated?)' if len(raw) < expected else ''}")
-    return np.frombuffer(raw, np.uint8, offset=header).reshape(dims).copy()  # writable, owns its memory
+    raw = f.read(4 * ndim)
+    if len(raw) < 4 * ndim:
+        raise DataError(f"{path}: header truncated ({4 + len(raw)} bytes, expected {4 + 4 * ndim})")
+    dims = tuple(int.from_bytes(raw[4 * i:4 * i + 4], "big") for i in range(ndim))
+    if kind is not None:
+        want_magic, item, what = KINDS[kind]
+        if magic != want_magic or dims[1:] != item:
+            raise DataError(f"{path}: is {_describe(magic, dims)}; expected {kind[:-1]} data: "
+                            f"magic 0x{want_magic:08x}, {what}")
+        if count is not None and dims[0] != count:
+            raise DataError(f"{path}: its header says it holds {dims[0]} {kind}; expected {count}")
+    size = math.prod(dims)  # a Python integer: no overflow
+    shape = " x ".join(map(str, dims))
+    if size > MAX_IDX_BYTES:
+        raise DataError(f"{path}: its header ({shape}) promises {size:,} bytes of data, more than the "
+                        f"{MAX_IDX_BYTES:,} this reader accepts")
+    data = f.read(size + 1)
+    if len(data) < size:
+        raise DataError(f"{path}: holds {len(data)} bytes of data but its header ({shape}) promises {size} "
+                        "(truncated?)")
+    if len(data) > size:
+        raise DataError(f"{path}: holds more data than the {size} bytes its header ({shape}) promises")
+    return np.frombuffer(data, np.uint8).reshape(dims).copy()  # writable, owns its memory
 
 
 def read_images(path: str | os.PathLike, count: int | None = None) -> np.ndarray:
     """Reads an IDX image file: N x 28 x 28 unsigned bytes (N = count when given)."""
-    arr = read_idx(path)
-    if arr.ndim != 3 or arr.shape[1:] != (28, 28):
-        raise DataError(f"{path}: holds an array of shape {arr.shape}; expected images of N x 28 x 28")
-    if count is not None and arr.shape[0] != count:
-        raise DataError(f"{path}: holds {arr.shape[0]} images; expected {count}")
-    return arr
+    return read_idx(path, "images", count)
 
 
 def read_labels(path: str | os.PathLike, count: int | None = None, num_classes: int = 10) -> np.ndarray:
     """Reads an IDX label file: N unsigned bytes, each below num_classes."""
-    arr = read_idx(path)
-    if arr.ndim != 1:
-        raise DataError(f"{path}: holds an array of shape {arr.shape}; expected labels of shape (N,)")
-    if count is not None and arr.shape[0] != count:
-        raise DataError(f"{path}: holds {arr.shape[0]} labels; expected {count}")
+    arr = read_idx(path, "labels", count)
     if arr.size and int(arr.max()) >= num_classes:
         bad = int(np.argmax(arr >= num_classes))
         raise DataError(f"{path}: label {int(arr[bad])} at index {bad} is out of range; "
