@@ -202,3 +202,27 @@ def test_trailing_data_is_refused(tmp_path):
     p.write_bytes(p.read_bytes() + b"\0")
     with pytest.raises(DataError, match="holds more data than the 2352 bytes"):
         data.read_images(p)
+
+
+@pytest.mark.integration
+def test_the_wrong_dataset_is_refused_naming_both(mnist_dir, isolated_env, monkeypatch, tmp_path, capsys):
+    """MNISTGAN_DATA_DIR (or --data-dir) at the MNIST copy with --dataset fashion-mnist: one
+    line naming both datasets, before any run folder is made."""
+    from mnistgan.cli import main
+
+    monkeypatch.setenv("MNISTGAN_DATA_DIR", str(mnist_dir))
+    with pytest.raises(DataError, match=r"\(from \$MNISTGAN_DATA_DIR\) holds mnist, not fashion-mnist: "
+                                        r"its train labels are mnist's"):
+        data.load_split("fashion-mnist", "train", download=False)
+    assert data.load_split("mnist", "test", download=False)[0].shape == (10000, 28, 28)  # the right one loads
+    monkeypatch.delenv("MNISTGAN_DATA_DIR")
+    code = main(["train", "--dataset", "fashion-mnist", "--data-dir", str(mnist_dir), "--no-download",
+                 "--no-progress", "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 1 and "holds mnist, not fashion-mnist" in err and "(from --data-dir)" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_folder_of_no_known_dataset_is_used_as_is(tmp_path, isolated_env):
+    folder = make_dataset(tmp_path / "d", 60000, 10000)   # random labels: neither MNIST nor Fashion-MNIST
+    assert data.load_split("fashion-mnist", "test", folder, download=False)[1].shape == (10000,)

@@ -40,6 +40,7 @@ class DatasetSpec:
     system_dirs: tuple[str, ...]   # folders a system package installs to
     classes: tuple[str, ...]       # class names, index = label
     counts: dict[str, int]         # split -> number of items
+    labels_sha256: dict[str, str]  # split -> sha256 of its label bytes: tells the datasets apart
 
 
 _MNIST_FILES = {"train_images": "train-images-idx3-ubyte.gz", "train_labels": "train-labels-idx1-ubyte.gz",
@@ -59,6 +60,8 @@ DATASETS: dict[str, DatasetSpec] = {
         system_dirs=("/usr/share/datasets/mnist",),
         classes=tuple(str(d) for d in range(10)),
         counts={"train": 60000, "test": 10000},
+        labels_sha256={"train": "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13",
+                       "test": "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5"},
     ),
     "fashion-mnist": DatasetSpec(
         name="fashion-mnist",
@@ -73,6 +76,8 @@ DATASETS: dict[str, DatasetSpec] = {
         classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                  "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
         counts={"train": 60000, "test": 10000},
+        labels_sha256={"train": "657fbd221bfc9f4198cc14b5619cc33ec57c58dd0e47af4d99d6650759e869a7",
+                       "test": "3d0e6c6ea990b53b6f8f500a41cac93881d981b315f84578b7d915342ade01e9"},
     ),
 }
 
@@ -301,7 +306,22 @@ def load_split(name: str, split: str = "train", data_dir: str | os.PathLike | No
     count = spec.counts[split]
     images = read_images(_find(folder, spec.files[f"{split}_images"]), count)
     labels = read_labels(_find(folder, spec.files[f"{split}_labels"]), count, len(spec.classes))
+    check_identity(spec, split, labels, folder, data_dir)
     return images, labels
+
+
+def check_identity(spec: DatasetSpec, split: str, labels: np.ndarray, folder: Path, data_dir=None) -> None:
+    """Refuses a folder whose labels are those of another registered dataset (MNIST and
+    Fashion-MNIST share one layout, so structure cannot tell them apart; their labels can).
+    A folder matching no registered dataset (a user's own or re-labelled copy) is used as is."""
+    digest = hashlib.sha256(labels.tobytes()).hexdigest()
+    found = next((d.name for d in DATASETS.values() if d.labels_sha256.get(split) == digest), None)
+    if found is not None and found != spec.name:
+        source = "--data-dir" if data_dir else ("$MNISTGAN_DATA_DIR" if os.environ.get("MNISTGAN_DATA_DIR") else "")
+        where = f" (from {source})" if source else ""
+        raise DataError(f"{folder}{where} holds {found}, not {spec.name}: its {split} labels are {found}'s. "
+                        f"Point {source or '--data-dir'} at a {spec.name} folder"
+                        f"{', or unset it to use the cache or a download' if source == '$MNISTGAN_DATA_DIR' else ''}.")
 
 
 class DeviceData:
