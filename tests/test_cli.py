@@ -55,12 +55,18 @@ def test_errors_are_one_line_and_non_zero(argv, message, trained_run, tmp_path, 
     assert not (tmp_path / "r").exists()  # nothing created on a failed start
 
 
-def test_bad_flag_values_fail_in_argparse(capsys):
-    for argv in (["train", "--epochs", "0"], ["train", "--lr", "fast"], ["sample", "r", "--n", "-1"]):
+def test_bad_flags_are_one_error_line(capsys):
+    """A flag argparse refuses is the same single `mnistgan: error:` line as every other error."""
+    for argv, message in ((["train", "--epochs", "0"], "expected a number of at least 1, got 0"),
+                          (["train", "--lr", "fast"], "expected a number, got 'fast'"),
+                          (["sample", "r", "--n", "-1"], "expected a number of at least 1, got -1"),
+                          (["train", "--bogus"], "unrecognized arguments: --bogus"),
+                          (["fly"], "invalid choice: 'fly'")):
         with pytest.raises(SystemExit) as e:
             main(argv)
-        assert e.value.code == 2
-    assert "expected a number of at least 1, got 0" in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and err.startswith("mnistgan: error: ") and message in err, err
+        assert err.count("\n") == 1 and "usage:" not in err
 
 
 def test_existing_run_is_not_touched(trained_run, capsys):
@@ -122,3 +128,122 @@ def test_corrupt_checkpoint_on_sample(trained_run, tmp_path, capsys):
     assert main(["sample", str(copy), "--out", str(tmp_path / "x.png")]) == 1
     assert "not a checkpoint" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
+
+
+# ------------------------------------------------------------------ hardening: outputs, bounds, small lies
+def test_outputs_are_never_overwritten_without_force(trained_run, tmp_path, capsys):
+    mine = tmp_path / "mine.npy"
+    np.save(mine, np.arange(5))
+    assert main(["sample", str(trained_run), "--n", "4", "--out", str(mine)]) == 1
+    assert "mine.npy already exists; nothing was overwritten (--force replaces it)" in capsys.readouterr().err
+    assert np.array_equal(np.load(mine), np.arange(5))
+    losses = trained_run / "losses.png"
+    before = losses.read_bytes()
+    assert main(["sample", str(trained_run), "--n", "4", "--out", str(losses)]) == 1
+    assert losses.read_bytes() == before
+    assert main(["sample", str(trained_run), "--n", "4", "--out", str(mine), "--force"]) == 0
+    assert np.load(mine).shape == (4, 28, 28)
+    assert main(["sample", str(trained_run), "--n", "3", "--interpolate", "--out", str(mine)]) == 1
+    # evaluate: metrics.json and the novelty figure beside it, checked before any work
+    np.save(tmp_path / "x.npy", np.zeros((20, 28, 28), np.uint8))
+    (tmp_path / "novelty.png").write_bytes(b"a user's picture")
+    assert main(["evaluate", "--images", str(tmp_path / "x.npy"), "--out", str(tmp_path / "metrics.json")]) == 1
+    assert "novelty.png already exists" in capsys.readouterr().err
+    assert (tmp_path / "novelty.png").read_bytes() == b"a user's picture" and not (tmp_path / "metrics.json").exists()
+    # the classifier's weights (default: the shipped ones) before minutes of training
+    (tmp_path / "mnist.json").write_text("{}")
+    assert main(["classifier", "train", "--out", str(tmp_path), "--data-dir", str(trained_run.parent / "data")]) == 1
+    assert "mnist.json already exists" in capsys.readouterr().err
+
+
+def test_sampling_is_chunked_and_bounded(trained_run, tmp_path, capsys):
+    from mnistgan import generation
+
+    G, config = generation.load_generator(trained_run)
+    # chunks: the same images as one noise draw through G in chunks of 1,000
+    import torch
+
+    z = torch.randn(2500, config.z_dim, generator=torch.Generator().manual_seed(7))
+    expected = np.concatenate([generation.images.to_uint8(generation.generate(G, part)) for part in z.split(1000)])
+    assert np.array_equal(generation.sample(trained_run, n=2500, seed=7), expected)
+    assert main(["sample", str(trained_run), "--n", "2500", "--seed", "7", "--out", str(tmp_path / "a.npy")]) == 0
+    assert np.array_equal(np.load(tmp_path / "a.npy"), expected)
+    assert main(["sample", str(trained_run), "--n", "20000", "--out", str(tmp_path / "a.png")]) == 1
+    assert "a PNG grid of 20,000 forgeries is no picture (at most 10,000); write a .npy" in capsys.readouterr().err
+    assert main(["sample", str(trained_run), "--n", "100000000", "--out", str(tmp_path / "b.npy")]) == 1
+    assert "--n must be at most 10,000,000, got 100,000,000" in capsys.readouterr().err
+    assert main(["evaluate", str(trained_run), "--n", "2000000"]) == 1
+    assert "--n must be at most 100,000 for an evaluation" in capsys.readouterr().err
+    assert not list(tmp_path.glob(".*tmp")) and not (tmp_path / "b.npy").exists()
+
+
+def test_a_checkpoint_asking_for_absurd_sizes_is_refused(trained_run, tmp_path, capsys):
+    import shutil
+
+    from mnistgan import checkpoint as ckpt
+
+    copy = tmp_path / "run"
+    shutil.copytree(trained_run, copy)
+    path = ckpt.list_checkpoints(copy / "checkpoints")[-1]
+    tensors, meta = ckpt.load(path)
+    meta["config"]["hidden"] = 10**9
+    ckpt.save(path, tensors, meta)
+    assert main(["sample", str(copy), "--out", str(tmp_path / "x.png")]) == 1
+    assert "its config is invalid (hidden must be at most 16,384, got 1,000,000,000)" in capsys.readouterr().err
+
+
+def test_set_preset_and_set_out_say_and_do_one_true_thing(trained_run, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = str(trained_run.parent / "data")
+    assert main(["train", "--set", "preset=dcgan", "--out", str(tmp_path / "a"), "--data-dir", data]) == 1
+    assert "a preset is chosen by name (--preset dcgan), not by setting preset=dcgan" in capsys.readouterr().err
+    assert main(["train", "--set", f"out={tmp_path / 'b'}", "--data-dir", data, "--no-progress",
+                 "--set", "train_images=200", "--epochs", "1"]) == 0
+    assert (tmp_path / "b" / "config.json").exists() and not (tmp_path / "runs").exists()
+    assert main(["train", "--out", str(tmp_path / "c"), "--set", f"out={tmp_path / 'd'}", "--data-dir", data]) == 1
+    assert "disagree" in capsys.readouterr().err
+    assert main(["train", "--resume", str(tmp_path / "b"), "--set", "out=elsewhere"]) == 1
+    assert "out cannot be set" in capsys.readouterr().err
+
+
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_nothing_behind(trained_run, tmp_path, capsys, monkeypatch):
+    """A failure before the first checkpoint removes what the run made, so the same command
+    can be run again; nothing is left to block it."""
+    from mnistgan import training
+
+    def boom(self, *a, **k):
+        raise RuntimeError("a failure in the first epoch")
+
+    monkeypatch.setattr(training.Trainer, "train_step", boom)
+    run = tmp_path / "run"
+    argv = ["train", "--out", str(run), "--data-dir", str(trained_run.parent / "data"), "--no-progress",
+            "--set", "train_images=200", "--epochs", "1"]
+    with pytest.raises(RuntimeError):
+        main(argv)
+    assert not run.exists()
+    monkeypatch.undo()
+    assert main(argv) == 0 and (run / "config.json").exists()
+
+
+def test_sigint_while_drawing_the_final_figures_says_so_and_resume_draws_them(trained_run, tmp_path, capsys, monkeypatch):
+    import os
+    import signal
+
+    from mnistgan import images
+
+    original = images.save_gif
+
+    def interrupted(*a, **k):
+        os.kill(os.getpid(), signal.SIGINT)   # Ctrl-C while the end-of-run figures are drawn
+        return original(*a, **k)
+
+    monkeypatch.setattr(images, "save_gif", interrupted)
+    run = tmp_path / "run"
+    code = main(["train", "--out", str(run), "--data-dir", str(trained_run.parent / "data"), "--no-progress",
+                 "--set", "train_images=200", "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert code == 130 and "interrupted while drawing the final figures; training is complete" in err
+    assert "done (" not in err and "writing a checkpoint" not in err
+    monkeypatch.undo()
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+    assert (run / "progress.gif").exists() and (run / "losses.png").exists()

@@ -276,3 +276,50 @@ def test_crafted_newest_checkpoint_falls_back_to_the_older_good_one(damage, data
     err = capsys.readouterr().err
     assert "skipping damaged checkpoint" in err and newest.name in err and "Traceback" not in err
     assert [r["epoch"] for r in read_log(run)] == [1, 2, 3]
+
+
+def test_resuming_with_fewer_epochs_than_done_is_refused_and_changes_nothing(data_dir, tmp_path):
+    run = tmp_path / "run"
+    train(config(data_dir, run, epochs=2))
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".lock"}
+    with pytest.raises(ConfigError, match=r"has already trained 2.00 epochs \(1,000 images\); --epochs 1 would end "
+                                          r"before that. Ask for at least 2 epochs \(nothing was changed\)"):
+        resume(run, {"epochs": 1})
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".lock"} == before
+
+
+LOCK_HOLDER = """
+import sys, time
+from mnistgan.files import RunLock
+with RunLock(sys.argv[1]):
+    print("locked", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_second_process_on_one_run_folder_is_refused_naming_the_holder(data_dir, tmp_path):
+    run = tmp_path / "run"
+    train(config(data_dir, run, epochs=1))
+    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(run)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        before = (run / "log.jsonl").read_bytes()
+        with pytest.raises(CheckpointError, match=rf"is in use by another mnistgan process \(pid {holder.pid} on "):
+            resume(run, {"epochs": 2})
+        assert (run / "log.jsonl").read_bytes() == before and not (run / "resumes.jsonl").exists()
+        fresh = tmp_path / "fresh"   # a new run racing into a folder another process holds
+        fresh.mkdir()
+        second = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(fresh)], stdout=subprocess.PIPE, text=True)
+        try:
+            assert second.stdout.readline().strip() == "locked"
+            with pytest.raises(CheckpointError, match="is in use by another mnistgan process"):
+                train(config(data_dir, fresh, epochs=1))
+            assert [p.name for p in fresh.iterdir()] == [".lock"]
+        finally:
+            second.kill()
+            second.wait()
+    finally:
+        holder.kill()
+        holder.wait()
+    resume(run, {"epochs": 2})  # the OS released the killed holder's lock: no stale lock
+    assert [r["epoch"] for r in read_log(run)] == [1, 2]

@@ -32,8 +32,17 @@ def _float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad flag reported as the one `mnistgan: error:` line every other
+    error is (not the usage block); `mnistgan COMMAND --help` shows the usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"mnistgan: error: {self.prog.removeprefix('mnistgan ') + ': ' if ' ' in self.prog else ''}"
+                     f"{message} (see: {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mnistgan", description="Train GANs that forge handwritten digits.")
+    p = _Parser(prog="mnistgan", description="Train GANs that forge handwritten digits.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     t = sub.add_parser("train", help="train a GAN (default: the seed preset on MNIST)")
@@ -62,19 +71,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="digits.png", help="a .png grid or a .npy uint8 array N x 28 x 28")
     s.add_argument("--device", default="cpu")
     s.add_argument("--digit", type=int, help="conditional models: draw only this digit (0-9)")
+    s.add_argument("--force", action="store_true", help="replace --out if it exists")
     s.add_argument("--interpolate", action="store_true",
                    help="latent walk: --n images between two noise vectors (conditional: also across digits)")
 
     e = sub.add_parser("evaluate", help="measure forgeries: FID, KID, coverage, precision/recall, memorization, Parzen")
     e.add_argument("run", nargs="?", help="run folder (samples its latest checkpoint)")
     e.add_argument("--images", help="score a .npy of N x 28 x 28 images (uint8, or floats in [0, 1]) instead")
-    e.add_argument("--n", type=_positive_int, default=10000, help="forgeries to draw from RUN (default 10000)")
+    e.add_argument("--n", type=_positive_int, default=10000, help="forgeries to draw from RUN (default 10000, at most 100000)")
     e.add_argument("--seed", type=_nonneg_int, default=0, help="noise seed for drawing them (default 0)")
     e.add_argument("--metrics", help="comma-separated subset (default: all)")
     e.add_argument("--dataset", help="real data to compare with (default: the run's, else mnist)")
     e.add_argument("--data-dir")
     e.add_argument("--out", help="metrics JSON path (default: RUN/metrics.json; with --images: metrics.json)")
     e.add_argument("--device", default="cpu")
+    e.add_argument("--force", action="store_true", help="replace metrics.json and novelty.png if they exist")
 
     k = sub.add_parser("classifier", help="train the feature network the metrics use")
     k.add_argument("action", choices=["train"])
@@ -83,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--epochs", type=_positive_int, default=4)
     k.add_argument("--seed", type=_nonneg_int, default=0)
     k.add_argument("--out", help="folder for <dataset>.safetensors and .json (default: the package's weights/)")
+    k.add_argument("--force", action="store_true", help="replace existing weights (the shipped ones too)")
 
     d = sub.add_parser("data", help="fetch or check a dataset")
     d.add_argument("action", choices=["fetch", "check"], help="fetch: find or download; check: validate")
@@ -93,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_train(a: argparse.Namespace) -> int:
     from .runs import free_run_dir, resume, train
-    from .training import TrainingInterrupted
+    from .training import FiguresInterrupted, TrainingInterrupted
 
     overrides = {"epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr, "seed": a.seed,
                  "device": a.device, "dataset": a.dataset, "data_dir": a.data_dir,
@@ -107,6 +119,8 @@ def cmd_train(a: argparse.Namespace) -> int:
         if not sep or not key:
             raise MnistganError(f"--set expects KEY=VALUE, got {item!r}")
         overrides[key.strip().replace("-", "_")] = value.strip()
+    if a.out and overrides.get("out", a.out) != a.out:
+        raise MnistganError(f"--out {a.out} and --set out={overrides['out']} disagree; give one")
     try:
         if a.resume:
             if a.preset or a.out:
@@ -116,7 +130,7 @@ def cmd_train(a: argparse.Namespace) -> int:
             out = a.resume
         else:
             preset = a.preset or "seed"
-            overrides["out"] = a.out or str(free_run_dir(Path("runs") / preset))
+            overrides["out"] = a.out or overrides.get("out") or str(free_run_dir(Path("runs") / preset))
             config = from_preset(preset, overrides)
             print(f"mnistgan: training preset {config.preset!r} on {config.dataset} into {config.out}",
                   file=sys.stderr)
@@ -124,8 +138,12 @@ def cmd_train(a: argparse.Namespace) -> int:
             out = config.out
     except TrainingInterrupted as e:
         run = a.resume or overrides["out"]
-        print(f"mnistgan: interrupted after {e.images_seen:,} images; a checkpoint was written. "
-              f"Resume with: mnistgan train --resume {run}", file=sys.stderr)
+        if isinstance(e, FiguresInterrupted):
+            print(f"mnistgan: interrupted while drawing the final figures; training is complete and its last "
+                  f"checkpoint is written. Draw them with: mnistgan train --resume {run}", file=sys.stderr)
+        else:
+            print(f"mnistgan: interrupted after {e.images_seen:,} images; a checkpoint was written. "
+                  f"Resume with: mnistgan train --resume {run}", file=sys.stderr)
         return 143 if e.signum == 15 else 130
     print(f"mnistgan: done ({trainer.images_seen:,} images seen). Pictures and checkpoints are in "
           f"{out}/; draw new forgeries with: mnistgan sample {out} --out digits.png", file=sys.stderr)
@@ -135,20 +153,23 @@ def cmd_train(a: argparse.Namespace) -> int:
 def cmd_sample(a: argparse.Namespace) -> int:
     from . import generation
 
-    generation.check_output(a.out)  # before any work
     if a.interpolate:
-        forgeries = generation.interpolate(a.run, steps=a.n, seed=a.seed, device=a.device, digit=a.digit)
+        generation.check_output(a.out, a.force)  # before any work
+        walks = generation.interpolate(a.run, steps=a.n, seed=a.seed, device=a.device, digit=a.digit)
+        out = generation.write(a.out, walks, force=a.force)
     else:
-        forgeries = generation.sample(a.run, n=a.n, seed=a.seed, device=a.device, digit=a.digit)
-    out = generation.write(a.out, forgeries)
+        out = generation.sample_to_file(a.run, a.out, n=a.n, seed=a.seed, device=a.device, digit=a.digit,
+                                        force=a.force)
     print(f"mnistgan: wrote {a.n} forgeries to {out}", file=sys.stderr)
     return 0
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
-    from . import generation
+    import contextlib
+
+    from . import files, generation, runs
     from .callbacks import progress_bar
-    from .metrics import evaluate, read_images, report
+    from .metrics import MAX_IMAGES, evaluate, read_images, report
 
     if bool(a.run) == bool(a.images):
         raise MnistganError("give either a RUN folder or --images FILE.npy")
@@ -156,16 +177,20 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
         imgs, dataset, data_dir = read_images(a.images), a.dataset or "mnist", a.data_dir
         out = Path(a.out or "metrics.json")
     else:
+        if a.n > MAX_IMAGES:
+            raise MnistganError(f"--n must be at most {MAX_IMAGES:,} for an evaluation, got {a.n:,}")
         config = generation.read_config(a.run)
         dataset, data_dir = a.dataset or config.dataset, a.data_dir or config.data_dir
         out = Path(a.out or Path(a.run) / "metrics.json")
     if not out.parent.is_dir():
         raise MnistganError(f"--out {out}: folder {out.parent} does not exist")
+    metrics = [m.strip() for m in a.metrics.split(",")] if a.metrics else None
+    files.refuse_existing(report.outputs(out, metrics), a.force)  # before any work
     if a.run:
         imgs = generation.sample(a.run, n=a.n, seed=a.seed, device=a.device)
-    metrics = [m.strip() for m in a.metrics.split(",")] if a.metrics else None
     result, ctx = evaluate(imgs, dataset, metrics, data_dir, progress=progress_bar, device=a.device)
-    written = report.write(result, ctx, out)
+    with files.RunLock(out.parent) if runs.is_run(out.parent) else contextlib.nullcontext():
+        written = report.write(result, ctx, out, a.force)
     print(report.table(result))
     for path in written[1:]:
         print(f"novelty figure: {path}")
@@ -175,9 +200,12 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
 def cmd_classifier(a: argparse.Namespace) -> int:
     from .callbacks import progress_bar
-    from .metrics.classifier import train_classifier
+    from .files import refuse_existing
+    from .metrics.classifier import outputs, train_classifier
 
-    info = train_classifier(a.dataset, a.data_dir, epochs=a.epochs, seed=a.seed, out=a.out, progress=progress_bar)
+    refuse_existing(outputs(a.dataset, a.out), a.force)  # before minutes of training
+    info = train_classifier(a.dataset, a.data_dir, epochs=a.epochs, seed=a.seed, out=a.out, progress=progress_bar,
+                            force=a.force)
     print(f"{a.dataset} classifier: test accuracy {info['test_accuracy']:.4f}, sha256 {info['sha256']}, "
           f"{info['train_seconds']} s")
     return 0
@@ -205,8 +233,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except OSError as e:  # a full disk, a folder that vanished, ...: say which file and why
         where = f"{e.filename}: " if e.filename else ""
-        print(f"mnistgan: error: {where}{e.strerror or e}; the run's last checkpoint is intact",
-              file=sys.stderr)
+        after = "; the run's last checkpoint is intact" if args.command == "train" else ""
+        print(f"mnistgan: error: {where}{e.strerror or e}{after}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("mnistgan: interrupted", file=sys.stderr)

@@ -7,12 +7,18 @@ appending) is ignored on reading. This module knows nothing about models or runs
 """
 from __future__ import annotations
 
+import errno
+import fcntl
 import io
 import json
+import math
 import os
+import socket
+import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, BinaryIO, Iterable, Iterator
 
 from .errors import CheckpointError
 
@@ -23,17 +29,20 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Writes data to path so that path holds either its old content or all of data."""
+@contextmanager
+def atomic_file(path: str | os.PathLike, overwrite: bool = True) -> Iterator[BinaryIO]:
+    """A binary file to write that appears at path only once complete (flushed, fsynced,
+    renamed, the rename made durable). With overwrite=False an existing path is never
+    replaced, even by a process racing this one: FileExistsError instead."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        _publish(tmp, path, overwrite)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -48,18 +57,67 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         pass  # some filesystems cannot fsync a folder; the rename is still atomic
 
 
-def write_json(path: str | os.PathLike, value: Any, indent: int | None = 2, sort_keys: bool = False) -> None:
+def _publish(tmp: str, path: Path, overwrite: bool) -> None:
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    exists = FileExistsError(errno.EEXIST, "already exists; nothing was overwritten (--force replaces it)", str(path))
+    try:
+        os.link(tmp, path)  # fails if path exists: atomic, unlike a check before a rename
+    except FileExistsError:
+        raise exists from None
+    except OSError:          # a filesystem without hard links
+        if path.exists():
+            raise exists from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, overwrite: bool = True) -> None:
+    """Writes data to path so that path holds either its old content or all of data."""
+    with atomic_file(path, overwrite) as f:
+        f.write(data)
+
+
+def refuse_existing(paths: Iterable[str | os.PathLike], force: bool = False) -> None:
+    """Fails before any work if an output would replace an existing file (unless force)."""
+    from .errors import MnistganError
+
+    for p in paths:
+        if not force and os.path.lexists(p):
+            raise MnistganError(f"{p} already exists; nothing was overwritten (--force replaces it)")
+
+
+def write_json(path: str | os.PathLike, value: Any, indent: int | None = 2, sort_keys: bool = False,
+               overwrite: bool = True) -> None:
     """One JSON document, written atomically, with a final newline."""
-    atomic_write_bytes(path, (json.dumps(value, indent=indent, sort_keys=sort_keys) + "\n").encode())
+    atomic_write_bytes(path, (json.dumps(value, indent=indent, sort_keys=sort_keys) + "\n").encode(), overwrite)
 
 
-def write_npy(path: str | os.PathLike, array) -> None:
+def write_npy(path: str | os.PathLike, array, overwrite: bool = True) -> None:
     """A .npy file, written atomically."""
     import numpy as np
 
     buf = io.BytesIO()
     np.save(buf, array)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue(), overwrite)
+
+
+def write_npy_chunks(path: str | os.PathLike, shape: tuple[int, ...], chunks: Iterable, overwrite: bool = True) -> None:
+    """A uint8 .npy file of the given shape written chunk by chunk (each a uint8 array whose
+    rows continue the last), atomically: memory holds one chunk, not the array."""
+    import numpy as np
+
+    with atomic_file(path, overwrite) as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False, "shape": tuple(shape)})
+        written = 0
+        for chunk in chunks:
+            chunk = np.ascontiguousarray(chunk, dtype=np.uint8)
+            f.write(chunk.tobytes())
+            written += chunk.size
+        if written != math.prod(shape):
+            raise ValueError(f"wrote {written} values for shape {shape}")
 
 
 def append_jsonl(path: str | os.PathLike, row: dict[str, Any]) -> None:
@@ -107,3 +165,42 @@ def cache_dir() -> Path:
         return Path(os.environ["MNISTGAN_CACHE"])
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "mnistgan"
+
+
+class RunLock:
+    """An exclusive lock on a run folder (flock on RUN/.lock), held by the one process that
+    writes there: train, resume, and evaluate while it writes the run's metrics. The
+    operating system releases it when the process ends, however it ends (SIGKILL too), so a
+    crash never leaves a stale lock. The file stays; it names the last holder."""
+
+    NAME = ".lock"
+
+    def __init__(self, folder: str | os.PathLike):
+        self.path = Path(folder) / self.NAME
+        self.fd: int | None = None
+
+    def acquire(self) -> "RunLock":
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 4096).decode(errors="replace").strip() or "unknown process"
+            os.close(fd)
+            raise CheckpointError(f"{self.path.parent} is in use by another mnistgan process ({holder}); "
+                                  "wait for it to finish or stop it (nothing was changed)") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}: {' '.join(sys.argv)[:500]}\n".encode(), 0)
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()

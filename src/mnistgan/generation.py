@@ -6,7 +6,9 @@ forgeries from; nothing here trains.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -110,19 +112,71 @@ def load_generator(run_or_checkpoint: str | os.PathLike, device: str = "cpu") ->
     return G.eval(), config
 
 
+MAX_SAMPLES = 10_000_000   # forgeries one request may ask for (7.8 GB as uint8)
+MAX_GRID = 10_000          # forgeries a PNG grid may show (100 x 100 at 2x: 6,004 pixels a side)
+
+
+def _check_count(n: int) -> None:
+    if n < 1:
+        raise ConfigError(f"--n must be at least 1, got {n}")
+    if n > MAX_SAMPLES:
+        raise ConfigError(f"--n must be at most {MAX_SAMPLES:,}, got {n:,}")
+
+
 @torch.no_grad()
+def sample_chunks(G: torch.nn.Module, config: TrainConfig, n: int, seed: int = 0,
+                  digit: int | None = None) -> Iterator[np.ndarray]:
+    """n forgeries as uint8 arrays of at most CHUNK x 28 x 28, in order: what `sample`
+    returns, one chunk in memory at a time. The noise is drawn in blocks of 16 chunks: torch
+    draws a normal tensor in groups of 16 values, so blocks whose size is a multiple of 16
+    make the same stream as one draw of all n x z_dim values (the images do not depend on n's
+    split), while memory holds one block (16,000 x z_dim floats), whatever n."""
+    _check_count(n)
+    labels = class_labels(config, n, digit)
+    gen = torch.Generator().manual_seed(seed)
+    for block in range(0, n, 16 * CHUNK):
+        z = torch.randn(min(16 * CHUNK, n - block), config.z_dim, generator=gen)
+        for i, part in enumerate(z.split(CHUNK)):
+            start = block + i * CHUNK
+            yield images.to_uint8(generate(G, part, None if labels is None else labels[start:start + len(part)]))
+
+
 def sample(run_or_checkpoint: str | os.PathLike, n: int = 64, seed: int = 0, device: str = "cpu",
            digit: int | None = None) -> np.ndarray:
     """n forgeries as an N x 28 x 28 uint8 array; the same (checkpoint, n, seed, digit) gives
     the same images. Conditional models draw `digit`, or classes 0..9 in turn."""
-    if n < 1:
-        raise ConfigError(f"--n must be at least 1, got {n}")
+    _check_count(n)
     G, config = load_generator(run_or_checkpoint, device)
-    labels = class_labels(config, n, digit)
-    z = noise(n, config.z_dim, seed)
-    out = [generate(G, chunk, None if labels is None else labels[i * CHUNK:(i + 1) * CHUNK])
-           for i, chunk in enumerate(z.split(CHUNK))]
-    return images.to_uint8(torch.cat(out))
+    out = np.empty((n, 28, 28), np.uint8)
+    for i, part in enumerate(sample_chunks(G, config, n, seed, digit)):
+        out[i * CHUNK:i * CHUNK + len(part)] = part
+    return out
+
+
+def sample_to_file(run_or_checkpoint: str | os.PathLike, out: str | os.PathLike, n: int = 64, seed: int = 0,
+                   device: str = "cpu", digit: int | None = None, force: bool = False) -> Path:
+    """Writes n forgeries to out: a .npy array written chunk by chunk (memory holds one
+    chunk, whatever n), or a .png grid of at most MAX_GRID images. Checks the output
+    (and the free disk space) before any work; never replaces a file unless force."""
+    from . import files
+
+    out = check_output(out, force)
+    _check_count(n)
+    if out.suffix.lower() == ".png":
+        if n > MAX_GRID:
+            raise ConfigError(f"a PNG grid of {n:,} forgeries is no picture (at most {MAX_GRID:,}); "
+                              "write a .npy array instead")
+        return write(out, sample(run_or_checkpoint, n, seed, device, digit), force=force)
+    need, free = 128 + n * 784, shutil.disk_usage(out.parent).free
+    if need > free:
+        raise ConfigError(f"{n:,} forgeries need {need / 2**30:.1f} GiB in {out.parent}, which has "
+                          f"{free / 2**30:.1f} GiB free")
+    G, config = load_generator(run_or_checkpoint, device)
+    try:
+        files.write_npy_chunks(out, (n, 28, 28), sample_chunks(G, config, n, seed, digit), overwrite=force)
+    except FileExistsError:
+        raise ConfigError(f"{out} already exists; nothing was overwritten (--force replaces it)") from None
+    return out
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -156,31 +210,37 @@ def interpolate(run_or_checkpoint: str | os.PathLike, steps: int = 10, seed: int
     return np.stack([images.to_uint8(r) for r in rows])
 
 
-def check_output(out: str | os.PathLike) -> Path:
-    """out as a Path if forgeries can be written there (.png or .npy, in a folder that exists)."""
+def check_output(out: str | os.PathLike, force: bool = False) -> Path:
+    """out as a Path if forgeries can be written there: .png or .npy, in a folder that
+    exists, and no file there yet (unless force)."""
     out = Path(out)
     if out.suffix.lower() not in (".png", ".npy"):
         raise ConfigError(f"--out must end in .png or .npy, got {str(out)!r}")
     if not out.parent.is_dir():
         raise ConfigError(f"--out {out}: folder {out.parent} does not exist")
+    if not force and os.path.lexists(out):
+        raise ConfigError(f"{out} already exists; nothing was overwritten (--force replaces it)")
     return out
 
 
-def write(out: str | os.PathLike, forgeries: np.ndarray, nrow: int | None = None) -> Path:
+def write(out: str | os.PathLike, forgeries: np.ndarray, nrow: int | None = None, force: bool = False) -> Path:
     """Writes uint8 forgeries (N x 28 x 28, or rows x steps x 28 x 28 for walks) as a .npy
     array or a .png grid (nrow images a row: default about square, at most 10; walks: a row
-    per walk), atomically."""
+    per walk), atomically; an existing file is replaced only with force."""
     from . import files
 
-    out = check_output(out)
+    out = check_output(out, force)
     try:
         if out.suffix.lower() == ".npy":
-            files.write_npy(out, forgeries)
+            files.write_npy(out, forgeries, overwrite=force)
         else:
             if forgeries.ndim == 4:
                 nrow = nrow or forgeries.shape[1]
             flat = forgeries.reshape(-1, 28, 28)
-            images.save_grid(out, flat, nrow=nrow or min(10, int(np.ceil(np.sqrt(len(flat))))), scale=2)
+            with files.atomic_file(out, overwrite=force) as f:
+                images.save_grid(f, flat, nrow=nrow or min(10, int(np.ceil(np.sqrt(len(flat))))), scale=2)
+    except FileExistsError:
+        raise ConfigError(f"{out} already exists; nothing was overwritten (--force replaces it)") from None
     except OSError as e:
         raise ConfigError(f"cannot write {out}: {e.strerror or e}") from None
     return out

@@ -47,13 +47,13 @@ def grid_row(tiled: np.ndarray, diagonal: bool = False, n: int = 10, size: int =
                            pad + step * i:step + step * i] for i in range(n)])
 
 
-def save_grid(path: str | os.PathLike, images: np.ndarray, nrow: int = 10, scale: int = 1) -> Path:
-    """Saves uint8 images as one grayscale PNG grid."""
+def save_grid(path, images: np.ndarray, nrow: int = 10, scale: int = 1):
+    """Saves uint8 images as one grayscale PNG grid to a path or a binary file."""
     img = Image.fromarray(grid(images, nrow))
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-    img.save(path)
-    return Path(path)
+    img.save(path, format="PNG")
+    return path
 
 
 def save_strip(path: str | os.PathLike, images: np.ndarray) -> Path:
@@ -137,7 +137,7 @@ def save_real_vs_fake(path: str | os.PathLike, real: np.ndarray, fake: np.ndarra
     return Path(path)
 
 
-def save_novelty(path: str | os.PathLike, forgeries: np.ndarray, train: np.ndarray, dists, idxs,
+def save_novelty(path, forgeries: np.ndarray, train: np.ndarray, dists, idxs,
                  rows: int = 8) -> Path:
     """Forgeries, each beside its three nearest training images with their pixel distances:
     the "original versus forgery" comparison, measured. Shows the closest forgeries first
@@ -159,5 +159,5 @@ def save_novelty(path: str | os.PathLike, forgeries: np.ndarray, train: np.ndarr
             ax.set_title(title, fontsize=8)
     fig.suptitle("Forgeries and their nearest training images (pixel L2, images in [0, 1])", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    return Path(path)
+    fig.savefig(path, dpi=90, format="png")
+    return path

@@ -7,7 +7,10 @@ which callbacks run.
 """
 from __future__ import annotations
 
+import contextlib
+import math
 import os
+import shutil
 import signal
 import threading
 from contextlib import contextmanager
@@ -22,8 +25,9 @@ from .callbacks import Callback, ConsoleReport, ProgressBar, QualityProbe, RunFo
 from .config import TrainConfig, apply_overrides, fixed_fields
 from .data import DeviceData, load_split
 from .errors import CheckpointError, ConfigError
+from .files import RunLock
 from .runtime import resolve_device
-from .training import Trainer
+from .training import FiguresInterrupted, Trainer
 
 __all__ = ["train", "resume", "read_log", "is_run", "free_run_dir", "check_run_dir", "load_latest_good"]
 
@@ -36,33 +40,58 @@ def free_run_dir(base: str | os.PathLike) -> Path:
     """base if it holds no run, else base-2, base-3, ... (for the default --out)."""
     base = Path(base)
     candidate, n = base, 1
-    while candidate.exists() and any(candidate.iterdir()):
+    while candidate.exists() and _contents(candidate):
         n += 1
         candidate = base.with_name(f"{base.name}-{n}")
     return candidate
+
+
+def _contents(path: Path) -> list[Path]:
+    """What a folder holds besides its lock file."""
+    return [p for p in path.iterdir() if p.name != RunLock.NAME]
 
 
 def check_run_dir(path: Path) -> None:
     """Refuses an --out that holds anything: nothing is ever overwritten."""
     if path.exists() and not path.is_dir():
         raise ConfigError(f"--out {path} exists and is not a folder")
-    if path.exists() and any(path.iterdir()):
+    if path.exists() and _contents(path):
         what = "a run" if is_run(path) else "files"
         raise ConfigError(f"--out {path} already holds {what}; choose another --out "
                           "(nothing was changed)")
 
 
-def prepare_run_dir(path: Path) -> None:
-    """Creates an empty run folder and checks that it can be written."""
+def prepare_run_dir(path: Path) -> RunLock:
+    """Creates the run folder, takes its lock, checks again that it holds nothing (another
+    process may have started a run there meanwhile) and makes its sub-folders."""
     check_run_dir(path)
     try:
-        (path / "samples").mkdir(parents=True, exist_ok=True)
-        (path / "checkpoints").mkdir(exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_text("")
-        probe.unlink()
+        path.mkdir(parents=True, exist_ok=True)
+        lock = RunLock(path).acquire()
     except OSError as e:
         raise ConfigError(f"cannot write to --out {path}: {e.strerror or e}") from None
+    try:
+        check_run_dir(path)
+        (path / "samples").mkdir()
+        (path / "checkpoints").mkdir()
+    except OSError as e:
+        lock.release()
+        raise ConfigError(f"cannot write to --out {path}: {e.strerror or e}") from None
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def _remove_unstarted(path: Path, lock: RunLock) -> None:
+    """Removes what a run that failed before its first checkpoint made, so that the same
+    command can simply be run again; the folder itself only if it is then empty."""
+    for item in _contents(path):
+        shutil.rmtree(item) if item.is_dir() else item.unlink(missing_ok=True)
+    lock.path.unlink(missing_ok=True)
+    lock.release()
+    with contextlib.suppress(OSError):
+        path.rmdir()
 
 
 def load_training_data(config: TrainConfig, device: torch.device) -> DeviceData:
@@ -84,6 +113,8 @@ def stop_on_signals(trainer: Trainer, callbacks: Sequence[Callback]):
         return
 
     def handler(signum, frame):
+        if trainer.finishing:
+            raise FiguresInterrupted(trainer.images_seen, signum)
         if trainer.stop_requested:
             raise KeyboardInterrupt
         trainer.stop_signal = signum
@@ -118,9 +149,16 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] | None = None) -> T
     out = Path(config.out)
     check_run_dir(out)
     data = load_training_data(config, device)  # fails on missing data before any folder is made
-    prepare_run_dir(out)
-    files.atomic_write_bytes(out / "config.json", (config.to_json() + "\n").encode())
-    return _fit(Trainer(config, device), data, [*default_callbacks(config, out, data), *(callbacks or [])])
+    lock = prepare_run_dir(out)
+    try:
+        files.atomic_write_bytes(out / "config.json", (config.to_json() + "\n").encode())
+        return _fit(Trainer(config, device), data, [*default_callbacks(config, out, data), *(callbacks or [])])
+    except BaseException:
+        if not ckpt.list_checkpoints(out / "checkpoints"):  # nothing to resume: leave nothing behind
+            _remove_unstarted(out, lock)
+        raise
+    finally:
+        lock.release()
 
 
 def load_latest_good(run: Path, callbacks: Sequence[Callback] = (),
@@ -151,6 +189,15 @@ def resume(run: str | os.PathLike, overrides: dict[str, Any] | None = None,
         raise CheckpointError(f"run folder {run} does not exist")
     if not is_run(run):
         raise CheckpointError(f"{run} is not a run folder (no config.json)")
+    for key in ("out", "preset"):
+        if (overrides or {}).get(key) is not None:
+            raise ConfigError(f"--resume continues a run in its own folder with its own preset; "
+                              f"{key} cannot be set (nothing was changed)")
+    with RunLock(run):
+        return _resume(run, overrides, callbacks)
+
+
+def _resume(run: Path, overrides: dict[str, Any] | None, callbacks: Sequence[Callback] | None) -> Trainer:
     console = [ConsoleReport()]  # notices before the run's own callbacks exist
 
     def restore(path: Path, tensors: dict, meta: dict):
@@ -165,6 +212,12 @@ def resume(run: str | os.PathLike, overrides: dict[str, Any] | None = None,
         config = apply_overrides(wanted, {"out": str(run)})
         trainer = Trainer(config, resolve_device(config.device))
         trainer.load_state(tensors, meta, path)
+        if config.total_images < trainer.images_seen:
+            done = trainer.images_seen / config.images_per_epoch
+            raise ConfigError(f"{run} has already trained {done:.2f} epochs ({trainer.images_seen:,} images); "
+                              f"--epochs {config.epochs}"
+                              f"{f' with --max-images {config.max_images}' if config.max_images else ''} would end "
+                              f"before that. Ask for at least {math.ceil(done)} epochs (nothing was changed).")
         return trainer, changes
 
     path, (trainer, changes) = load_latest_good(run, console, restore)

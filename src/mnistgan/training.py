@@ -34,6 +34,11 @@ class TrainingInterrupted(Exception):
         self.signum = signum
 
 
+class FiguresInterrupted(TrainingInterrupted):
+    """A stop was requested while the end-of-run figures were drawn: training is complete
+    and checkpointed; resuming the run draws them again."""
+
+
 class Trainer:
     """Owns the networks, their optimisers, the noise stream and progress."""
 
@@ -83,6 +88,7 @@ class Trainer:
         self.train_seconds = 0.0     # all training time so far (pictures and checkpoints excluded)
         self.stop_requested = False
         self.stop_signal: int | None = None
+        self.finishing = False
 
     # ------------------------------------------------------------------ sampling
     def make_noise(self, n: int, seed: int) -> torch.Tensor:
@@ -208,8 +214,10 @@ class Trainer:
                 self.stats.reset()
             for cb in callbacks:
                 cb.on_epoch_end(self, row)
+        self.finishing = True  # the end-of-run figures: a stop now cannot wait for a step
         for cb in callbacks:
             cb.on_train_end(self)
+        self.finishing = False
 
     def request_stop(self) -> None:
         """Asks the loop to stop after the current step (safe to call from a signal handler)."""

@@ -85,18 +85,7 @@ class Context:
     once, on first use), and the Reference they are compared with."""
 
     def __init__(self, images: np.ndarray, reference: Reference):
-        images = np.asarray(images)
-        if images.ndim == 4 and images.shape[1] == 1:
-            images = images[:, 0]
-        if images.ndim != 3 or images.shape[1:] != (28, 28):
-            raise MnistganError(f"images must be N x 28 x 28, got shape {images.shape}")
-        if images.dtype != np.uint8:
-            if images.min() < 0 or images.max() > 1:
-                raise MnistganError("float images must lie in [0, 1]; uint8 images in 0..255")
-            images = (images * 255).round().astype(np.uint8)
-        if len(images) < 10:
-            raise MnistganError(f"at least 10 images are needed to evaluate, got {len(images)}")
-        self.images = images
+        self.images = as_uint8_images(images)
         self.reference = reference
         self.dataset = reference.dataset
         self.extras: dict = {}  # figures' material (e.g. nearest neighbours)
@@ -200,12 +189,56 @@ def evaluate(images: np.ndarray, dataset: str = "mnist", metrics: list[str] | No
     return out, ctx
 
 
+MAX_IMAGES = 100_000  # images one evaluation takes: their features (N x 128 float64) stay in memory
+
+
+def as_uint8_images(images, what: str = "images", chunk: int = 10_000) -> np.ndarray:
+    """N x 28 x 28 uint8 images from uint8 images or floats in [0, 1] (N x 28 x 28 or
+    N x 1 x 28 x 28; a memory-mapped array is converted chunk by chunk). Refuses other
+    dtypes (bool, complex, other integers, objects), non-finite values and out-of-range
+    floats, naming the first bad image."""
+    images = np.asarray(images) if not isinstance(images, np.ndarray) else images
+    if images.ndim == 4 and images.shape[1] == 1:
+        images = images[:, 0]
+    if images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise MnistganError(f"{what} must be N x 28 x 28, got shape {images.shape}")
+    n = len(images)
+    if n < 10:
+        raise MnistganError(f"at least 10 images are needed to evaluate, got {n}")
+    if n > MAX_IMAGES:
+        raise MnistganError(f"{what} holds {n:,} images; an evaluation takes at most {MAX_IMAGES:,}")
+    if images.dtype == np.uint8:  # a writable copy of a memory map (torch needs writable arrays)
+        return np.array(images) if not images.flags.writeable else np.ascontiguousarray(images)
+    if images.dtype.kind != "f":
+        raise MnistganError(f"{what} holds {images.dtype} values; expected uint8 (0..255) or floats in [0, 1]")
+    out = np.empty((n, 28, 28), np.uint8)
+    for start in range(0, n, chunk):
+        part = np.asarray(images[start:start + chunk], dtype=np.float64)
+        bad = ~np.isfinite(part)
+        if bad.any():
+            i = start + int(np.argmax(bad.reshape(len(part), -1).any(1)))
+            raise MnistganError(f"{what}: image {i} holds a non-finite value ({part.flat[np.argmax(bad)]})")
+        if part.min() < 0 or part.max() > 1:
+            raise MnistganError(f"{what}: float images must lie in [0, 1] (uint8 images in 0..255); "
+                                f"found values from {part.min():g} to {part.max():g}")
+        out[start:start + len(part)] = (part * 255).round().astype(np.uint8)
+    return out
+
+
 def read_images(path) -> np.ndarray:
-    """The forgeries of a .npy file (N x 28 x 28: uint8, or floats in [0, 1]), never unpickled."""
+    """The forgeries of a .npy file (N x 28 x 28: uint8, or floats in [0, 1]), never
+    unpickled, read through a memory map and checked before use (see as_uint8_images)."""
+    what = f"--images {path}"
     try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise MnistganError(f"cannot read --images {path}: {e}") from None
+        with open(path, "rb") as f:
+            if f.read(6) != b"\x93NUMPY":
+                raise MnistganError(f"{what} is not a .npy file (no NumPy header)")
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except OSError as e:
+        raise MnistganError(f"cannot read {what}: {e.strerror or e}") from None
+    except ValueError as e:  # a damaged header, object arrays, a file shorter than its header says
+        raise MnistganError(f"cannot read {what}: {e}") from None
+    return as_uint8_images(arr, what)
 
 
 def calibration(dataset: str) -> dict:

@@ -89,10 +89,13 @@ class FeatureNet:
 
 
 def train_classifier(dataset: str, data_dir=None, epochs: int = 4, seed: int = 0, out: Path | None = None,
-                     progress=None, device: str = "cpu") -> dict:
-    """Trains the feature network deterministically per seed; writes weights and info JSON.
+                     progress=None, device: str = "cpu", force: bool = False) -> dict:
+    """Trains the feature network deterministically per seed; writes weights and info JSON
+    (never over existing ones unless force; the shipped ones are in the default folder).
     `progress`: a progress-bar factory (callbacks.progress_bar), or None for no bars."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
+
+    from .. import files
 
     from ..data import load_split
 
@@ -127,11 +130,18 @@ def train_classifier(dataset: str, data_dir=None, epochs: int = 4, seed: int = 0
         pred = torch.cat([net(torch.from_numpy(c.copy()).unsqueeze(1).float().div(255).to(device))[1].argmax(1).cpu()
                           for c in np.array_split(xt, 10)])
     acc = float((pred.numpy() == yt).mean())
-    out = Path(out) if out else WEIGHTS
-    out.mkdir(parents=True, exist_ok=True)
-    wpath = out / f"{dataset}.safetensors"
-    save_file({k: v.contiguous().cpu() for k, v in net.state_dict().items()}, wpath)
+    wpath, ipath = outputs(dataset, out)
+    files.refuse_existing((wpath, ipath), force)  # checked again at the end: training takes minutes
+    wpath.parent.mkdir(parents=True, exist_ok=True)
+    files.atomic_write_bytes(wpath, save({k: v.contiguous().cpu() for k, v in net.state_dict().items()}),
+                             overwrite=force)
     info = {"dataset": dataset, "test_accuracy": acc, "sha256": sha256(wpath), "epochs": epochs, "seed": seed,
             "train_seconds": round(time.time() - t0, 1), "torch": torch.__version__}
-    (out / f"{dataset}.json").write_text(json.dumps(info, indent=2) + "\n")
+    files.write_json(ipath, info, overwrite=force)
     return info
+
+
+def outputs(dataset: str, out: Path | str | None = None) -> tuple[Path, Path]:
+    """(weights, info JSON) that train_classifier writes: into out, else the package's weights/."""
+    out = Path(out) if out else WEIGHTS
+    return out / f"{dataset}.safetensors", out / f"{dataset}.json"

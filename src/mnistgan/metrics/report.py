@@ -9,17 +9,25 @@ from .. import files, images
 from . import Context, calibration, flatten
 
 
-def write(result: dict, ctx: Context, out: str | os.PathLike) -> list[Path]:
-    """Writes result as JSON to out and, when the memorization metric ran, novelty.png beside
-    it; returns the paths written."""
+def outputs(out: str | os.PathLike, metrics: list[str] | None = None) -> list[Path]:
+    """The files an evaluation writes: out, and beside it, when memorization runs, the
+    novelty figure (novelty.png beside metrics.json, else NAME-novelty.png beside NAME.json)."""
     out = Path(out)
-    files.write_json(out, result)
-    written = [out]
+    figure = out.with_name("novelty.png" if out.name == "metrics.json" else f"{out.stem}-novelty.png")
+    return [out] + ([figure] if metrics is None or "memorization" in metrics else [])
+
+
+def write(result: dict, ctx: Context, out: str | os.PathLike, force: bool = False) -> list[Path]:
+    """Writes result as JSON to out and, when the memorization metric ran, novelty.png beside
+    it; returns the paths written. Existing files are replaced only with force."""
+    out = Path(out)
+    paths = outputs(out, list(result["metrics"]))
+    files.refuse_existing(paths, force)
+    files.write_json(out, result, overwrite=force)
     if "nearest" in ctx.extras:
-        fig = out.with_name("novelty.png")
-        images.save_novelty(fig, ctx.images, ctx.train[0], *ctx.extras["nearest"])
-        written.append(fig)
-    return written
+        with files.atomic_file(paths[1], overwrite=force) as f:
+            images.save_novelty(f, ctx.images, ctx.train[0], *ctx.extras["nearest"])
+    return paths
 
 
 def table(result: dict, calib: dict | None = None) -> str:
