@@ -133,9 +133,9 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_checkpoint(data_dir, tmp_path
     calls = {"n": 0}
     original = DeviceData.batch
 
-    def batch(self, order, step, batch_size):  # the 8th batch carries a NaN pixel
+    def batch(self, order, step, batch_size, part=None):  # the 8th batch carries a NaN pixel
         calls["n"] += 1
-        x, y = original(self, order, step, batch_size)
+        x, y = original(self, order, step, batch_size, part)
         if calls["n"] == 8:
             x[0, 0, 0, 0] = float("nan")
         return x, y

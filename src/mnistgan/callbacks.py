@@ -132,13 +132,23 @@ class QualityProbe(Callback):
         c = trainer.config
         if not c.eval_every or (row["epoch"] % c.eval_every and row["images_seen"] < c.total_images):
             return
+        from . import distributed
         from .metrics import Context, Reference, fid
 
         if self.reference is None:
             self.reference = Reference(c.dataset, c.data_dir, c.download, device=str(trainer.device))
-        z = trainer.make_noise(c.eval_n, runtime.derived_seed(c.seed, runtime.EVAL_NOISE))
-        fakes = images.to_uint8(torch.cat([trainer.generate(chunk) for chunk in z.split(1000)]))  # classes cycle
-        row["fid"] = fid(Context(fakes, self.reference))["fid"]
+        z = trainer.make_noise(c.eval_n, runtime.derived_seed(c.seed, runtime.EVAL_NOISE)).split(1000)
+        d = trainer.dist
+        mine = z[distributed.share(len(z), d)] if d.active else z  # under torchrun: a share each
+        fakes = images.to_uint8(torch.cat([trainer.generate(chunk) for chunk in mine])) if mine else \
+            np.zeros((0, 28, 28), np.uint8)  # classes cycle; a process may have no share of a small eval_n
+        if not d.active:
+            row["fid"] = fid(Context(fakes, self.reference))["fid"]
+            return
+        feats, probs = self.reference.net(fakes)
+        gathered = [distributed.gather(t.to(trainer.device)).cpu() for t in (torch.from_numpy(fakes), feats, probs)]
+        if d.main:
+            row["fid"] = fid(Context(gathered[0].numpy(), self.reference, (gathered[1], gathered[2])))["fid"]
 
 
 class RunFolder(Callback):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -66,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample", help="draw forgeries from a trained run")
     s.add_argument("run", help="run folder (its latest checkpoint) or a checkpoint file")
-    s.add_argument("--n", type=_positive_int, default=64, help="number of forgeries (default 64)")
+    s.add_argument("--n", "--count", dest="n", type=_positive_int, default=64, help="number of forgeries (default 64)")
     s.add_argument("--seed", type=_nonneg_int, default=0, help="noise seed (default 0)")
     s.add_argument("--out", default="digits.png", help="a .png grid or a .npy uint8 array N x 28 x 28")
     s.add_argument("--device", default="cpu")
@@ -78,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="measure forgeries: FID, KID, coverage, precision/recall, memorization, Parzen")
     e.add_argument("run", nargs="?", help="run folder (samples its latest checkpoint)")
     e.add_argument("--images", help="score a .npy of N x 28 x 28 images (uint8, or floats in [0, 1]) instead")
-    e.add_argument("--n", type=_positive_int, default=10000, help="forgeries to draw from RUN (default 10000, at most 100000)")
+    e.add_argument("--n", "--count", dest="n", type=_positive_int, default=10000,
+                   help="forgeries to draw from RUN (default 10000, at most 100000; --count under torchrun, "
+                        "which takes --n for its own options)")
     e.add_argument("--seed", type=_nonneg_int, default=0, help="noise seed for drawing them (default 0)")
     e.add_argument("--metrics", help="comma-separated subset (default: all)")
     e.add_argument("--dataset", help="real data to compare with (default: the run's, else mnist)")
@@ -104,9 +107,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(a: argparse.Namespace) -> int:
-    from .runs import free_run_dir, resume, train
+    from . import distributed
+
+    place = distributed.init(a.device or "auto")  # joins torchrun's group; alone: nothing
+    try:
+        return _train(a, place)
+    finally:
+        distributed.shutdown()
+
+
+def _train(a: argparse.Namespace, place) -> int:
+    from .runs import elastic_restart, free_run_dir, resume, train
     from .training import FiguresInterrupted, TrainingInterrupted
 
+    say = (lambda text: print(text, file=sys.stderr)) if place.main else (lambda text: None)
     overrides = {"epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr, "seed": a.seed,
                  "device": a.device, "dataset": a.dataset, "data_dir": a.data_dir,
                  "max_images": a.max_images, "precision": a.precision, "compile": a.compile}
@@ -122,31 +136,39 @@ def cmd_train(a: argparse.Namespace) -> int:
     if a.out and overrides.get("out", a.out) != a.out:
         raise MnistganError(f"--out {a.out} and --set out={overrides['out']} disagree; give one")
     try:
-        if a.resume:
-            if a.preset or a.out:
+        if place.active and not (a.out or overrides.get("out") or a.resume):
+            raise MnistganError("under torchrun give --out (or --resume RUN), so that every process and every "
+                                "restart agree on the run folder")
+        restart = elastic_restart(a.out or overrides.get("out"))
+        if a.resume or restart:
+            if a.resume and (a.preset or a.out):
                 raise MnistganError("--resume continues a run with its own config and folder; "
                                     "--preset and --out do not apply")
-            trainer = resume(a.resume, overrides)
-            out = a.resume
+            out = a.resume or restart
+            if restart:  # torchrun restarted the group after a failure: continue the run
+                say(f"mnistgan: restart {os.environ.get('TORCHELASTIC_RESTART_COUNT')} of the group: "
+                    f"resuming {out}")
+                overrides = {k: v for k, v in overrides.items() if k != "out"}
+            trainer = resume(out, overrides)
         else:
             preset = a.preset or "seed"
             overrides["out"] = a.out or overrides.get("out") or str(free_run_dir(Path("runs") / preset))
             config = from_preset(preset, overrides)
-            print(f"mnistgan: training preset {config.preset!r} on {config.dataset} into {config.out}",
-                  file=sys.stderr)
+            say(f"mnistgan: training preset {config.preset!r} on {config.dataset} into {config.out}"
+                + (f" with {place.world} processes" if place.active else ""))
             trainer = train(config)
             out = config.out
     except TrainingInterrupted as e:
-        run = a.resume or overrides["out"]
+        run = a.resume or overrides.get("out") or a.out
         if isinstance(e, FiguresInterrupted):
-            print(f"mnistgan: interrupted while drawing the final figures; training is complete and its last "
-                  f"checkpoint is written. Draw them with: mnistgan train --resume {run}", file=sys.stderr)
+            say(f"mnistgan: interrupted while drawing the final figures; training is complete and its last "
+                f"checkpoint is written. Draw them with: mnistgan train --resume {run}")
         else:
-            print(f"mnistgan: interrupted after {e.images_seen:,} images; a checkpoint was written. "
-                  f"Resume with: mnistgan train --resume {run}", file=sys.stderr)
+            say(f"mnistgan: interrupted after {e.images_seen:,} images; a checkpoint was written. "
+                f"Resume with: mnistgan train --resume {run}")
         return 143 if e.signum == 15 else 130
-    print(f"mnistgan: done ({trainer.images_seen:,} images seen). Pictures and checkpoints are in "
-          f"{out}/; draw new forgeries with: mnistgan sample {out} --out digits.png", file=sys.stderr)
+    say(f"mnistgan: done ({trainer.images_seen:,} images seen). Pictures and checkpoints are in "
+        f"{out}/; draw new forgeries with: mnistgan sample {out} --out digits.png")
     return 0
 
 
@@ -165,6 +187,46 @@ def cmd_sample(a: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
+    from . import distributed
+
+    place = distributed.init(a.device)  # under torchrun: sampling and features shared out
+    try:
+        if place.active:
+            if not a.run:
+                raise MnistganError("under torchrun, evaluate samples a RUN; score --images in one process")
+            return _evaluate_shared(a, place)
+        return _evaluate(a)
+    finally:
+        distributed.shutdown()
+
+
+def _evaluate_shared(a: argparse.Namespace, place) -> int:
+    """Each process draws and measures its share of the forgeries; rank 0 gathers them and
+    computes every metric: the same numbers as one process."""
+    import numpy as np
+    import torch
+
+    from . import distributed, generation
+    from .metrics import MAX_IMAGES, Reference
+
+    if a.n > MAX_IMAGES:
+        raise MnistganError(f"--n must be at most {MAX_IMAGES:,} for an evaluation, got {a.n:,}")
+    device = distributed.device_for(a.device, place)
+    G, config = generation.load_generator(a.run, device)
+    share = distributed.share(-(-a.n // generation.CHUNK), place)
+    mine = [c for c in generation.sample_chunks(G, config, a.n, a.seed, chunks=share)]
+    mine = np.concatenate(mine) if mine else np.zeros((0, 28, 28), np.uint8)
+    reference = Reference(a.dataset or config.dataset, a.data_dir or config.data_dir, device=device)
+    feats, probs = reference.net(mine)
+    dev = torch.device(device)
+    imgs, feats, probs = (distributed.gather(torch.as_tensor(t).to(dev)).cpu() for t in (mine, feats, probs))
+    if not place.main:
+        return 0
+    a.images, a.shared = None, (imgs.numpy(), (feats, probs))
+    return _evaluate(a)
+
+
+def _evaluate(a: argparse.Namespace) -> int:
     import contextlib
 
     from . import files, generation, runs
@@ -186,9 +248,11 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
         raise MnistganError(f"--out {out}: folder {out.parent} does not exist")
     metrics = [m.strip() for m in a.metrics.split(",")] if a.metrics else None
     files.refuse_existing(report.outputs(out, metrics), a.force)  # before any work
+    shared = getattr(a, "shared", None)  # (images, features) gathered from several processes
     if a.run:
-        imgs = generation.sample(a.run, n=a.n, seed=a.seed, device=a.device)
-    result, ctx = evaluate(imgs, dataset, metrics, data_dir, progress=progress_bar, device=a.device)
+        imgs = shared[0] if shared else generation.sample(a.run, n=a.n, seed=a.seed, device=a.device)
+    result, ctx = evaluate(imgs, dataset, metrics, data_dir, progress=progress_bar, device=a.device,
+                           fake=shared[1] if shared else None)
     with files.RunLock(out.parent) if runs.is_run(out.parent) else contextlib.nullcontext():
         written = report.write(result, ctx, out, a.force)
     print(report.table(result))
@@ -229,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         return {"train": cmd_train, "sample": cmd_sample, "data": cmd_data, "evaluate": cmd_evaluate,
                 "classifier": cmd_classifier}[args.command](args)
     except MnistganError as e:
-        print(f"mnistgan: error: {e}", file=sys.stderr)
+        print(f"mnistgan: error: {_rank()}{e}", file=sys.stderr)
         return 1
     except OSError as e:  # a full disk, a folder that vanished, ...: say which file and why
         where = f"{e.filename}: " if e.filename else ""
@@ -239,6 +303,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mnistgan: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # under torchrun: one line per failing process, not N tracebacks
+        from .distributed import launched
+
+        if not launched():
+            raise
+        print(f"mnistgan: error: {_rank()}{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+              file=sys.stderr)
+        return 1
+
+
+def _rank() -> str:
+    """'rank R: ' under torchrun, so that each process's one line says whose it is."""
+    return f"rank {os.environ['RANK']}: " if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""
 
 
 if __name__ == "__main__":

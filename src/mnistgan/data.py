@@ -358,7 +358,10 @@ class DeviceData:
         gen = torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
         return torch.randperm(len(self), generator=gen).to(self.device)
 
-    def batch(self, order, step: int, batch_size: int):
-        """(images B x 1 x 28 x 28 float in [0, 1], labels B) for the step-th slice of order."""
+    def batch(self, order, step: int, batch_size: int, part: slice | None = None):
+        """(images B x 1 x 28 x 28 float in [0, 1], labels B) for the step-th slice of order
+        (only its `part`: one process's share of the global batch)."""
         idx = order[step * batch_size:(step + 1) * batch_size]
+        if part is not None:
+            idx = idx[part]
         return self.images[idx].float().div_(255.0), self.labels[idx]

@@ -125,12 +125,14 @@ def _check_count(n: int) -> None:
 
 @torch.no_grad()
 def sample_chunks(G: torch.nn.Module, config: TrainConfig, n: int, seed: int = 0,
-                  digit: int | None = None) -> Iterator[np.ndarray]:
+                  digit: int | None = None, chunks: slice | None = None) -> Iterator[np.ndarray]:
     """n forgeries as uint8 arrays of at most CHUNK x 28 x 28, in order: what `sample`
     returns, one chunk in memory at a time. The noise is drawn in blocks of 16 chunks: torch
     draws a normal tensor in groups of 16 values, so blocks whose size is a multiple of 16
     make the same stream as one draw of all n x z_dim values (the images do not depend on n's
-    split), while memory holds one block (16,000 x z_dim floats), whatever n."""
+    split), while memory holds one block (16,000 x z_dim floats), whatever n. `chunks`
+    (a slice of chunk numbers) yields only those: one process's share of the work, the
+    same images as one process would make for them."""
     _check_count(n)
     labels = class_labels(config, n, digit)
     gen = torch.Generator().manual_seed(seed)
@@ -138,6 +140,8 @@ def sample_chunks(G: torch.nn.Module, config: TrainConfig, n: int, seed: int = 0
         z = torch.randn(min(16 * CHUNK, n - block), config.z_dim, generator=gen)
         for i, part in enumerate(z.split(CHUNK)):
             start = block + i * CHUNK
+            if chunks is not None and not chunks.start <= start // CHUNK < chunks.stop:
+                continue
             yield images.to_uint8(generate(G, part, None if labels is None else labels[start:start + len(part)]))
 
 

@@ -140,6 +140,14 @@ class Batch:
     fake_labels: Tensor | None
     codes: Tensor | None            # what G was given: classes, or InfoGAN codes
     noise: torch.Generator          # the run's noise stream, for draws the phases make
+    size: int | None = None         # the global batch (several processes: each holds its `part`)
+    part: slice | None = None
+
+    def draw(self, draw: Callable[..., Tensor], *shape: int) -> Tensor:
+        """draw(size, *shape) from the run's noise, for the global batch, this process's part."""
+        size = self.size if self.size is not None else self.real.shape[0]
+        out = draw(size, *shape, generator=self.noise, device=self.real.device)
+        return out if self.part is None else out[self.part]
 
 
 @dataclass
@@ -165,11 +173,14 @@ class Critic:
     or None). `joint` runs real and forged rows in one pass (same maths, half the kernels);
     a D with batch norm must not, or its batch statistics would mix them."""
 
-    def __init__(self, D: Callable, head: bool, joint: bool, autocast: Callable[[], contextlib.AbstractContextManager]):
+    def __init__(self, D: Callable, head: bool, joint: bool, autocast: Callable[[], contextlib.AbstractContextManager],
+                 synced: Callable | None = None):
         self.D, self.head, self.joint, self.autocast = D, head, joint, autocast
+        self.synced = D if synced is None else synced  # D in the D phase: under DDP the wrapper that all-reduces its gradients
 
-    def _call(self, x, labels):
-        out = self.D(x, labels, classes=True) if self.head else (self.D(x, labels), None)
+    def _call(self, x, labels, D=None):
+        D = self.D if D is None else D
+        out = D(x, labels, classes=True) if self.head else (D(x, labels), None)
         return out[0].float(), out[1]
 
     def __call__(self, x: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor | None]:
@@ -182,11 +193,11 @@ class Critic:
         with self.autocast():
             if self.joint:
                 both = None if fake_labels is None else torch.cat([real_labels, fake_labels])
-                logits, classes = self._call(torch.cat([real, fake.to(real.dtype)]), both)
+                logits, classes = self._call(torch.cat([real, fake.to(real.dtype)]), both, self.synced)
                 heads = (classes[:B], classes[B:]) if self.head else (None, None)
                 return logits[:B], logits[B:], *heads
-            real_logits, real_head = self._call(real, real_labels)
-            fake_logits, fake_head = self._call(fake, fake_labels)
+            real_logits, real_head = self._call(real, real_labels, self.synced)
+            fake_logits, fake_head = self._call(fake, fake_labels, self.synced)
             return real_logits, fake_logits, real_head, fake_head
 
     def plain(self, x: Tensor, labels: Tensor | None) -> Tensor:
@@ -245,7 +256,7 @@ class GradientPenalty(Term):
 
     def d(self, batch, out, critic):
         real, fake = batch.real, batch.fake.detach()
-        e = torch.rand(real.shape[0], 1, 1, 1, generator=batch.noise, device=real.device)
+        e = batch.draw(torch.rand, 1, 1, 1)
         x_hat = (e * real.detach() + (1 - e) * fake).requires_grad_(True)
         (grad,) = torch.autograd.grad(critic.plain(x_hat, batch.real_labels).sum(), x_hat, create_graph=True)
         return self.w * (grad.flatten(1).norm(dim=1) - 1).square().mean()

@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from . import checkpoint as ckpt
-from . import files
+from . import distributed, files
 from .callbacks import Callback, ConsoleReport, ProgressBar, QualityProbe, RunFolder, progress_bar, read_log
 from .config import TrainConfig, apply_overrides, fixed_fields
 from .data import DeviceData, load_split
@@ -130,9 +130,17 @@ def stop_on_signals(trainer: Trainer, callbacks: Sequence[Callback]):
 
 
 def default_callbacks(config: TrainConfig, out: Path, data: DeviceData) -> list[Callback]:
-    """The bar (when config.progress), the quality probe, the console report and the run folder."""
+    """The bar (when config.progress), the quality probe, the console report and the run
+    folder; under torchrun for rank 0 alone (the other processes only train)."""
+    if not distributed.current().main:  # the probe's work is shared; rank 0 writes its figure
+        return [QualityProbe()] if config.eval_every else []
     bar = [ProgressBar()] if config.progress else []
     return [*bar, QualityProbe(), ConsoleReport(), RunFolder(out, data.images[:100, 0].cpu().numpy())]
+
+
+def training_device(config: TrainConfig) -> torch.device:
+    """The config's device; under torchrun on GPUs, this process's own (cuda:LOCAL_RANK)."""
+    return resolve_device(distributed.device_for(config.device, distributed.current()))
 
 
 def _fit(trainer: Trainer, data: DeviceData, callbacks: list[Callback]) -> Trainer:
@@ -145,10 +153,14 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] | None = None) -> T
     """Trains a new run into config.out; returns the trainer (its networks are trained).
     `callbacks` run after the default ones. Raises TrainingInterrupted after a signal, once
     a checkpoint is written."""
-    device = resolve_device(config.device)
+    device = training_device(config)
     out = Path(config.out)
-    check_run_dir(out)
+    main = distributed.current().main  # under torchrun only rank 0 touches the folder
+    if main:
+        check_run_dir(out)
     data = load_training_data(config, device)  # fails on missing data before any folder is made
+    if not main:
+        return _fit(Trainer(config, device), data, default_callbacks(config, out, data))
     lock = prepare_run_dir(out)
     try:
         files.atomic_write_bytes(out / "config.json", (config.to_json() + "\n").encode())
@@ -159,6 +171,21 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] | None = None) -> T
         raise
     finally:
         lock.release()
+
+
+def elastic_restart(out: str | os.PathLike | None) -> Path | None:
+    """Under `torchrun --max-restarts N`, a group restarted after a failure
+    (TORCHELASTIC_RESTART_COUNT > 0) continues the run in `out` from its newest checkpoint:
+    returns that folder. A run that failed before its first checkpoint is started again
+    (rank 0 removes what it made); then, and on a first start, None."""
+    if int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) == 0 or not out:
+        return None
+    out = Path(out)
+    if ckpt.list_checkpoints(out / "checkpoints"):
+        return out
+    if distributed.current().main and out.is_dir() and is_run(out):
+        _remove_unstarted(out, RunLock(out).acquire())
+    return None
 
 
 def load_latest_good(run: Path, callbacks: Sequence[Callback] = (),
@@ -193,12 +220,14 @@ def resume(run: str | os.PathLike, overrides: dict[str, Any] | None = None,
         if (overrides or {}).get(key) is not None:
             raise ConfigError(f"--resume continues a run in its own folder with its own preset; "
                               f"{key} cannot be set (nothing was changed)")
-    with RunLock(run):
-        return _resume(run, overrides, callbacks)
+    main = distributed.current().main  # under torchrun every process loads, rank 0 alone writes
+    with RunLock(run) if main else contextlib.nullcontext():
+        return _resume(run, overrides, callbacks, main)
 
 
-def _resume(run: Path, overrides: dict[str, Any] | None, callbacks: Sequence[Callback] | None) -> Trainer:
-    console = [ConsoleReport()]  # notices before the run's own callbacks exist
+def _resume(run: Path, overrides: dict[str, Any] | None, callbacks: Sequence[Callback] | None,
+            main: bool) -> Trainer:
+    console = [ConsoleReport()] if main else []  # notices before the run's own callbacks exist
 
     def restore(path: Path, tensors: dict, meta: dict):
         saved = ckpt.config_of(path, meta)
@@ -210,8 +239,14 @@ def _resume(run: Path, overrides: dict[str, Any] | None, callbacks: Sequence[Cal
             raise ConfigError(f"cannot change {detail} when resuming: it changes the run's maths. "
                               "Start a new run with --out instead (nothing was changed).")
         config = apply_overrides(wanted, {"out": str(run)})
-        trainer = Trainer(config, resolve_device(config.device))
+        trainer = Trainer(config, training_device(config))
         trainer.load_state(tensors, meta, path)
+        world = meta.get("world_size", 1)
+        if world != trainer.dist.world:
+            changes["world_size"] = trainer.dist.world
+            _tell(console, f"warning: the run trained with {world} process(es), now {trainer.dist.world}: the "
+                  "maths is the same, the floating-point sums are not, so it will not be bit-identical "
+                  "to an uninterrupted run")
         if config.total_images < trainer.images_seen:
             done = trainer.images_seen / config.images_per_epoch
             raise ConfigError(f"{run} has already trained {done:.2f} epochs ({trainer.images_seen:,} images); "
@@ -222,9 +257,11 @@ def _resume(run: Path, overrides: dict[str, Any] | None, callbacks: Sequence[Cal
 
     path, (trainer, changes) = load_latest_good(run, console, restore)
     config = trainer.config
+    data = load_training_data(config, trainer.device)
+    if not main:
+        return _fit(trainer, data, default_callbacks(config, run, data))
     for folder in (run, run / "checkpoints"):
         files.remove_stale_temporaries(folder)
-    data = load_training_data(config, trainer.device)
     # Rows past the checkpoint belong to work that is about to be redone.
     rows = [r for r in read_log(run) if r["images_seen"] < trainer.images_seen or
             (r["images_seen"] == trainer.images_seen and not (r["partial"] and trainer.images_seen < config.total_images))]

@@ -20,10 +20,11 @@ _ADVICE = "the run stopped and its last checkpoint is kept as it was. Try a lowe
 class EpochStats:
     """This epoch's sums of the step statistics, and the steps and seconds they cover."""
 
-    def __init__(self, device: torch.device, steps_per_epoch: int):
+    def __init__(self, device: torch.device, steps_per_epoch: int, combine=None):
         self.window = torch.zeros(REFRESH_STEPS, len(NAMES), device=device)
         self.pending = 0
         self.steps_per_epoch = steps_per_epoch
+        self.combine = combine  # e.g. the mean over processes, applied to the rows before they are read
         self.reset()
 
     def reset(self) -> None:
@@ -44,7 +45,10 @@ class EpochStats:
     def flush(self, last_step: int) -> dict[str, float]:
         """Reads the pending rows (the last of them is 1-based step last_step), adds them to the
         sums in step order and returns the means; stops at the first non-finite loss."""
-        rows = self.window[:self.pending].tolist()
+        pending = self.window[:self.pending]
+        if self.combine is not None:
+            self.combine(pending)
+        rows = pending.tolist()
         first_step = last_step - self.pending + 1
         for i, row in enumerate(rows):
             for value, name, net in zip(row[:2], ("D loss", "G loss"), ("discriminator", "generator")):

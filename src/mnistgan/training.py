@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
-from . import fastpath, generation, models, objectives, optim, runtime
+from . import distributed, fastpath, generation, models, objectives, optim, runtime
 from .config import TrainConfig
 from .data import DeviceData
 from .errors import CheckpointError, ConfigError
@@ -42,8 +42,17 @@ class FiguresInterrupted(TrainingInterrupted):
 class Trainer:
     """Owns the networks, their optimisers, the noise stream and progress."""
 
-    def __init__(self, config: TrainConfig, device: torch.device | str | None = None):
+    def __init__(self, config: TrainConfig, device: torch.device | str | None = None,
+                 dist: distributed.Dist | None = None):
         c = self.config = config
+        # Under torchrun: this process's place; batch_size stays the global batch, and each
+        # process takes its contiguous slice of every batch (and of every random draw).
+        self.dist = dist or distributed.current()
+        if c.batch_size % self.dist.world:
+            raise ConfigError(f"batch_size {c.batch_size} is the global batch; it must divide evenly among "
+                              f"the {self.dist.world} processes")
+        share = c.batch_size // self.dist.world
+        self._part = slice(self.dist.rank * share, (self.dist.rank + 1) * share)
         self.device = torch.device(device) if device is not None else runtime.resolve_device(c.device)
         runtime.prepare_device(self.device, c.tf32)
         # Weights are drawn on the CPU from their own seed, so they do not depend on the device
@@ -53,28 +62,6 @@ class Trainer:
             G, D = models.build(c)
         self.G, self.D = G.to(self.device), D.to(self.device)
         runtime.seed_global_rngs(c.seed)
-        # The step calls these; checkpoints and sampling use the plain modules.
-        self._g, d = self.G, self.D
-        if c.compile:
-            mode = "reduce-overhead" if self.device.type == "cuda" else None  # CUDA graphs on GPU
-            self._g, d = torch.compile(self.G, mode=mode), torch.compile(self.D, mode=mode)
-        self._autocast = (lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)) \
-            if c.precision == "bf16" else contextlib.nullcontext
-        joint = not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in D.modules())
-        self.loss = objectives.GANLoss(c, objectives.Critic(d, c.d_head, joint, self._autocast))
-        betas = (c.beta1, c.beta2)
-        self.opt_g = optim.build(c.optimizer, self.G.parameters(), c.lr, betas, c.eps)
-        self.opt_d = optim.build(c.optimizer, self.D.parameters(), c.lr if c.lr_d is None else c.lr_d, betas, c.eps)
-        # Hand-derived gradients for the seed's exact case (see fastpath.py), else autograd.
-        self._fast = fastpath.SeedStep(self.G, self.D, self.opt_g, self.opt_d) \
-            if fastpath.applies(c, self.G, self.D) else None
-        self.noise = torch.Generator(self.device).manual_seed(runtime.derived_seed(c.seed, runtime.NOISE))
-        fixed_seed = runtime.derived_seed(c.seed, runtime.FIXED_NOISE)
-        if c.takes_labels:  # ten rows, one per class (or code), each row the same ten noise vectors
-            self.fixed_noise = self.make_noise(10, fixed_seed).repeat(10, 1)
-            self.fixed_labels = torch.arange(10, device=self.device).repeat_interleave(10)
-        else:
-            self.fixed_noise, self.fixed_labels = self.make_noise(100, fixed_seed), None
         # An exponential moving average of G's weights (Karras et al. 2018), used for every
         # picture and sample when enabled. Batch-norm statistics are not averaged: they are
         # recomputed for the averaged weights before use (generation.recalibrate_batch_norm).
@@ -83,8 +70,38 @@ class Trainer:
             self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
             self._ema_beta = 0.5 ** (c.batch_size * c.d_steps / c.ema_half_life)
         self._ema_stale = True
+        # The step calls these; checkpoints and sampling use the plain modules. Under
+        # torchrun, G's batch norm sees every process's rows and DDP all-reduces gradients:
+        # G's in the G phase; D's in the D phase only (the G phase and the penalties call
+        # the plain D, whose parameters are frozen there).
+        self._g, d, synced = self.G, self.D, None
+        if self.dist.active:
+            distributed.sync_batch_norm(self.G, self.device)
+            self._g, synced = distributed.wrap(self.G, self.device), distributed.wrap(self.D, self.device)
+        if c.compile:
+            mode = "reduce-overhead" if self.device.type == "cuda" else None  # CUDA graphs on GPU
+            self._g, d = torch.compile(self._g, mode=mode), torch.compile(self.D, mode=mode)
+            synced = torch.compile(synced, mode=mode) if synced is not None else None
+        self._autocast = (lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)) \
+            if c.precision == "bf16" else contextlib.nullcontext
+        joint = not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in D.modules())
+        self.loss = objectives.GANLoss(c, objectives.Critic(d, c.d_head, joint, self._autocast, synced))
+        betas = (c.beta1, c.beta2)
+        self.opt_g = optim.build(c.optimizer, self.G.parameters(), c.lr, betas, c.eps)
+        self.opt_d = optim.build(c.optimizer, self.D.parameters(), c.lr if c.lr_d is None else c.lr_d, betas, c.eps)
+        # Hand-derived gradients for the seed's exact case (see fastpath.py), else autograd.
+        self._fast = fastpath.SeedStep(self.G, self.D, self.opt_g, self.opt_d) \
+            if fastpath.applies(c, self.G, self.D) and not self.dist.active else None
+        self.noise = torch.Generator(self.device).manual_seed(runtime.derived_seed(c.seed, runtime.NOISE))
+        fixed_seed = runtime.derived_seed(c.seed, runtime.FIXED_NOISE)
+        if c.takes_labels:  # ten rows, one per class (or code), each row the same ten noise vectors
+            self.fixed_noise = self.make_noise(10, fixed_seed).repeat(10, 1)
+            self.fixed_labels = torch.arange(10, device=self.device).repeat_interleave(10)
+        else:
+            self.fixed_noise, self.fixed_labels = self.make_noise(100, fixed_seed), None
         self.images_seen = 0
-        self.stats = EpochStats(self.device, c.steps_per_epoch)  # this epoch's, by name
+        self.stats = EpochStats(self.device, c.steps_per_epoch,  # this epoch's, by name, over all processes
+                                distributed.mean_over_processes if self.dist.active else None)
         self.train_seconds = 0.0     # all training time so far (pictures and checkpoints excluded)
         self.stop_requested = False
         self.stop_signal: int | None = None
@@ -118,18 +135,18 @@ class Trainer:
         """One D phase, then a G phase on every d_steps-th call, on a batch of real images.
         Returns the step's statistics (stats.NAMES) as a device tensor (no sync)."""
         c = self.config
-        B = real.shape[0]
-        z = torch.randn(B, c.z_dim, generator=self.noise, device=self.device)
+        B, part = c.batch_size, self._part  # every draw is the global batch's, sliced for this process
+        z = torch.randn(B, c.z_dim, generator=self.noise, device=self.device)[part]
         if self._fast is not None:
             return self._fast(real, z)
         # Classes (conditional) or InfoGAN codes (info_code) for G; D is told classes only.
-        codes = torch.randint(0, 10, (B,), generator=self.noise, device=self.device) if c.takes_labels else None
+        codes = torch.randint(0, 10, (B,), generator=self.noise, device=self.device)[part] if c.takes_labels else None
         g_step = (self.images_seen // B + 1) % c.d_steps == 0
         # G(z) is computed once: the D phase does not change G, so the G phase reuses it.
         with self._autocast(), torch.set_grad_enabled(g_step):
             fake = self._g(z, codes)
         batch = objectives.Batch(real, fake, labels if c.conditional else None, codes if c.conditional else None,
-                                 codes, self.noise)
+                                 codes, self.noise, B, part)
 
         d_loss, d_out = self.loss.d_phase(batch)
         self.opt_d.zero_grad(set_to_none=True)
@@ -182,15 +199,20 @@ class Trainer:
             t0 = time.perf_counter()
             try:
                 for step in range(first, last):
-                    real, labels = data.batch(order, step, B)
+                    real, labels = data.batch(order, step, B, self._part)
                     full = self.stats.push(self.train_step(real, labels))
                     self.images_seen += B
                     for cb in callbacks:
                         cb.on_step(self)
-                    if full or step + 1 == last or self.stop_requested:
+                    # (several processes read and decide together, at the same steps)
+                    if full or step + 1 == last or (self.stop_requested and not self.dist.active):
                         means = self.stats.flush(self.images_seen // B)
                         spent = self.train_seconds + time.perf_counter() - t0
                         out_of_time = c.max_seconds is not None and spent >= c.max_seconds
+                        if self.dist.active:
+                            out_of_time, self.stop_requested, signum = distributed.agree(
+                                out_of_time, self.stop_requested, self.stop_signal, device=self.device)
+                            self.stop_signal = self.stop_signal or signum
                         rate = (step + 1 - first) * B / max(time.perf_counter() - t0, 1e-9)
                         for cb in callbacks:
                             cb.on_refresh(self, means, rate)
@@ -256,6 +278,7 @@ class Trainer:
         tensors.update({**og, **od, **rng})
         meta = {
             **self.stats.to_meta(),
+            "world_size": self.dist.world,
             "config": self.config.to_dict(),
             "images_seen": self.images_seen,
             "train_seconds": self.train_seconds,

@@ -84,8 +84,10 @@ class Context:
     """What the metrics share for one set of forgeries: the images, their features (computed
     once, on first use), and the Reference they are compared with."""
 
-    def __init__(self, images: np.ndarray, reference: Reference):
+    def __init__(self, images: np.ndarray, reference: Reference, fake: tuple[torch.Tensor, torch.Tensor] | None = None):
         self.images = as_uint8_images(images)
+        if fake is not None:  # features computed elsewhere (by several processes, gathered)
+            self.__dict__["fake"] = fake
         self.reference = reference
         self.dataset = reference.dataset
         self.extras: dict = {}  # figures' material (e.g. nearest neighbours)
@@ -172,14 +174,16 @@ def parzen(ctx: Context) -> dict:
 
 
 def evaluate(images: np.ndarray, dataset: str = "mnist", metrics: list[str] | None = None, data_dir=None,
-             download: bool = True, progress=None, device: str = "cpu") -> tuple[dict, Context]:
+             download: bool = True, progress=None, device: str = "cpu",
+             fake: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[dict, Context]:
     """Runs the chosen metrics (default: all); returns (result dict, context). `progress`:
-    a progress-bar factory for a download of the real data (callbacks.progress_bar), or None."""
+    a progress-bar factory for a download of the real data (callbacks.progress_bar), or None;
+    `fake`: the images' (features, probabilities), when already computed."""
     names = list(metrics or METRICS)
     unknown = [m for m in names if m not in METRICS]
     if unknown:
         raise MnistganError(f"unknown metric(s) {', '.join(unknown)}; available: {', '.join(METRICS)}")
-    ctx = Context(images, Reference(dataset, data_dir, download, progress, device))
+    ctx = Context(images, Reference(dataset, data_dir, download, progress, device), fake)
     out = {"dataset": dataset, "n": len(ctx.images), "feature_network": ctx.net.identity, "metrics": {},
            "seconds": {}}
     for name in names:

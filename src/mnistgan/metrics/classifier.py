@@ -85,6 +85,9 @@ class FeatureNet:
             f, logits = self.net(chunk)
             feats.append(f.double().cpu())
             probs.append(F.softmax(logits.double(), dim=1).cpu())
+        if not feats:  # no images (a process with no share of the work)
+            return (torch.zeros(0, FEATURES, dtype=torch.float64),
+                    torch.zeros(0, self.net.head.out_features, dtype=torch.float64))
         return torch.cat(feats), torch.cat(probs)
 
 
