@@ -67,7 +67,7 @@ FORBIDDEN = {
     "config": ROOMS - {"config", "errors", "registry"},
     "registry": ROOMS - {"registry", "errors"},
     "stats": ROOMS - {"stats", "errors"},
-    "distributed": ROOMS - {"distributed"},
+    "distributed": ROOMS - {"distributed", "errors"},
 }
 # data imports only config, errors and files (files: the cache folder; it imports nothing
 # of the package but errors, so data stays below every room that knows about models).

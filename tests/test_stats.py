@@ -46,3 +46,14 @@ def test_non_finite_weights():
         bad.weight[0, 0] = math.inf
     with pytest.raises(DivergenceError, match="discriminator's weights are not finite after step 25 \\(epoch 3\\)"):
         s.check_weights([("generator", good), ("discriminator", bad)], step=25)
+
+
+def test_the_epoch_row():
+    s = EpochStats(torch.device("cpu"), steps_per_epoch=10)
+    s.push(torch.tensor([1.0, 2.0, 0.75, 0.25, 1.0]))
+    s.flush(last_step=1)
+    s.seconds = 0.5
+    row = s.row(3, 2100, 1000, 100, partial=True, costs=(True, False))
+    assert row == {"epoch": 3, "images_seen": 2100, "images_per_epoch": 1000, "partial": True, "d_loss": 1.0,
+                   "g_loss": 2.0, "cost_d": -1.0, "cost_g": None, "d_real": 0.75, "d_fake": 0.25,
+                   "seconds": 0.5, "images_per_s": 200.0}

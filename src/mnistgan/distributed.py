@@ -78,6 +78,28 @@ def device_for(name: str, d: Dist) -> str:
     return name
 
 
+def batch_part(batch_size: int, d: Dist) -> slice:
+    """This process's contiguous slice of every global batch (and of every random draw)."""
+    from .errors import ConfigError
+
+    if batch_size % d.world:
+        raise ConfigError(f"batch_size {batch_size} is the global batch; it must divide evenly among "
+                          f"the {d.world} processes")
+    share = batch_size // d.world
+    return slice(d.rank * share, (d.rank + 1) * share)
+
+
+def parallel(G: torch.nn.Module, D: torch.nn.Module, device: torch.device, d: Dist):
+    """(what the step calls for G, for D in the D phase): the modules themselves alone; under
+    torchrun G with batch norm synchronised across processes, and each in DDP (D's wrapper
+    is for the D phase only: the G phase and the penalties call the plain D, whose
+    parameters are frozen there, so D's gradients are all-reduced once a step)."""
+    if not d.active:
+        return G, None
+    sync_batch_norm(G, device)
+    return wrap(G, device), wrap(D, device)
+
+
 def wrap(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """DistributedDataParallel around module. Buffers are not broadcast: batch norm is
     synchronised (so running statistics agree), and spectral norm's vectors follow from

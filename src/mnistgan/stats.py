@@ -68,6 +68,23 @@ class EpochStats:
         return {"d_loss": s["d_loss"] / n, "g_loss": s["g_loss"] / max(s["g_steps"], 1),
                 "d_real": s["d_real"] / n, "d_fake": s["d_fake"] / n}
 
+    def row(self, epoch: int, images_seen: int, images_per_epoch: int, batch_size: int, partial: bool,
+            costs: tuple[bool, bool]) -> dict[str, Any]:
+        """The epoch's log row; costs: whether cost_d / cost_g (the tutorial's -losses) apply."""
+        m, seconds = self.means(), self.seconds
+        return {
+            "epoch": epoch,                            # 1-based, as the tutorial printed it
+            "images_seen": images_seen,
+            "images_per_epoch": images_per_epoch,
+            "partial": partial,                        # the run stopped inside this epoch
+            "d_loss": m["d_loss"], "g_loss": m["g_loss"],
+            "cost_d": -m["d_loss"] if costs[0] else None,
+            "cost_g": -m["g_loss"] if costs[1] else None,
+            "d_real": m["d_real"], "d_fake": m["d_fake"],  # mean D(x) and D(G(z)) in the D phase
+            "seconds": round(seconds, 4),              # training time of this epoch, artifacts excluded
+            "images_per_s": round(self.steps * batch_size / max(seconds, 1e-9), 1),
+        }
+
     def check_weights(self, networks: Iterable[tuple[str, torch.nn.Module]], step: int) -> None:
         """Stops the run if any weight is not finite (one sync for each network)."""
         for net, module in networks:

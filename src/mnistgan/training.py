@@ -48,11 +48,7 @@ class Trainer:
         # Under torchrun: this process's place; batch_size stays the global batch, and each
         # process takes its contiguous slice of every batch (and of every random draw).
         self.dist = dist or distributed.current()
-        if c.batch_size % self.dist.world:
-            raise ConfigError(f"batch_size {c.batch_size} is the global batch; it must divide evenly among "
-                              f"the {self.dist.world} processes")
-        share = c.batch_size // self.dist.world
-        self._part = slice(self.dist.rank * share, (self.dist.rank + 1) * share)
+        self._part = distributed.batch_part(c.batch_size, self.dist)
         self.device = torch.device(device) if device is not None else runtime.resolve_device(c.device)
         runtime.prepare_device(self.device, c.tf32)
         # Weights are drawn on the CPU from their own seed, so they do not depend on the device
@@ -70,14 +66,9 @@ class Trainer:
             self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
             self._ema_beta = 0.5 ** (c.batch_size * c.d_steps / c.ema_half_life)
         self._ema_stale = True
-        # The step calls these; checkpoints and sampling use the plain modules. Under
-        # torchrun, G's batch norm sees every process's rows and DDP all-reduces gradients:
-        # G's in the G phase; D's in the D phase only (the G phase and the penalties call
-        # the plain D, whose parameters are frozen there).
-        self._g, d, synced = self.G, self.D, None
-        if self.dist.active:
-            distributed.sync_batch_norm(self.G, self.device)
-            self._g, synced = distributed.wrap(self.G, self.device), distributed.wrap(self.D, self.device)
+        # The step calls these; checkpoints and sampling use the plain modules. Under torchrun
+        # (distributed.parallel) D's wrapper is used in the D phase only.
+        (self._g, synced), d = distributed.parallel(self.G, self.D, self.device, self.dist), self.D
         if c.compile:
             mode = "reduce-overhead" if self.device.type == "cuda" else None  # CUDA graphs on GPU
             self._g, d = torch.compile(self._g, mode=mode), torch.compile(self.D, mode=mode)
@@ -231,7 +222,9 @@ class Trainer:
             self.stats.seconds += time.perf_counter() - t0
             self.train_seconds += time.perf_counter() - t0
             self.stats.check_weights((("generator", self.G), ("discriminator", self.D)), self.images_seen // B)
-            row = self._epoch_row(epoch, partial=last < spe)
+            objective = self.loss.objective
+            row = self.stats.row(epoch + 1, self.images_seen, c.images_per_epoch, c.batch_size, partial=last < spe,
+                                 costs=(objective.reports_cost_d, objective.reports_cost_g))
             if last == spe:  # a new epoch starts from zero sums (before any checkpoint is taken)
                 self.stats.reset()
             for cb in callbacks:
@@ -244,21 +237,6 @@ class Trainer:
     def request_stop(self) -> None:
         """Asks the loop to stop after the current step (safe to call from a signal handler)."""
         self.stop_requested = True
-
-    def _epoch_row(self, epoch: int, partial: bool) -> dict[str, Any]:
-        m, objective, seconds = self.stats.means(), self.loss.objective, self.stats.seconds
-        return {
-            "epoch": epoch + 1,                        # 1-based, as the tutorial printed it
-            "images_seen": self.images_seen,
-            "images_per_epoch": self.config.images_per_epoch,
-            "partial": partial,                        # the run stopped inside this epoch
-            "d_loss": m["d_loss"], "g_loss": m["g_loss"],
-            "cost_d": -m["d_loss"] if objective.reports_cost_d else None,
-            "cost_g": -m["g_loss"] if objective.reports_cost_g else None,
-            "d_real": m["d_real"], "d_fake": m["d_fake"],  # mean D(x) and D(G(z)) in the D phase
-            "seconds": round(seconds, 4),              # training time of this epoch, artifacts excluded
-            "images_per_s": round(self.stats.steps * self.config.batch_size / max(seconds, 1e-9), 1),
-        }
 
     # ------------------------------------------------------------------ state
     @property
