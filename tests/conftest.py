@@ -3,9 +3,12 @@ import os
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 
 from mnistgan.config import from_preset
+
+TIMING = {"seconds", "images_per_s"}  # log columns that are wall-clock figures
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,3 +58,30 @@ def tiny_config(tmp_path):
     """A seed config that trains a few steps on a small slice."""
     return from_preset("seed", {"train_images": 1000, "batch_size": 100, "epochs": 2,
                                 "progress": False, "out": str(tmp_path / "run"), "device": "cpu"})
+
+
+def final_state(run: Path):
+    """Everything in the newest checkpoint but wall-clock figures."""
+    from mnistgan import checkpoint as ckpt
+
+    tensors, meta = ckpt.load(ckpt.list_checkpoints(run / "checkpoints")[-1])
+    meta = {k: v for k, v in meta.items() if k not in ("epoch_seconds", "train_seconds", "config")}
+    return tensors, meta
+
+
+def log_without_timing(run: Path):
+    from mnistgan.runs import read_log
+
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in read_log(run)]
+
+
+def assert_same_run(a: Path, b: Path):
+    """Two runs ended bit-identical: every tensor and metadata value of the newest checkpoint
+    (but wall-clock figures and the config, which names the folder), and every log row."""
+    ta, ma = final_state(a)
+    tb, mb = final_state(b)
+    assert ta.keys() == tb.keys()
+    for k in ta:
+        assert torch.equal(ta[k], tb[k]), k
+    assert ma == mb
+    assert log_without_timing(a) == log_without_timing(b)

@@ -10,14 +10,14 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from mnistgan import checkpoint as ckpt
 from mnistgan.runs import read_log
 
+from conftest import assert_same_run, log_without_timing as log
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 TORCHRUN = Path(sys.executable).with_name("torchrun")
-TIMING = {"seconds", "images_per_s"}
 
 
 def free_port() -> int:
@@ -61,18 +61,6 @@ def weights(run: Path) -> dict:
     return {k: v for k, v in tensors.items() if k.startswith(("G.", "D.", "G_ema."))}
 
 
-def log(run: Path) -> list[dict]:
-    return [{k: v for k, v in r.items() if k not in TIMING} for r in read_log(run)]
-
-
-def assert_identical(a: Path, b: Path):
-    ta, tb = final(a)[0], final(b)[0]
-    assert ta.keys() == tb.keys()
-    for k in ta:
-        assert torch.equal(ta[k], tb[k]), k
-    assert log(a) == log(b)
-
-
 @pytest.fixture(scope="module")
 def two_ranks(mnist_dir, tmp_path_factory):
     """The seed preset, global batch 100, 400 steps on 2 ranks: the reference of tests 1, 3, 4."""
@@ -99,7 +87,7 @@ def test_1_two_ranks_match_one_process_and_repeat_bit_identically(two_ranks, mni
         assert abs(ra["d_loss"] - rb["d_loss"]) < 1e-4 and abs(ra["d_fake"] - rb["d_fake"]) < 1e-4
     again = tmp_path / "again"
     torchrun(train_args(again, mnist_dir))
-    assert_identical(two_ranks, again)
+    assert_same_run(two_ranks, again)
 
 
 @pytest.mark.parametrize("preset", ["dcgan", "cdcgan", "wgan-gp"])
@@ -173,7 +161,7 @@ def test_3_elastic_restart_after_a_killed_worker_ends_bit_identical(two_ranks, m
     assert agent.returncode == 0, err[-4000:]
     resumes = [json.loads(line) for line in (out / "resumes.jsonl").read_text().splitlines()]
     assert len(resumes) == 1 and resumes[0]["images_seen"] >= 20000 and resumes[0]["changes"] == {}
-    assert_identical(two_ranks, out)
+    assert_same_run(two_ranks, out)
 
 
 def test_4_two_nodes_on_localhost_end_identical_to_two_ranks(two_ranks, mnist_dir, tmp_path):
@@ -197,7 +185,7 @@ def test_4_two_nodes_on_localhost_end_identical_to_two_ranks(two_ranks, mnist_di
             p.kill()
     for p, err in zip(procs, errors):
         assert p.returncode == 0, err[-4000:]
-    assert_identical(two_ranks, out)
+    assert_same_run(two_ranks, out)
 
 
 def test_5_rank_0_alone_writes(two_ranks):

@@ -6,7 +6,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,9 +16,8 @@ from mnistgan.errors import CheckpointError, ConfigError, DivergenceError
 from mnistgan.runs import read_log, resume, train
 from mnistgan.training import Trainer, TrainingInterrupted
 
-from conftest import make_dataset
+from conftest import assert_same_run, make_dataset
 
-TIMING = {"seconds", "images_per_s"}
 
 
 @pytest.fixture(scope="module")
@@ -31,27 +29,6 @@ def config(data_dir, out, **kw):
     values = {"train_images": 500, "epochs": 3, "progress": False, "device": "cpu", "strip_every": 2,
               "data_dir": str(data_dir), "download": False, "out": str(out), **kw}
     return from_preset("seed", values)
-
-
-def final_state(run: Path):
-    """Everything in the newest checkpoint but wall-clock figures."""
-    tensors, meta = ckpt.load(ckpt.list_checkpoints(run / "checkpoints")[-1])
-    meta = {k: v for k, v in meta.items() if k not in ("epoch_seconds", "train_seconds", "config")}
-    return tensors, meta
-
-
-def log_without_timing(run: Path):
-    return [{k: v for k, v in r.items() if k not in TIMING} for r in read_log(run)]
-
-
-def assert_same_run(a: Path, b: Path):
-    ta, ma = final_state(a)
-    tb, mb = final_state(b)
-    assert ta.keys() == tb.keys()
-    for k in ta:
-        assert torch.equal(ta[k], tb[k]), k
-    assert ma == mb
-    assert log_without_timing(a) == log_without_timing(b)
 
 
 @pytest.fixture(scope="module")
