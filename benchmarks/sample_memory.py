@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -20,21 +19,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-def cpu() -> str:
-    """The CPU model and the vector extensions that decide kernel speed here."""
-    model, flags = platform.processor() or "unknown CPU", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    wanted = ["avx2", "avx512f", "avx512_bf16", "amx_bf16"]
-    return f"{model} ({', '.join(f for f in wanted if f in flags) or 'no AVX2'}), {os.cpu_count()} CPUs"
+from machine import describe  # noqa: E402
 
 
 def peak_of(argv: list[str], src: Path) -> tuple[float, float]:
@@ -57,7 +44,7 @@ def main() -> None:
     p.add_argument("--src", action="append", default=[], help="src/ folders to compare (default: this checkout's)")
     a = p.parse_args()
     srcs = [Path(s).resolve() for s in a.src] or [REPO / "src"]
-    print(f"machine: {cpu()}; python {platform.python_version()}")
+    print(describe())
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"
         peak_of(["train", "--out", str(run), "--data-dir", a.data_dir, "--no-progress", "--no-download",

@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sample_memory import cpu  # noqa: E402  (the machine line every figure carries)
+from machine import describe  # noqa: E402  (the machine line every figure carries)
 
 IMAGES = {"seed": 30000, "dcgan": 3200, "cdcgan": 3200, "wgan-gp": 3200, "best": 3200}
 
@@ -65,9 +65,7 @@ def main() -> None:
     p.add_argument("--presets", default="seed,dcgan")
     p.add_argument("--device", default="cpu")
     a = p.parse_args()
-    import torch
-
-    print(f"machine: {cpu()}; torch {torch.__version__}; device {a.device}")
+    print(f"{describe()}; device {a.device}")
     procs = [int(x) for x in a.procs.split(",")]
     print(f"{'preset':<10}{'G params':>12}{'D params':>12}{'MB all-reduced/step':>22}"
           + "".join(f"{f'{n} proc img/s':>16}" for n in procs) + f"{'efficiency':>12}")

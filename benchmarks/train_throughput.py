@@ -34,7 +34,11 @@ from mnistgan.runtime import resolve_device
 from mnistgan.training import Trainer
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from machine import describe  # noqa: E402  (the machine line every table carries)
+
 TF_SCRIPT = HERE.parent.parent / "shared" / "bench" / "seed_tf1.py"
+KERAS_SCRIPT = HERE.parent.parent / "shared" / "bench" / "dcgan_keras.py"
 
 
 class RecordMatmuls(TorchDispatchMode):
@@ -128,14 +132,15 @@ def bench_preset(name: str, variant: str, data: DeviceData, device, seconds: flo
             "convolutions": rec.convolutions}
 
 
-def run_tf(seconds: float, data_dir: str) -> float | None:
-    """images/s of the tutorial's TensorFlow 1 graph, or None when TensorFlow is missing."""
-    if not TF_SCRIPT.exists():
-        print(f"(tutorial graph not found at {TF_SCRIPT})")
+def run_tf(seconds: float, data_dir: str, python: str = sys.executable, script: Path = TF_SCRIPT) -> float | None:
+    """images/s of a TensorFlow anchor (the tutorial's TF1 graph, or the Keras DCGAN step),
+    or None when TensorFlow is missing."""
+    if not script.exists():
+        print(f"(anchor not found at {script})")
         return None
-    proc = subprocess.run([sys.executable, str(TF_SCRIPT), "--seconds", str(seconds), "--data-dir", data_dir],
+    proc = subprocess.run([python, str(script), "--seconds", str(seconds), "--data-dir", data_dir],
                           capture_output=True, text=True)
-    m = re.search(r"seed-tf1: ([\d.]+) steps/s, (\d+) images/s", proc.stdout)
+    m = re.search(r": ([\d.]+) steps/s, (\d+) images/s", proc.stdout)
     if not m:
         print("(tutorial graph did not run:", (proc.stderr.strip().splitlines() or ["?"])[-1], ")")
         return None
@@ -166,12 +171,13 @@ def main() -> None:
                    help="run the tutorial's TensorFlow 1 graph for comparison (auto: when importable)")
     p.add_argument("--data-dir", default=os.environ.get("MNISTGAN_DATA_DIR", str(HERE.parent.parent / "shared" / "data" / "mnist")))
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds of mnistgan vs the TF1 graph")
+    p.add_argument("--tf-python", default=sys.executable,
+                   help="the python that has tensorflow (e.g. another venv's); default: this one")
     p.add_argument("--child", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.child:
         return child(a)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {a.device}, "
-          f"{a.seconds:g} s per measurement")
+    print(f"{describe()}; device {a.device}, {a.seconds:g} s per measurement")
     def measure(name: str, variant: str) -> dict | None:
         proc = subprocess.run([sys.executable, __file__, "--child", f"{name}:{variant}", "--seconds", str(a.seconds),
                                "--device", a.device, "--data-dir", a.data_dir], capture_output=True, text=True)
@@ -198,24 +204,27 @@ def main() -> None:
                 show(r)
     have_tf = False
     if a.tf != "off":
-        import importlib.util
-        have_tf = importlib.util.find_spec("tensorflow") is not None
+        have_tf = subprocess.run([a.tf_python, "-c", "import tensorflow"], capture_output=True).returncode == 0
         if not have_tf and a.tf == "on":
-            sys.exit("--tf on but tensorflow is not installed (pip install tensorflow-cpu)")
+            sys.exit("--tf on but tensorflow is not importable (pip install tensorflow-cpu, or --tf-python)")
     if have_tf and a.device == "cpu":
-        # This machine is shared and its speed drifts by tens of percent within a minute, so the
-        # two are measured in alternating rounds and each round's ratio is reported.
-        ratios = []
-        for i in range(a.rounds):
-            ours = measure("seed", "fp32")
-            tf_rate = run_tf(a.seconds, a.data_dir)
-            if ours and tf_rate:
-                ratios.append(ours["images_s"] / tf_rate)
-                print(f"round {i + 1}: mnistgan seed fp32 {ours['images_s']:,.0f} images/s, "
-                      f"tutorial TF1 graph {tf_rate:,.0f} images/s: {ratios[-1]:.2f}x", flush=True)
-        if ratios:
-            print(f"seed preset vs the tutorial's TF1 graph: median {sorted(ratios)[len(ratios) // 2]:.2f}x "
-                  f"over {len(ratios)} alternating rounds (min {min(ratios):.2f}x, max {max(ratios):.2f}x)")
+        # This machine is shared and its speed drifts by tens of percent within a minute, so
+        # each preset and its anchor are measured in alternating rounds, each round's ratio
+        # reported: the seed beside the tutorial's TF1 graph, dcgan beside the Keras DCGAN step.
+        anchors = {"seed": (TF_SCRIPT, "the tutorial's TF1 graph"), "dcgan": (KERAS_SCRIPT, "the Keras DCGAN step")}
+        for name in [p for p in a.presets.split(",") if p in anchors]:
+            script, what = anchors[name]
+            ratios = []
+            for i in range(a.rounds):
+                ours = measure(name, "fp32")
+                tf_rate = run_tf(a.seconds, a.data_dir, a.tf_python, script)
+                if ours and tf_rate:
+                    ratios.append(ours["images_s"] / tf_rate)
+                    print(f"round {i + 1}: mnistgan {name} fp32 {ours['images_s']:,.0f} images/s, "
+                          f"{what} {tf_rate:,.0f} images/s: {ratios[-1]:.2f}x", flush=True)
+            if ratios:
+                print(f"{name} preset vs {what}: median {sorted(ratios)[len(ratios) // 2]:.2f}x "
+                      f"over {len(ratios)} alternating rounds (min {min(ratios):.2f}x, max {max(ratios):.2f}x)")
 
 if __name__ == "__main__":
     main()
