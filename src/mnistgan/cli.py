@@ -222,11 +222,12 @@ def _evaluate_shared(a: argparse.Namespace, place) -> int:
     imgs, feats, probs = (distributed.gather(torch.as_tensor(t).to(dev)).cpu() for t in (mine, feats, probs))
     if not place.main:
         return 0
-    a.images, a.shared = None, (imgs.numpy(), (feats, probs))
-    return _evaluate(a)
+    return _evaluate(a, shared=(imgs.numpy(), (feats, probs)))
 
 
-def _evaluate(a: argparse.Namespace) -> int:
+def _evaluate(a: argparse.Namespace, shared: tuple | None = None) -> int:
+    """One process's evaluate; `shared`: (images, (features, probabilities)) that several
+    processes drew and measured, gathered by rank 0."""
     import contextlib
 
     from . import files, generation, runs
@@ -248,7 +249,6 @@ def _evaluate(a: argparse.Namespace) -> int:
         raise MnistganError(f"--out {out}: folder {out.parent} does not exist")
     metrics = [m.strip() for m in a.metrics.split(",")] if a.metrics else None
     files.refuse_existing(report.outputs(out, metrics), a.force)  # before any work
-    shared = getattr(a, "shared", None)  # (images, features) gathered from several processes
     if a.run:
         imgs = shared[0] if shared else generation.sample(a.run, n=a.n, seed=a.seed, device=a.device)
     result, ctx = evaluate(imgs, dataset, metrics, data_dir, progress=progress_bar, device=a.device,

@@ -198,15 +198,3 @@ def agree(out_of_time: bool, stop: bool, signum: int | None, device: torch.devic
     flags = torch.tensor([int(out_of_time), int(stop), signum or 0], device=device)
     dist.all_reduce(flags, op=dist.ReduceOp.MAX)
     return bool(flags[0]), bool(flags[1]), (int(flags[2]) or None)
-
-
-def broadcast_text(text: str | None, device: torch.device) -> str | None:
-    """Rank 0's text (or None) on every process: sent as bytes in tensors, never pickled."""
-    data = torch.tensor(list(text.encode()) if text is not None else [], dtype=torch.uint8, device=device)
-    size = torch.tensor([len(data) if text is not None else -1], device=device)
-    dist.broadcast(size, src=0)
-    if int(size) < 0:
-        return None
-    buf = data if dist.get_rank() == 0 else torch.empty(int(size), dtype=torch.uint8, device=device)
-    dist.broadcast(buf, src=0)
-    return bytes(buf.cpu().tolist()).decode()
