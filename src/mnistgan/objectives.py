@@ -109,7 +109,9 @@ class RelativisticAverage(Objective):
     whether a real image is more realistic than the average forgery, and a forgery less
     realistic than the average real image; G the reverse, so G's loss sees real logits.
         D: -E log sig(C(x) - E C(G(z))) - E log(1 - sig(C(G(z)) - E C(x)))
-        G: -E log sig(C(G(z)) - E C(x)) - E log(1 - sig(C(x) - E C(G(z))))"""
+        G: -E log sig(C(G(z)) - E C(x)) - E log(1 - sig(C(x) - E C(G(z))))
+    Under torchrun the averages E C(.) are over each process's slice of the batch, not the
+    global batch (the one objective here whose loss couples the rows of a batch)."""
 
     g_uses_real = True
 
