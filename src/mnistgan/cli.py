@@ -200,22 +200,26 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
         distributed.shutdown()
 
 
+def _check_evaluation_count(n: int) -> None:
+    from .metrics import MAX_IMAGES
+
+    if n > MAX_IMAGES:
+        raise MnistganError(f"--n must be at most {MAX_IMAGES:,} for an evaluation, got {n:,}")
+
+
 def _evaluate_shared(a: argparse.Namespace, place) -> int:
     """Each process draws and measures its share of the forgeries; rank 0 gathers them and
     computes every metric: the same numbers as one process."""
-    import numpy as np
     import torch
 
     from . import distributed, generation
-    from .metrics import MAX_IMAGES, Reference
+    from .metrics import Reference
 
-    if a.n > MAX_IMAGES:
-        raise MnistganError(f"--n must be at most {MAX_IMAGES:,} for an evaluation, got {a.n:,}")
+    _check_evaluation_count(a.n)
     device = distributed.device_for(a.device, place)
     G, config = generation.load_generator(a.run, device)
     share = distributed.share(-(-a.n // generation.CHUNK), place)
-    mine = [c for c in generation.sample_chunks(G, config, a.n, a.seed, chunks=share)]
-    mine = np.concatenate(mine) if mine else np.zeros((0, 28, 28), np.uint8)
+    mine = generation.forge(G, config, a.n, a.seed, chunks=share)
     reference = Reference(a.dataset or config.dataset, a.data_dir or config.data_dir, device=device)
     feats, probs = reference.net(mine)
     dev = torch.device(device)
@@ -232,7 +236,7 @@ def _evaluate(a: argparse.Namespace, shared: tuple | None = None) -> int:
 
     from . import files, generation, runs
     from .callbacks import progress_bar
-    from .metrics import MAX_IMAGES, evaluate, read_images, report
+    from .metrics import evaluate, read_images, report
 
     if bool(a.run) == bool(a.images):
         raise MnistganError("give either a RUN folder or --images FILE.npy")
@@ -240,8 +244,7 @@ def _evaluate(a: argparse.Namespace, shared: tuple | None = None) -> int:
         imgs, dataset, data_dir = read_images(a.images), a.dataset or "mnist", a.data_dir
         out = Path(a.out or "metrics.json")
     else:
-        if a.n > MAX_IMAGES:
-            raise MnistganError(f"--n must be at most {MAX_IMAGES:,} for an evaluation, got {a.n:,}")
+        _check_evaluation_count(a.n)
         config = generation.read_config(a.run)
         dataset, data_dir = a.dataset or config.dataset, a.data_dir or config.data_dir
         out = Path(a.out or Path(a.run) / "metrics.json")

@@ -151,9 +151,20 @@ def sample(run_or_checkpoint: str | os.PathLike, n: int = 64, seed: int = 0, dev
     the same images. Conditional models draw `digit`, or classes 0..9 in turn."""
     _check_count(n)
     G, config = load_generator(run_or_checkpoint, device)
-    out = np.empty((n, 28, 28), np.uint8)
-    for i, part in enumerate(sample_chunks(G, config, n, seed, digit)):
-        out[i * CHUNK:i * CHUNK + len(part)] = part
+    return forge(G, config, n, seed, digit)
+
+
+def forge(G: torch.nn.Module, config: TrainConfig, n: int, seed: int = 0, digit: int | None = None,
+          chunks: slice | None = None) -> np.ndarray:
+    """sample_chunks' forgeries in one uint8 array, filled chunk by chunk (memory holds the
+    result and one chunk, not a list of chunks and their concatenation)."""
+    _check_count(n)
+    mine = range(-(-n // CHUNK))[chunks] if chunks is not None else range(-(-n // CHUNK))
+    out = np.empty((sum(min(CHUNK, n - c * CHUNK) for c in mine), 28, 28), np.uint8)
+    filled = 0
+    for part in sample_chunks(G, config, n, seed, digit, chunks):
+        out[filled:filled + len(part)] = part
+        filled += len(part)
     return out
 
 

@@ -163,7 +163,7 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] | None = None) -> T
         return _fit(Trainer(config, device), data, default_callbacks(config, out, data))
     lock = prepare_run_dir(out)
     try:
-        files.atomic_write_bytes(out / "config.json", (config.to_json() + "\n").encode())
+        files.write_json(out / "config.json", config.to_dict(), sort_keys=True)
         return _fit(Trainer(config, device), data, [*default_callbacks(config, out, data), *(callbacks or [])])
     except BaseException:
         if not ckpt.list_checkpoints(out / "checkpoints"):  # nothing to resume: leave nothing behind
@@ -266,7 +266,7 @@ def _resume(run: Path, overrides: dict[str, Any] | None, callbacks: Sequence[Cal
     rows = [r for r in read_log(run) if r["images_seen"] < trainer.images_seen or
             (r["images_seen"] == trainer.images_seen and not (r["partial"] and trainer.images_seen < config.total_images))]
     files.write_jsonl(run / "log.jsonl", rows)
-    files.atomic_write_bytes(run / "config.json", (config.to_json() + "\n").encode())
+    files.write_json(run / "config.json", config.to_dict(), sort_keys=True)
     files.append_jsonl(run / "resumes.jsonl", {"checkpoint": path.name, "images_seen": trainer.images_seen,
                                                "changes": {k: changes[k] for k in sorted(changes)}})
     _tell(console, f"resuming {run} from {path.name} ({trainer.images_seen:,} images seen, "
