@@ -82,11 +82,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, overwrite: bool = T
 
 def refuse_existing(paths: Iterable[str | os.PathLike], force: bool = False) -> None:
     """Fails before any work if an output would replace an existing file (unless force)."""
-    from .errors import MnistganError
+    from .errors import ConfigError
 
     for p in paths:
         if not force and os.path.lexists(p):
-            raise MnistganError(f"{p} already exists; nothing was overwritten (--force replaces it)")
+            raise ConfigError(f"{p} already exists; nothing was overwritten (--force replaces it)")
 
 
 def write_json(path: str | os.PathLike, value: Any, indent: int | None = 2, sort_keys: bool = False,

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from . import checkpoint as ckpt
-from . import images, runtime
+from . import files, images, runtime
 from .config import TrainConfig
 from .errors import ConfigError
 
@@ -173,8 +173,6 @@ def sample_to_file(run_or_checkpoint: str | os.PathLike, out: str | os.PathLike,
     """Writes n forgeries to out: a .npy array written chunk by chunk (memory holds one
     chunk, whatever n), or a .png grid of at most MAX_GRID images. Checks the output
     (and the free disk space) before any work; never replaces a file unless force."""
-    from . import files
-
     out = check_output(out, force)
     _check_count(n)
     if out.suffix.lower() == ".png":
@@ -233,8 +231,7 @@ def check_output(out: str | os.PathLike, force: bool = False) -> Path:
         raise ConfigError(f"--out must end in .png or .npy, got {str(out)!r}")
     if not out.parent.is_dir():
         raise ConfigError(f"--out {out}: folder {out.parent} does not exist")
-    if not force and os.path.lexists(out):
-        raise ConfigError(f"{out} already exists; nothing was overwritten (--force replaces it)")
+    files.refuse_existing([out], force)
     return out
 
 
@@ -242,8 +239,6 @@ def write(out: str | os.PathLike, forgeries: np.ndarray, nrow: int | None = None
     """Writes uint8 forgeries (N x 28 x 28, or rows x steps x 28 x 28 for walks) as a .npy
     array or a .png grid (nrow images a row: default about square, at most 10; walks: a row
     per walk), atomically; an existing file is replaced only with force."""
-    from . import files
-
     out = check_output(out, force)
     try:
         if out.suffix.lower() == ".npy":
