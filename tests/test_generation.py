@@ -32,8 +32,12 @@ def test_class_labels():
     assert generation.class_labels(from_preset("seed"), 5) is None
     cond = from_preset("cdcgan")
     assert generation.class_labels(cond, 3, 7).tolist() == [7, 7, 7]
-    with pytest.raises(ConfigError, match="--digit must be 0..9, got 10"):
+    with pytest.raises(ConfigError, match=r"--digit must be 0..9 \(this run's classes\), got 10"):
         generation.class_labels(cond, 3, 10)
+    three = from_preset("cdcgan", {"num_classes": 3})  # a dataset of three classes
+    assert generation.class_labels(three, 7).tolist() == [0, 1, 2, 0, 1, 2, 0]
+    with pytest.raises(ConfigError, match=r"--digit must be 0..2"):
+        generation.class_labels(three, 3, 3)
     with pytest.raises(ConfigError, match="this run is unconditional"):
         generation.class_labels(from_preset("dcgan"), 3, 1)
 
@@ -49,7 +53,7 @@ def test_generate_runs_in_eval_mode_and_restores_the_mode():
     G, _ = models.build(from_preset("cdcgan", {"width": 8}))
     G.train()
     z = torch.randn(12, 128)
-    out = generation.generate(G, z, takes_labels=True)       # labels 0..9, 0, 1
+    out = generation.generate(G, z, label_count=10)       # labels 0..9, 0, 1
     assert G.training and out.shape == (12, 1, 28, 28) and out.dtype == torch.float32
     G.eval()
     with torch.no_grad():

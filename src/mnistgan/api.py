@@ -77,12 +77,15 @@ def load(run_or_checkpoint: str | os.PathLike, device: str = "cpu") -> Generator
 
 
 def evaluate(images, metrics: Sequence[str] | None = None, dataset: str = "mnist", data_dir=None,
-             device: str = "cpu") -> dict[str, Any]:
+             device: str = "cpu", invert: str = "auto") -> dict[str, Any]:
     """Measures forgeries (uint8 (N, 28, 28) or floats in [0, 1], numpy or torch) against the
-    dataset's test split: {metric: {value name: number}}; all metrics when none are named."""
+    dataset's test split: {metric: {value name: number}}; all metrics when none are named.
+    `dataset`: mnist, fashion-mnist, folder:PATH or idx:PATH (whose classifier must have been
+    trained: `mnistgan classifier train --dataset ...`)."""
     from .metrics import evaluate as run_metrics
 
     if isinstance(images, torch.Tensor):
         images = images.detach().cpu().numpy()
-    result, _ = run_metrics(images, dataset, list(metrics) if metrics else None, data_dir, device=device)
+    result, _ = run_metrics(images, dataset, list(metrics) if metrics else None, data_dir, device=device,
+                             invert=invert)
     return result["metrics"]

@@ -136,7 +136,7 @@ class QualityProbe(Callback):
         from .metrics import Context, Reference, fid
 
         if self.reference is None:
-            self.reference = Reference(c.dataset, c.data_dir, c.download, device=str(trainer.device))
+            self.reference = Reference(c.dataset, c.data_dir, c.download, device=str(trainer.device), invert=c.invert)
         z = trainer.make_noise(c.eval_n, runtime.derived_seed(c.seed, runtime.EVAL_NOISE)).split(1000)
         d = trainer.dist
         mine = z[distributed.share(len(z), d)] if d.active else z  # under torchrun: a share each

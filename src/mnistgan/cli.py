@@ -55,7 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=_float)
     t.add_argument("--seed", type=_nonneg_int)
     t.add_argument("--device", help="auto (CUDA when present), cpu, cuda, cuda:N")
-    t.add_argument("--dataset", help="mnist or fashion-mnist")
+    t.add_argument("--dataset", help="mnist, fashion-mnist, folder:PATH (your own images, class sub-folders) "
+                                     "or idx:PATH (four IDX files in MNIST's layout)")
+    t.add_argument("--invert", choices=["auto", "yes", "no"],
+                   help="folder:PATH datasets: invert dark-on-light images (auto: per image, from its border)")
     t.add_argument("--data-dir", help="folder with the four IDX files (else $MNISTGAN_DATA_DIR, cache, download)")
     t.add_argument("--max-images", type=_positive_int, help="stop after this many images (short runs)")
     t.add_argument("--precision", choices=["fp32", "bf16"], help="fp32 (default) or bf16 autocast")
@@ -71,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=_nonneg_int, default=0, help="noise seed (default 0)")
     s.add_argument("--out", default="digits.png", help="a .png grid or a .npy uint8 array N x 28 x 28")
     s.add_argument("--device", default="cpu")
-    s.add_argument("--digit", type=int, help="conditional models: draw only this digit (0-9)")
+    s.add_argument("--digit", type=int, help="conditional models: draw only this digit (0-9; or class 0..K-1 of the run's dataset)")
     s.add_argument("--force", action="store_true", help="replace --out if it exists")
     s.add_argument("--interpolate", action="store_true",
                    help="latent walk: --n images between two noise vectors (conditional: also across digits)")
@@ -86,23 +89,30 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--metrics", help="comma-separated subset (default: all)")
     e.add_argument("--dataset", help="real data to compare with (default: the run's, else mnist)")
     e.add_argument("--data-dir")
+    e.add_argument("--invert", choices=["auto", "yes", "no"],
+                   help="folder:PATH datasets: invert dark-on-light images (default: the run's, else auto: per image, from its border)")
     e.add_argument("--out", help="metrics JSON path (default: RUN/metrics.json; with --images: metrics.json)")
     e.add_argument("--device", default="cpu")
     e.add_argument("--force", action="store_true", help="replace metrics.json and novelty.png if they exist")
 
     k = sub.add_parser("classifier", help="train the feature network the metrics use")
     k.add_argument("action", choices=["train"])
-    k.add_argument("--dataset", default="mnist")
+    k.add_argument("--dataset", default="mnist", help="mnist, fashion-mnist, folder:PATH or idx:PATH")
     k.add_argument("--data-dir")
+    k.add_argument("--invert", default="auto", choices=["auto", "yes", "no"],
+                   help="folder:PATH datasets: invert dark-on-light images (auto: per image, from its border)")
     k.add_argument("--epochs", type=_positive_int, default=4)
     k.add_argument("--seed", type=_nonneg_int, default=0)
-    k.add_argument("--out", help="folder for <dataset>.safetensors and .json (default: the package's weights/)")
+    k.add_argument("--out", help="folder for <dataset>.safetensors and .json (default: where evaluate looks: the "
+                                 "package's weights/, or the user cache for folder:/idx: datasets)")
     k.add_argument("--force", action="store_true", help="replace existing weights (the shipped ones too)")
 
     d = sub.add_parser("data", help="fetch or check a dataset")
     d.add_argument("action", choices=["fetch", "check"], help="fetch: find or download; check: validate")
-    d.add_argument("--dataset", default="mnist")
+    d.add_argument("--dataset", default="mnist", help="mnist, fashion-mnist, folder:PATH (converted and cached) or idx:PATH")
     d.add_argument("--data-dir")
+    d.add_argument("--invert", default="auto", choices=["auto", "yes", "no"],
+                   help="folder:PATH datasets: invert dark-on-light images (auto: per image, from its border)")
     return p
 
 
@@ -123,7 +133,7 @@ def _train(a: argparse.Namespace, place) -> int:
     say = (lambda text: print(text, file=sys.stderr)) if place.main else (lambda text: None)
     overrides = {"epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr, "seed": a.seed,
                  "device": a.device, "dataset": a.dataset, "data_dir": a.data_dir,
-                 "max_images": a.max_images, "precision": a.precision, "compile": a.compile}
+                 "max_images": a.max_images, "precision": a.precision, "compile": a.compile, "invert": a.invert}
     if a.no_download:
         overrides["download"] = False
     if a.no_progress:
@@ -220,7 +230,9 @@ def _evaluate_shared(a: argparse.Namespace, place) -> int:
     G, config = generation.load_generator(a.run, device)
     share = distributed.share(-(-a.n // generation.CHUNK), place)
     mine = generation.forge(G, config, a.n, a.seed, chunks=share)
-    reference = Reference(a.dataset or config.dataset, a.data_dir or config.data_dir, device=device)
+    dataset = a.dataset or config.dataset
+    reference = Reference(dataset, a.data_dir or config.data_dir, device=device,
+                          invert=a.invert or (config.invert if dataset == config.dataset else "auto"))
     feats, probs = reference.net(mine)
     dev = torch.device(device)
     imgs, feats, probs = (distributed.gather(torch.as_tensor(t).to(dev)).cpu() for t in (mine, feats, probs))
@@ -241,12 +253,13 @@ def _evaluate(a: argparse.Namespace, shared: tuple | None = None) -> int:
     if bool(a.run) == bool(a.images):
         raise MnistganError("give either a RUN folder or --images FILE.npy")
     if a.images:
-        imgs, dataset, data_dir = read_images(a.images), a.dataset or "mnist", a.data_dir
+        imgs, dataset, data_dir, invert = read_images(a.images), a.dataset or "mnist", a.data_dir, a.invert or "auto"
         out = Path(a.out or "metrics.json")
     else:
         _check_evaluation_count(a.n)
         config = generation.read_config(a.run)
         dataset, data_dir = a.dataset or config.dataset, a.data_dir or config.data_dir
+        invert = a.invert or (config.invert if dataset == config.dataset else "auto")
         out = Path(a.out or Path(a.run) / "metrics.json")
     if not out.parent.is_dir():
         raise MnistganError(f"--out {out}: folder {out.parent} does not exist")
@@ -255,7 +268,7 @@ def _evaluate(a: argparse.Namespace, shared: tuple | None = None) -> int:
     if a.run:
         imgs = shared[0] if shared else generation.sample(a.run, n=a.n, seed=a.seed, device=a.device)
     result, ctx = evaluate(imgs, dataset, metrics, data_dir, progress=progress_bar, device=a.device,
-                           fake=shared[1] if shared else None)
+                           fake=shared[1] if shared else None, invert=invert)
     with files.RunLock(out.parent) if runs.is_run(out.parent) else contextlib.nullcontext():
         written = report.write(result, ctx, out, a.force)
     print(report.table(result))
@@ -267,21 +280,37 @@ def _evaluate(a: argparse.Namespace, shared: tuple | None = None) -> int:
 
 def cmd_classifier(a: argparse.Namespace) -> int:
     from .callbacks import progress_bar
+    from .data import open_dataset
     from .files import refuse_existing
     from .metrics.classifier import outputs, train_classifier
 
-    refuse_existing(outputs(a.dataset, a.out), a.force)  # before minutes of training
+    key = open_dataset(a.dataset, a.data_dir, invert=a.invert, progress=progress_bar).key
+    refuse_existing(outputs(key, a.out), a.force)  # before minutes of training
     info = train_classifier(a.dataset, a.data_dir, epochs=a.epochs, seed=a.seed, out=a.out, progress=progress_bar,
-                            force=a.force)
+                            force=a.force, invert=a.invert)
     print(f"{a.dataset} classifier: test accuracy {info['test_accuracy']:.4f}, sha256 {info['sha256']}, "
           f"{info['train_seconds']} s")
     return 0
 
 
 def cmd_data(a: argparse.Namespace) -> int:
-    from .callbacks import progress_bar
-    from .data import get_spec, load_split, locate
+    import time
 
+    from .callbacks import progress_bar
+    from .data import get_spec, load_split, locate, open_dataset, parse_name
+
+    if parse_name(a.dataset)[1] is not None:  # folder:PATH or idx:PATH: convert (or find cached) and describe
+        t0 = time.perf_counter()
+        source = open_dataset(a.dataset, invert=a.invert, progress=progress_bar)
+        for split in ("train", "test"):
+            imgs, labels = source.split(split)
+            print(f"{a.dataset} {split}: {len(imgs)} images, {len(labels)} labels, valid")
+        classes = ", ".join(source.classes) if source.classes else "none (unconditional presets only)"
+        print(f"classes ({source.num_classes}): {classes}")
+        for line in source.skipped:
+            print(f"skipped: {line}")
+        print(f"key {source.key}, ready in {time.perf_counter() - t0:.1f} s")
+        return 0
     spec = get_spec(a.dataset)
     folder = locate(spec, a.data_dir, download=(a.action == "fetch"), progress=progress_bar)
     for split in spec.counts:

@@ -17,16 +17,19 @@ from .errors import ConfigError
 
 # Fields marked FIXED change the maths of a run: a resumed run may not override them.
 FIXED = {"resume": "fixed"}
+INFO_CODES = 10  # the InfoGAN code's categories, whatever the dataset
 
 
 @dataclass
 class TrainConfig:
     # --- what is trained -------------------------------------------------------------
     preset: str = "seed"              # the preset these values started from (informational)
-    dataset: str = "mnist"            # registered dataset name: mnist, fashion-mnist
+    dataset: str = "mnist"            # mnist, fashion-mnist, folder:PATH (your images) or idx:PATH (four IDX files)
     data_dir: str | None = None       # folder holding the IDX files; None: search, then download
     download: bool = True             # allow downloading when no local copy is found
-    train_images: int = field(default=55000, metadata=FIXED)  # train on the first N training images (the tutorial's reader held out the last 5,000)
+    invert: str = field(default="auto", metadata=FIXED)       # folder datasets: make dark-on-light images light-on-dark: auto (per image, from its border), yes, no
+    train_images: int = field(default=55000, metadata=FIXED)  # train on the first N training images (the tutorial's reader held out the last 5,000); capped at the dataset's size
+    num_classes: int = field(default=10, metadata=FIXED)      # the dataset's classes (0: no labels); set from the dataset when training starts
     model: str = field(default="mlp", metadata=FIXED)         # registered model family
     z_dim: int = field(default=128, metadata=FIXED)           # noise size; z ~ N(0, 1)
     hidden: int = field(default=256, metadata=FIXED)          # hidden width of the MLP networks
@@ -82,13 +85,23 @@ class TrainConfig:
 
     @property
     def takes_labels(self) -> bool:
-        """Whether G takes a 10-way label: a class (conditional) or a code (info_code)."""
+        """Whether G takes a label: a class (conditional) or a code (info_code)."""
         return self.conditional or self.info_code
 
     @property
+    def label_count(self) -> int:
+        """How many labels G takes: the dataset's classes (conditional), 10 InfoGAN codes, or 0."""
+        return self.num_classes if self.conditional else INFO_CODES if self.info_code else 0
+
+    @property
     def d_head(self) -> bool:
-        """Whether D has a 10-way classifier head: classes (aux_weight) or codes (info_code)."""
+        """Whether D has a classifier head: classes (aux_weight) or codes (info_code)."""
         return self.aux_weight > 0 or self.info_code
+
+    @property
+    def head_count(self) -> int:
+        """Outputs of D's classifier head: the classes (aux_weight), 10 codes (info_code), or 0."""
+        return self.num_classes if self.aux_weight > 0 else INFO_CODES if self.info_code else 0
 
     @property
     def steps_per_epoch(self) -> int:
@@ -204,7 +217,7 @@ def from_preset(name: str, overrides: dict[str, Any] | None = None) -> TrainConf
 # absurd memory or time: hidden=10**9 would be 512 GB of weights.
 INT_RANGES: dict[str, tuple[int, int]] = {
     "z_dim": (1, 4096), "hidden": (1, 16384), "layers": (1, 16), "width": (1, 1024),
-    "batch_size": (1, 60000), "epochs": (1, 1_000_000), "train_images": (1, 60000),  # the training split "d_steps": (1, 100),
+    "batch_size": (1, 60000), "epochs": (1, 1_000_000), "train_images": (1, 1_000_000), "d_steps": (1, 100), "num_classes": (0, 100),
     "strip_every": (1, 1_000_000), "report_every": (1, 1_000_000), "keep_checkpoints": (1, 1000),
     "eval_every": (0, 1_000_000), "eval_n": (10, 100_000), "ema_half_life": (0, 10**12), "seed": (0, 2**63 - 1),
 }
@@ -229,7 +242,12 @@ def validate(c: TrainConfig) -> None:
         if not ok:
             raise ConfigError(message)
 
-    registry.check("dataset", c.dataset)
+    kind, _, path = c.dataset.partition(":")
+    if kind in ("folder", "idx"):
+        need(bool(path), f"dataset {c.dataset!r}: give a path after '{kind}:'")
+    else:
+        registry.check("dataset", c.dataset)
+    need(c.invert in ("auto", "yes", "no"), f"invert must be auto, yes or no, got {c.invert!r}")
     registry.check("model", c.model)
     registry.check("objective", c.objective)
     registry.check("optimizer", c.optimizer)
@@ -253,6 +271,10 @@ def validate(c: TrainConfig) -> None:
          f"device must be auto, cpu, cuda, cuda:N or mps, got {c.device!r}")
     need(bool(c.out), "out must name a folder")
     need(not (c.info_code and c.conditional), "info_code is for unconditional models; conditional=true already gives G the class")
+    need(not c.conditional or c.num_classes >= 2,
+         f"conditional models need a dataset with labels (2 or more classes); {c.dataset} has "
+         f"{c.num_classes or 'none'}: give its images class sub-folders, or choose an unconditional preset "
+         "(seed, dcgan, wgan-gp)")
     need(not c.aux_weight or c.conditional,
          "aux_weight needs a conditional model (--set conditional=true): the classifier learns the labels")
     need(c.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16, got {c.precision!r}")

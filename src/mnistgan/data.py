@@ -296,12 +296,107 @@ def download_dataset(spec: DatasetSpec, folder: str | os.PathLike, progress: Pro
 
 
 # ----------------------------------------------------------------------------- loading
+CUSTOM = ("folder", "idx")  # dataset names "folder:PATH" and "idx:PATH"
+MAX_CLASSES = 100
+
+
+def parse_name(name: str) -> tuple[str, str | None]:
+    """("mnist", None) for a registered name; ("folder", PATH) or ("idx", PATH) for a user's own."""
+    kind, sep, path = name.partition(":")
+    if sep and kind in CUSTOM:
+        if not path:
+            raise DataError(f"--dataset {name}: give a path after '{kind}:'")
+        return kind, path
+    return name, None
+
+
+class Dataset:
+    """A dataset by the name a config gives it, its splits loaded on first use.
+
+    `key` names it in file names (classifier weights, cached features): the registered name,
+    or folder-/idx- and 16 hex digits of its content's sha256. `classes` are its class names
+    (empty for a folder without labels); `skipped` lists unreadable images (folders)."""
+
+    def __init__(self, name: str, data_dir=None, download: bool = True, invert: str = "auto",
+                 progress: Progress = None):
+        self.name, self.kind = name, parse_name(name)[0]
+        self.skipped: list[str] = []
+        self._splits: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        path = parse_name(name)[1]
+        if self.kind == "folder":
+            from . import imagefolder
+
+            found = imagefolder.load_folder(path, invert, progress)
+            self.key, self.classes, self.skipped = f"folder-{found.key[:16]}", found.classes, found.skipped
+            self._splits = found.splits
+        elif self.kind == "idx":
+            self._open_idx(Path(path).expanduser())
+        else:
+            self.spec = get_spec(name)
+            self.key, self.classes = name, self.spec.classes
+            self._where = (data_dir, download, progress)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """(images N x 28 x 28 uint8, labels N int) of the split: train or test."""
+        if split not in ("train", "test"):
+            raise DataError(f"unknown split {split!r}; available: train, test")
+        if split not in self._splits:
+            data_dir, download, progress = self._where
+            self._splits[split] = _load_registered(self.spec, split, data_dir, download, progress)
+        return self._splits[split]
+
+    def _open_idx(self, folder: Path) -> None:
+        """Four IDX files in MNIST's layout (KMNIST, EMNIST, ...): names holding train/test (or
+        t10k) and images/labels (or idx3/idx1); as many classes as the labels use."""
+        if not folder.is_dir():
+            raise DataError(f"idx:{folder}: no such folder")
+        roles: dict[str, list[Path]] = {r: [] for r in ROLES}
+        for p in sorted(folder.iterdir()):
+            n = p.name.lower()
+            split = "train" if "train" in n else "test" if ("t10k" in n or "test" in n) else None
+            kind = "images" if ("images" in n or "idx3" in n) else "labels" if ("labels" in n or "idx1" in n) else None
+            if p.is_file() and split and kind:
+                roles[f"{split}_{kind}"].append(p)
+        for role, found in roles.items():
+            if len(found) != 1:
+                raise DataError(f"idx:{folder}: expected one {role.replace('_', ' ')} file (a name holding "
+                                f"{'train' if role.startswith('train') else 't10k or test'} and "
+                                f"{'images or idx3' if role.endswith('images') else 'labels or idx1'}), found "
+                                f"{', '.join(p.name for p in found) or 'none'}")
+        h = hashlib.sha256()
+        for role in ROLES:
+            h.update(roles[role][0].read_bytes())
+        labels = {s: read_labels(roles[f"{s}_labels"][0], num_classes=256) for s in ("train", "test")}
+        k = int(labels["train"].max()) + 1 if labels["train"].size else 0
+        if not 2 <= k <= MAX_CLASSES:
+            raise DataError(f"idx:{folder}: its training labels use {k} classes; 2 to {MAX_CLASSES} are supported")
+        if labels["test"].size and int(labels["test"].max()) >= k:
+            raise DataError(f"idx:{folder}: test label {int(labels['test'].max())} is not among the "
+                            f"training labels 0..{k - 1}")
+        for s in ("train", "test"):
+            imgs = read_images(roles[f"{s}_images"][0], len(labels[s]))
+            self._splits[s] = (imgs, labels[s])
+        self.key, self.classes = f"idx-{h.hexdigest()[:16]}", tuple(str(i) for i in range(k))
+
+
+def open_dataset(name: str, data_dir=None, download: bool = True, invert: str = "auto",
+                 progress: Progress = None) -> Dataset:
+    """The dataset a config names: mnist, fashion-mnist, folder:PATH or idx:PATH."""
+    return Dataset(name, data_dir, download, invert, progress)
+
+
 def load_split(name: str, split: str = "train", data_dir: str | os.PathLike | None = None,
-               download: bool = True, progress: Progress = None) -> tuple[np.ndarray, np.ndarray]:
-    """(images N x 28 x 28 uint8, labels N uint8) of a registered dataset's split."""
-    spec = get_spec(name)
-    if split not in spec.counts:
-        raise DataError(f"unknown split {split!r}; available: {', '.join(spec.counts)}")
+               download: bool = True, progress: Progress = None, invert: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """(images N x 28 x 28 uint8, labels N) of a dataset's split."""
+    return open_dataset(name, data_dir, download, invert, progress).split(split)
+
+
+def _load_registered(spec: DatasetSpec, split: str, data_dir, download: bool,
+                     progress: Progress) -> tuple[np.ndarray, np.ndarray]:
     folder = locate(spec, data_dir, download=download, progress=progress)
     count = spec.counts[split]
     images = read_images(_find(folder, spec.files[f"{split}_images"]), count)

@@ -28,27 +28,27 @@ def noise(n: int, z_dim: int, seed: int) -> torch.Tensor:
 
 def class_labels(config: TrainConfig, n: int, digit: int | None = None) -> torch.Tensor | None:
     """What a generator of this config is given for n forgeries: None (unconditional),
-    classes (or codes) 0..9 in turn, or `digit` n times (conditional models only)."""
+    classes (or codes) 0..K-1 in turn, or `digit` n times (conditional models only)."""
     if digit is None:
-        return torch.arange(n) % 10 if config.takes_labels else None
+        return torch.arange(n) % config.label_count if config.takes_labels else None
     if config.info_code:
         raise ConfigError("--digit needs a conditional model; this run's codes (info_code) are learned "
                           "without labels, so code k is not digit k")
     if not config.conditional:
         raise ConfigError("--digit needs a conditional model (e.g. --preset cdcgan); this run is unconditional")
-    if not 0 <= digit <= 9:
-        raise ConfigError(f"--digit must be 0..9, got {digit}")
+    if not 0 <= digit < config.num_classes:
+        raise ConfigError(f"--digit must be 0..{config.num_classes - 1} (this run's classes), got {digit}")
     return torch.full((n,), digit, dtype=torch.long)
 
 
 @torch.no_grad()
 def generate(G: torch.nn.Module, z: torch.Tensor, labels: torch.Tensor | None = None,
-             takes_labels: bool = False) -> torch.Tensor:
+             label_count: int = 0) -> torch.Tensor:
     """G's forgeries (B x 1 x 28 x 28 floats in [0, 1]) for noise z, in eval mode; a generator
-    that takes labels and is given none draws classes 0..9 in turn."""
+    that takes labels and is given none draws its classes 0..K-1 in turn."""
     device = next(G.parameters()).device
-    if takes_labels and labels is None:
-        labels = torch.arange(len(z), device=device) % 10
+    if label_count and labels is None:
+        labels = torch.arange(len(z), device=device) % label_count
     was_training = G.training
     G.eval()
     try:
@@ -75,7 +75,7 @@ def recalibrate_batch_norm(G: torch.nn.Module, config: TrainConfig, device, batc
     gen = torch.Generator().manual_seed(runtime.derived_seed(config.seed, runtime.EVAL_NOISE, 1))
     for _ in range(batches):
         z = torch.randn(size, config.z_dim, generator=gen).to(device)
-        labels = torch.randint(0, 10, (size,), generator=gen).to(device) if config.takes_labels else None
+        labels = torch.randint(0, config.label_count, (size,), generator=gen).to(device) if config.takes_labels else None
         G(z, labels)
     for m, mom in zip(norms, momenta):
         m.momentum = mom
@@ -204,8 +204,8 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 def interpolate(run_or_checkpoint: str | os.PathLike, steps: int = 10, seed: int = 0, device: str = "cpu",
                 digit: int | None = None) -> np.ndarray:
     """Latent walks, as rows of `steps` images (rows x steps x 28 x 28 uint8): a spherical walk
-    between two noise vectors; for a conditional model also a walk across the ten classes
-    with the noise fixed (the label embedding interpolated linearly, 0 -> 1 -> ... -> 9)."""
+    between two noise vectors; for a conditional model also a walk across its classes
+    with the noise fixed (the label embedding interpolated linearly, 0 -> 1 -> ... -> K-1)."""
     if steps < 2:
         raise ConfigError(f"--n must be at least 2 for an interpolation, got {steps}")
     G, config = load_generator(run_or_checkpoint, device)
@@ -214,9 +214,10 @@ def interpolate(run_or_checkpoint: str | os.PathLike, steps: int = 10, seed: int
     z = slerp(a, b, torch.linspace(0, 1, steps))
     rows = [generate(G, z, class_labels(config, steps, digit))]
     if config.takes_labels:
-        emb = G.class_embeddings()                             # 10 x embed_dim
-        t = torch.linspace(0, 9, steps, device=dev)
-        lo = t.floor().long().clamp(max=8)
+        emb = G.class_embeddings()                             # K x embed_dim
+        k = emb.shape[0]
+        t = torch.linspace(0, k - 1, steps, device=dev)
+        lo = t.floor().long().clamp(max=k - 2)
         w = (t - lo)[:, None]
         walk = (1 - w) * emb[lo] + w * emb[lo + 1]
         rows.append(G(a.to(dev).expand(steps, -1), class_embedding=walk).float())

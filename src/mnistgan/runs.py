@@ -23,7 +23,7 @@ from . import checkpoint as ckpt
 from . import distributed, files
 from .callbacks import Callback, ConsoleReport, ProgressBar, QualityProbe, RunFolder, progress_bar, read_log
 from .config import TrainConfig, apply_overrides, fixed_fields
-from .data import DeviceData, load_split
+from .data import DeviceData, open_dataset
 from .errors import CheckpointError, ConfigError
 from .files import RunLock
 from .runtime import resolve_device
@@ -94,10 +94,28 @@ def _remove_unstarted(path: Path, lock: RunLock) -> None:
         path.rmdir()
 
 
-def load_training_data(config: TrainConfig, device: torch.device) -> DeviceData:
-    imgs, labels = load_split(config.dataset, "train", config.data_dir, download=config.download,
-                              progress=progress_bar if config.progress else None)
-    return DeviceData(imgs[:config.train_images], labels[:config.train_images], device)
+def load_training_data(config: TrainConfig, device: torch.device, resuming: bool = False) -> tuple[DeviceData, TrainConfig, list[str]]:
+    """(the training set on device, config with the dataset's class count and train_images
+    capped at its size, notices for the user). A resumed run's dataset must still have the
+    classes it trained with."""
+    dataset = open_dataset(config.dataset, config.data_dir, download=config.download, invert=config.invert,
+                           progress=progress_bar if config.progress else None)
+    imgs, labels = dataset.split("train")
+    notices = []
+    if dataset.skipped:
+        notices.append(f"warning: skipped {len(dataset.skipped)} unreadable image(s) of {config.dataset}: "
+                       + "; ".join(dataset.skipped[:3]) + (" ..." if len(dataset.skipped) > 3 else ""))
+    n = min(config.train_images, len(imgs))
+    if dataset.num_classes != config.num_classes or n != config.train_images:
+        if resuming:
+            raise ConfigError(f"{config.dataset} now has {len(imgs):,} training images in {dataset.num_classes} "
+                              f"classes; this run trained on {config.train_images:,} in {config.num_classes}. "
+                              "Restore the dataset, or start a new run (nothing was changed).")
+        if config.batch_size > n:
+            raise ConfigError(f"{config.dataset} has {n} training images, fewer than one batch "
+                              f"(batch_size {config.batch_size}); use --set batch_size=N with N <= {n}")
+        config = apply_overrides(config, {"num_classes": dataset.num_classes, "train_images": n})
+    return DeviceData(imgs[:n], labels[:n], device), config, notices
 
 
 def _tell(callbacks: Sequence[Callback], message: str) -> None:
@@ -158,13 +176,16 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] | None = None) -> T
     main = distributed.current().main  # under torchrun only rank 0 touches the folder
     if main:
         check_run_dir(out)
-    data = load_training_data(config, device)  # fails on missing data before any folder is made
+    data, config, notices = load_training_data(config, device)  # fails on bad data before any folder is made
     if not main:
         return _fit(Trainer(config, device), data, default_callbacks(config, out, data))
     lock = prepare_run_dir(out)
     try:
         files.write_json(out / "config.json", config.to_dict(), sort_keys=True)
-        return _fit(Trainer(config, device), data, [*default_callbacks(config, out, data), *(callbacks or [])])
+        everyone = [*default_callbacks(config, out, data), *(callbacks or [])]
+        for notice in notices:
+            _tell(everyone, notice)
+        return _fit(Trainer(config, device), data, everyone)
     except BaseException:
         if not ckpt.list_checkpoints(out / "checkpoints"):  # nothing to resume: leave nothing behind
             _remove_unstarted(out, lock)
@@ -257,7 +278,7 @@ def _resume(run: Path, overrides: dict[str, Any] | None, callbacks: Sequence[Cal
 
     path, (trainer, changes) = load_latest_good(run, console, restore)
     config = trainer.config
-    data = load_training_data(config, trainer.device)
+    data, _, notices = load_training_data(config, trainer.device, resuming=True)
     if not main:
         return _fit(trainer, data, default_callbacks(config, run, data))
     for folder in (run, run / "checkpoints"):
@@ -271,4 +292,7 @@ def _resume(run: Path, overrides: dict[str, Any] | None, callbacks: Sequence[Cal
                                                "changes": {k: changes[k] for k in sorted(changes)}})
     _tell(console, f"resuming {run} from {path.name} ({trainer.images_seen:,} images seen, "
           f"epoch {trainer.epoch:.2f} of {config.epochs})")
-    return _fit(trainer, data, [*default_callbacks(config, run, data), *(callbacks or [])])
+    everyone = [*default_callbacks(config, run, data), *(callbacks or [])]
+    for notice in notices:
+        _tell(everyone, notice)
+    return _fit(trainer, data, everyone)

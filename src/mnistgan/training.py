@@ -86,8 +86,13 @@ class Trainer:
         self.noise = torch.Generator(self.device).manual_seed(runtime.derived_seed(c.seed, runtime.NOISE))
         fixed_seed = runtime.derived_seed(c.seed, runtime.FIXED_NOISE)
         if c.takes_labels:  # ten rows, one per class (or code), each row the same ten noise vectors
-            self.fixed_noise = self.make_noise(10, fixed_seed).repeat(10, 1)
-            self.fixed_labels = torch.arange(10, device=self.device).repeat_interleave(10)
+            k = c.label_count
+            if k == 10:
+                self.fixed_noise = self.make_noise(10, fixed_seed).repeat(10, 1)
+            else:  # rows cycle through the K classes; each cycle of rows has ten noise vectors of its own
+                self.fixed_noise = self.make_noise(10 * -(-10 // k), fixed_seed).view(-1, 10, c.z_dim) \
+                    .repeat_interleave(k, 0)[:10].reshape(100, c.z_dim)
+            self.fixed_labels = (torch.arange(10, device=self.device) % k).repeat_interleave(10)
         else:
             self.fixed_noise, self.fixed_labels = self.make_noise(100, fixed_seed), None
         self.images_seen = 0
@@ -115,7 +120,7 @@ class Trainer:
 
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Forgeries (B x 1 x 28 x 28 in [0, 1]) for noise z (conditional: labels, else 0..9 in turn)."""
-        return generation.generate(self.sampler(), z, labels, self.config.takes_labels)
+        return generation.generate(self.sampler(), z, labels, self.config.label_count)
 
     def generate_fixed(self) -> torch.Tensor:
         """The fixed-noise batch behind every epoch's grid."""
@@ -131,7 +136,7 @@ class Trainer:
         if self._fast is not None:
             return self._fast(real, z)
         # Classes (conditional) or InfoGAN codes (info_code) for G; D is told classes only.
-        codes = torch.randint(0, 10, (B,), generator=self.noise, device=self.device)[part] if c.takes_labels else None
+        codes = torch.randint(0, c.label_count, (B,), generator=self.noise, device=self.device)[part] if c.takes_labels else None
         g_step = (self.images_seen // B + 1) % c.d_steps == 0
         # G(z) is computed once: the D phase does not change G, so the G phase reuses it.
         with self._autocast(), torch.set_grad_enabled(g_step):

@@ -46,22 +46,35 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-class FeatureNet:
-    """A loaded classifier with its identity: name, sha256, accuracy."""
+def weights_folder(key: str) -> Path:
+    """Where a dataset's classifier lives: the package's weights/ for the shipped datasets,
+    the user cache for one's own (folder-... and idx-... keys)."""
+    if key.startswith(("folder-", "idx-")):
+        from ..files import cache_dir
 
-    def __init__(self, dataset: str, device="cpu"):
+        return cache_dir() / "classifiers"
+    return WEIGHTS
+
+
+class FeatureNet:
+    """A loaded classifier with its identity: name, sha256, accuracy. `dataset` is the
+    dataset's key (data.Dataset.key); `name` how the user called it, for messages."""
+
+    def __init__(self, dataset: str, device="cpu", name: str | None = None):
         from safetensors.torch import load_file
 
-        wpath, info_path = WEIGHTS / f"{dataset}.safetensors", WEIGHTS / f"{dataset}.json"
-        if not wpath.exists():
-            raise MnistganError(f"no shipped classifier for dataset {dataset!r} (expected {wpath}); "
-                                f"train one with: mnistgan classifier train --dataset {dataset}")
+        folder = weights_folder(dataset)
+        wpath, info_path = folder / f"{dataset}.safetensors", folder / f"{dataset}.json"
+        if not wpath.exists() or not info_path.exists():
+            raise MnistganError(f"no classifier (feature network) for dataset {name or dataset} (expected {wpath}); "
+                                f"train one with: mnistgan classifier train --dataset {name or dataset}")
         info = json.loads(info_path.read_text())
         digest = sha256(wpath)
         if digest != info["sha256"]:
             raise MnistganError(f"{wpath}: sha256 {digest} does not match {info_path} ({info['sha256']})")
-        self.net = LeNet()
-        self.net.load_state_dict(load_file(wpath))
+        state = load_file(wpath)
+        self.net = LeNet(state["head.weight"].shape[0])
+        self.net.load_state_dict(state)
         self.net.eval().to(device)
         self.device = torch.device(device)
         self.dataset = dataset
@@ -92,32 +105,40 @@ class FeatureNet:
 
 
 def train_classifier(dataset: str, data_dir=None, epochs: int = 4, seed: int = 0, out: Path | None = None,
-                     progress=None, device: str = "cpu", force: bool = False) -> dict:
+                     progress=None, device: str = "cpu", force: bool = False, invert: str = "auto") -> dict:
     """Trains the feature network deterministically per seed; writes weights and info JSON
-    (never over existing ones unless force; the shipped ones are in the default folder).
+    (never over existing ones unless force) where FeatureNet finds them (default: the
+    package's weights/ for the shipped datasets, the user cache for folder:/idx: ones).
+    At least MIN_STEPS steps are taken, so a small dataset gets more epochs.
     `progress`: a progress-bar factory (callbacks.progress_bar), or None for no bars."""
     from safetensors.torch import save
 
     from .. import files
-
-    from ..data import load_split
+    from ..data import open_dataset
 
     torch.manual_seed(seed)
-    x, y = load_split(dataset, "train", data_dir, progress=progress)
-    xt, yt = load_split(dataset, "test", data_dir, progress=progress)
+    source = open_dataset(dataset, data_dir, invert=invert, progress=progress)
+    if source.num_classes < 2:
+        raise MnistganError(f"{dataset} has no labels (no class sub-folders): a classifier, and so the metrics, "
+                            "need 2 or more classes")
+    x, y = source.split("train")
+    xt, yt = source.split("test")
     X = torch.from_numpy(x.copy()).unsqueeze(1)
     Y = torch.from_numpy(y.astype(np.int64))
-    net = LeNet().to(device)
+    batch = min(100, len(X))
+    per_epoch = len(X) // batch
+    epochs = max(epochs, -(-MIN_STEPS // per_epoch))
+    net = LeNet(source.num_classes).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=epochs * (len(X) // 100))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=epochs * per_epoch)
     gen = torch.Generator().manual_seed(seed)
     t0 = time.time()
     for epoch in range(epochs):
         order = torch.randperm(len(X), generator=gen)
         net.train()
-        steps = range(len(X) // 100)
+        steps = range(per_epoch)
         for i in (progress(steps, desc=f"classifier epoch {epoch + 1}/{epochs}") if callable(progress) else steps):
-            idx = order[i * 100:(i + 1) * 100]
+            idx = order[i * batch:(i + 1) * batch]
             xb = X[idx].float().div_(255.0).to(device)
             # Light augmentation (shifts of up to 2 pixels) for a network that generalises to forgeries.
             dx, dy = torch.randint(-2, 3, (2,), generator=gen).tolist()
@@ -131,20 +152,28 @@ def train_classifier(dataset: str, data_dir=None, epochs: int = 4, seed: int = 0
     net.eval()
     with torch.no_grad():
         pred = torch.cat([net(torch.from_numpy(c.copy()).unsqueeze(1).float().div(255).to(device))[1].argmax(1).cpu()
-                          for c in np.array_split(xt, 10)])
+                          for c in np.array_split(xt, max(1, -(-len(xt) // 1000)))])
     acc = float((pred.numpy() == yt).mean())
-    wpath, ipath = outputs(dataset, out)
+    wpath, ipath = outputs(source.key, out)
     files.refuse_existing((wpath, ipath), force)  # checked again at the end: training takes minutes
     wpath.parent.mkdir(parents=True, exist_ok=True)
     files.atomic_write_bytes(wpath, save({k: v.contiguous().cpu() for k, v in net.state_dict().items()}),
                              overwrite=force)
-    info = {"dataset": dataset, "test_accuracy": acc, "sha256": sha256(wpath), "epochs": epochs, "seed": seed,
-            "train_seconds": round(time.time() - t0, 1), "torch": torch.__version__}
+    info = {"dataset": dataset if source.key == dataset else source.key, "source": dataset,
+            "classes": list(source.classes), "test_accuracy": acc, "sha256": sha256(wpath), "epochs": epochs,
+            "seed": seed, "train_seconds": round(time.time() - t0, 1), "torch": torch.__version__}
+    if source.key == dataset:  # the shipped datasets' info keeps its shape
+        info.pop("source")
+        info.pop("classes")
     files.write_json(ipath, info, overwrite=force)
     return info
 
 
-def outputs(dataset: str, out: Path | str | None = None) -> tuple[Path, Path]:
-    """(weights, info JSON) that train_classifier writes: into out, else the package's weights/."""
-    out = Path(out) if out else WEIGHTS
-    return out / f"{dataset}.safetensors", out / f"{dataset}.json"
+MIN_STEPS = 300
+
+
+def outputs(key: str, out: Path | str | None = None) -> tuple[Path, Path]:
+    """(weights, info JSON) that train_classifier writes for a dataset key: into out, else
+    where FeatureNet looks (weights_folder)."""
+    out = Path(out) if out else weights_folder(key)
+    return out / f"{key}.safetensors", out / f"{key}.json"

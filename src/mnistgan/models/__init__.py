@@ -2,7 +2,7 @@
 
 Every generator maps (z B x z_dim, labels B or None) to images B x 1 x 28 x 28 in [0, 1];
 every discriminator maps (images, labels or None) to B logits (and, built with an auxiliary
-classifier and called with classes=True, also to B x 10 class logits). A conditional generator
+classifier and called with classes=True, also to B x K class logits). A conditional generator
 also accepts class_embedding (B x embed_dim) instead of labels, for walks across classes.
 """
 from __future__ import annotations
@@ -16,16 +16,18 @@ from .mlp import MLPDiscriminator, MLPGenerator
 
 
 def _classes(c) -> int:
-    return 10 if c.conditional else 0
+    """Classes D is told (projection): the dataset's, for conditional models."""
+    return c.num_classes if c.conditional else 0
 
 
 def _codes(c) -> int:
-    return 10 if c.takes_labels else 0
+    """Labels G takes: classes (conditional) or InfoGAN codes."""
+    return c.label_count
 
 
 def _head(c) -> int:
     """Outputs of D's classifier head: classes (aux_weight) or codes (info_code)."""
-    return 10 if c.d_head else 0
+    return c.head_count
 
 
 def _mlp(c) -> tuple[nn.Module, nn.Module]:
