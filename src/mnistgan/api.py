@@ -46,8 +46,8 @@ def train(preset: str = "seed", *, resume: str | os.PathLike | None = None, call
         trainer = runs.resume(resume, settings, callbacks)
         return Run(Path(resume), trainer.config)
     config = from_preset(preset, {"out": str(runs.free_run_dir(Path("runs") / preset)), **settings})
-    runs.train(config, callbacks)
-    return Run(Path(config.out), config)
+    trainer = runs.train(config, callbacks)
+    return Run(Path(config.out), trainer.config)  # with what the dataset decided (classes, train_images)
 
 
 class Generator:

@@ -107,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
                                  "package's weights/, or the user cache for folder:/idx: datasets)")
     k.add_argument("--force", action="store_true", help="replace existing weights (the shipped ones too)")
 
+    x = sub.add_parser("export", help="write a run's generator as ONNX, TorchScript or torch.export, with a model card")
+    x.add_argument("run", help="run folder (its latest checkpoint) or a checkpoint file")
+    x.add_argument("--format", choices=["onnx", "torchscript", "pt2"], default="onnx")
+    x.add_argument("--out", help="file to write (default: generator.onnx, generator.pt or generator.pt2); "
+                                 "the model card goes beside it as OUT.card.md")
+    x.add_argument("--force", action="store_true", help="replace --out and its card if they exist")
+
     d = sub.add_parser("data", help="fetch or check a dataset")
     d.add_argument("action", choices=["fetch", "check"], help="fetch: find or download; check: validate")
     d.add_argument("--dataset", default="mnist", help="mnist, fashion-mnist, folder:PATH (converted and cached) or idx:PATH")
@@ -293,6 +300,14 @@ def cmd_classifier(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(a: argparse.Namespace) -> int:
+    from .export import FORMATS, export
+
+    out, card = export(a.run, a.out or f"generator{FORMATS[a.format]}", a.format, a.force)
+    print(f"mnistgan: wrote {out} ({a.format}) and its model card {card}", file=sys.stderr)
+    return 0
+
+
 def cmd_data(a: argparse.Namespace) -> int:
     import time
 
@@ -323,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"train": cmd_train, "sample": cmd_sample, "data": cmd_data, "evaluate": cmd_evaluate,
-                "classifier": cmd_classifier}[args.command](args)
+                "classifier": cmd_classifier, "export": cmd_export}[args.command](args)
     except MnistganError as e:
         print(f"mnistgan: error: {_rank()}{e}", file=sys.stderr)
         return 1

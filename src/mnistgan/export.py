@@ -1,0 +1,198 @@
+"""A trained generator for other runtimes: ONNX, TorchScript or a torch.export program,
+with a model card beside it.
+
+The exported network is the generator as `mnistgan sample` uses it: the EMA weights when
+the run kept them, batch-norm statistics recomputed for them, eval mode. Inputs: `noise`
+(batch x z_dim float32, N(0, 1)) and, for conditional runs, `labels` (batch int64, class
+0..K-1); the batch axis is dynamic. Output: `images`, batch x 1 x 28 x 28 float32 in [0, 1].
+
+ONNX goes through torch.onnx's dynamo exporter (torch.export, then onnxscript), the path
+PyTorch maintains; TorchScript through torch.jit.trace, which PyTorch 2.13 marks deprecated
+(still loadable by `torch.jit.load` and libtorch; its warning is silenced here); "pt2"
+is torch.export's own archive, the successor (`torch.export.load`).
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import files, generation
+from .errors import ConfigError
+
+FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "pt2": ".pt2"}
+MAX_BATCH = 1 << 20
+
+
+class Sampler(nn.Module):
+    """G as exported: (noise[, labels]) -> images in [0, 1], nothing else."""
+
+    def __init__(self, G: nn.Module, conditional: bool):
+        super().__init__()
+        self.G, self.conditional = G, conditional
+
+    def forward(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.G(noise, labels if self.conditional else None).float()
+
+
+def example_inputs(config, n: int = 2, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """(noise,) or (noise, labels) for n samples, as the exported network takes them."""
+    z = generation.noise(n, config.z_dim, seed)
+    return (z, torch.arange(n) % config.label_count) if config.takes_labels else (z,)
+
+
+def card_path(out: Path) -> Path:
+    return out.with_name(out.name + ".card.md")
+
+
+def export(run: str | os.PathLike, out: str | os.PathLike, format: str = "onnx", force: bool = False) -> tuple[Path, Path]:
+    """Writes the run's generator to out in `format` and its model card to out + .card.md;
+    returns both paths. Refuses to replace either unless force."""
+    if format not in FORMATS:
+        raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
+    out = Path(out)
+    if not out.parent.is_dir():
+        raise ConfigError(f"--out {out}: folder {out.parent} does not exist")
+    card = card_path(out)
+    files.refuse_existing([out, card], force)
+    if format == "onnx":
+        _need_onnx()
+    path = generation.checkpoint_of(run)
+    G, config = generation.load_generator(path, "cpu")
+    model = Sampler(G, config.takes_labels).eval()
+    blob = _serialise(model, config, format)
+    files.atomic_write_bytes(out, blob, overwrite=force)
+    text = model_card(run, path, config, out, format, hashlib.sha256(blob).hexdigest())
+    files.atomic_write_bytes(card, text.encode(), overwrite=force)
+    return out, card
+
+
+def _serialise(model: Sampler, config, format: str) -> bytes:
+    inputs = example_inputs(config)
+    names = ["noise", "labels"][:len(inputs)]
+    buffer = io.BytesIO()
+    with torch.no_grad():
+        if format == "torchscript":
+            with warnings.catch_warnings():  # "torch.jit.trace is deprecated": see the module doc
+                warnings.simplefilter("ignore", DeprecationWarning)
+                traced = torch.jit.trace(model, inputs, check_inputs=[example_inputs(config, 5, 1)])
+                torch.jit.save(traced, buffer)
+            return buffer.getvalue()
+        batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+        shapes = {name: {0: batch} for name in names}
+        if format == "pt2":
+            program = torch.export.export(model, inputs, dynamic_shapes=shapes)
+            torch.export.save(program, buffer)
+            return buffer.getvalue()
+        with _quiet():
+            program = torch.onnx.export(model, inputs, dynamo=True, dynamic_shapes=shapes, input_names=names,
+                                        output_names=["images"], verbose=False)
+            with _scratch_file(".onnx") as tmp:
+                program.save(tmp)
+                return Path(tmp).read_bytes()
+
+
+def _need_onnx() -> None:
+    """One line saying what to install, before any work, when the ONNX packages are missing."""
+    import importlib.util
+
+    missing = [m for m in ("onnx", "onnxscript") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(f"ONNX export needs {' and '.join(missing)}: pip install \"mnistgan[export]\"")
+
+
+@contextlib.contextmanager
+def _quiet():
+    """The ONNX exporter logs its steps and warns about optional packages (torchvision)."""
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._export")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+@contextlib.contextmanager
+def _scratch_file(suffix: str):
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(suffix=suffix)
+    os.close(fd)
+    try:
+        yield tmp
+    finally:
+        os.unlink(tmp)
+
+
+def model_card(run, checkpoint: Path, config, out: Path, format: str, sha256: str) -> str:
+    """Markdown: what the network is, what it was trained on, how well it did, how to call it."""
+    metrics_file = Path(run) / "metrics.json" if Path(run).is_dir() else None
+    metrics = {}
+    if metrics_file and metrics_file.is_file():
+        with contextlib.suppress(OSError, ValueError):
+            found = json.loads(metrics_file.read_text())
+            metrics = {k: v for m in found.get("metrics", {}).values() for k, v in m.items()
+                       if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    conditional = config.takes_labels
+    if config.conditional:
+        labels_text = (f"`labels`: int64, shape (batch,), the class to draw, 0..{config.num_classes - 1}"
+                       + (" (the digit)" if config.dataset == "mnist" else
+                          " (class folders in sorted name order)" if config.dataset.startswith("folder:") else ""))
+    elif config.info_code:
+        labels_text = "`labels`: int64, shape (batch,), the InfoGAN code 0..9 (learned without labels)"
+    else:
+        labels_text = ""
+    call = {
+        "onnx": ("import numpy as np, onnxruntime as ort\n"
+                 f"session = ort.InferenceSession({out.name!r})\n"
+                 f"noise = np.random.default_rng(0).standard_normal((16, {config.z_dim}), dtype=np.float32)\n"
+                 + ("labels = np.full(16, 7, dtype=np.int64)\n"
+                    "images = session.run(None, {'noise': noise, 'labels': labels})[0]"
+                    if conditional else "images = session.run(None, {'noise': noise})[0]")
+                 + "  # (16, 1, 28, 28) in [0, 1]"),
+        "torchscript": ("import torch\n"
+                        f"g = torch.jit.load({out.name!r})\n"
+                        f"images = g(torch.randn(16, {config.z_dim})"
+                        + (", torch.full((16,), 7))" if conditional else ")") + "  # (16, 1, 28, 28) in [0, 1]"),
+        "pt2": ("import torch\n"
+                f"g = torch.export.load({out.name!r}).module()\n"
+                f"images = g(torch.randn(16, {config.z_dim})"
+                + (", torch.full((16,), 7))" if conditional else ")") + "  # (16, 1, 28, 28) in [0, 1]"),
+    }[format]
+    lines = [
+        f"# {out.name}: the generator of an mnistgan run",
+        "",
+        f"- **What**: a GAN generator (preset `{config.preset}`, model `{config.model}`, objective "
+        f"`{config.objective}`{', EMA weights' if config.ema_half_life else ''}) that forges 28 x 28 grey images.",
+        f"- **Trained on**: `{config.dataset}`, {config.train_images:,} training images"
+        + (f", {config.num_classes} classes" if config.num_classes else ", no labels")
+        + f"; from checkpoint `{checkpoint.name}` of run `{Path(run)}`.",
+        f"- **Format**: {format} (`{out.name}`, sha256 `{sha256}`), exported with torch {torch.__version__}.",
+        f"- **Inputs**: `noise`: float32, shape (batch, {config.z_dim}), drawn from N(0, 1)"
+        + (f"; {labels_text}" if labels_text else "") + ". The batch size is free.",
+        "- **Output**: `images`: float32, shape (batch, 1, 28, 28), in [0, 1] (white strokes on black).",
+        "",
+        "## Quality",
+        "",
+    ]
+    if metrics:
+        lines += ["From the run's `metrics.json` (`mnistgan evaluate`):", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {v:.4g} |" for k, v in sorted(metrics.items())]
+    else:
+        lines += [f"Not measured yet: `mnistgan evaluate {Path(run)}` writes metrics.json; export again to include it."]
+    lines += ["", "## How to call it", "", "```python", call, "```", "",
+              "## Config", "", "```json", json.dumps(config.to_dict(), indent=2, sort_keys=True), "```", ""]
+    return "\n".join(lines)
