@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--compile", action="store_true", default=None, help="torch.compile the networks")
     t.add_argument("--no-download", action="store_true", help="never download; fail if no local copy")
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
+    t.add_argument("--tensorboard", action="store_true", default=None,
+                   help='also log to RUN/tensorboard/ (pip install "mnistgan[tensorboard]")')
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config value, e.g. --set hidden=512 (repeatable; see config.json)")
 
@@ -140,7 +142,8 @@ def _train(a: argparse.Namespace, place) -> int:
     say = (lambda text: print(text, file=sys.stderr)) if place.main else (lambda text: None)
     overrides = {"epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr, "seed": a.seed,
                  "device": a.device, "dataset": a.dataset, "data_dir": a.data_dir,
-                 "max_images": a.max_images, "precision": a.precision, "compile": a.compile, "invert": a.invert}
+                 "max_images": a.max_images, "precision": a.precision, "compile": a.compile, "invert": a.invert,
+                 "tensorboard": a.tensorboard}
     if a.no_download:
         overrides["download"] = False
     if a.no_progress:

@@ -71,6 +71,7 @@ class TrainConfig:
     eval_every: int = 0               # every N epochs log a cheap FID (eval_n forgeries) in log.jsonl; 0: off
     eval_n: int = 2000                # forgeries for that FID
     progress: bool = True             # show progress bars
+    tensorboard: bool = False         # also log to RUN/tensorboard/ (pip install "mnistgan[tensorboard]")
 
     # ---------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

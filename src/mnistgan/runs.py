@@ -21,7 +21,8 @@ import torch
 
 from . import checkpoint as ckpt
 from . import distributed, files
-from .callbacks import Callback, ConsoleReport, ProgressBar, QualityProbe, RunFolder, progress_bar, read_log
+from .callbacks import (Callback, ConsoleReport, ProgressBar, QualityProbe, RunFolder, TensorBoardLog, progress_bar,
+                        read_log)
 from .config import TrainConfig, apply_overrides, fixed_fields
 from .data import DeviceData, open_dataset
 from .errors import CheckpointError, ConfigError
@@ -147,13 +148,15 @@ def stop_on_signals(trainer: Trainer, callbacks: Sequence[Callback]):
             signal.signal(s, h)
 
 
-def default_callbacks(config: TrainConfig, out: Path, data: DeviceData) -> list[Callback]:
-    """The bar (when config.progress), the quality probe, the console report and the run
-    folder; under torchrun for rank 0 alone (the other processes only train)."""
+def default_callbacks(config: TrainConfig, out: Path, data: DeviceData, purge_step: int | None = None) -> list[Callback]:
+    """The bar (when config.progress), the quality probe, the console report, the run folder
+    and TensorBoard's log (config.tensorboard; `purge_step` on resume); under torchrun for
+    rank 0 alone (the other processes only train)."""
     if not distributed.current().main:  # the probe's work is shared; rank 0 writes its figure
         return [QualityProbe()] if config.eval_every else []
     bar = [ProgressBar()] if config.progress else []
-    return [*bar, QualityProbe(), ConsoleReport(), RunFolder(out, data.images[:100, 0].cpu().numpy())]
+    board = [TensorBoardLog(out, purge_step)] if config.tensorboard else []
+    return [*bar, QualityProbe(), ConsoleReport(), RunFolder(out, data.images[:100, 0].cpu().numpy()), *board]
 
 
 def training_device(config: TrainConfig) -> torch.device:
@@ -171,6 +174,8 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] | None = None) -> T
     """Trains a new run into config.out; returns the trainer (its networks are trained).
     `callbacks` run after the default ones. Raises TrainingInterrupted after a signal, once
     a checkpoint is written."""
+    if config.tensorboard:
+        TensorBoardLog.check_installed()
     device = training_device(config)
     out = Path(config.out)
     main = distributed.current().main  # under torchrun only rank 0 touches the folder
@@ -260,6 +265,8 @@ def _resume(run: Path, overrides: dict[str, Any] | None, callbacks: Sequence[Cal
             raise ConfigError(f"cannot change {detail} when resuming: it changes the run's maths. "
                               "Start a new run with --out instead (nothing was changed).")
         config = apply_overrides(wanted, {"out": str(run)})
+        if config.tensorboard:
+            TensorBoardLog.check_installed()
         trainer = Trainer(config, training_device(config))
         trainer.load_state(tensors, meta, path)
         world = meta.get("world_size", 1)
@@ -287,12 +294,13 @@ def _resume(run: Path, overrides: dict[str, Any] | None, callbacks: Sequence[Cal
     rows = [r for r in read_log(run) if r["images_seen"] < trainer.images_seen or
             (r["images_seen"] == trainer.images_seen and not (r["partial"] and trainer.images_seen < config.total_images))]
     files.write_jsonl(run / "log.jsonl", rows)
+    purge = rows[-1]["images_seen"] + 1 if rows else 0  # TensorBoard hides the redone work's old steps
     files.write_json(run / "config.json", config.to_dict(), sort_keys=True)
     files.append_jsonl(run / "resumes.jsonl", {"checkpoint": path.name, "images_seen": trainer.images_seen,
                                                "changes": {k: changes[k] for k in sorted(changes)}})
     _tell(console, f"resuming {run} from {path.name} ({trainer.images_seen:,} images seen, "
           f"epoch {trainer.epoch:.2f} of {config.epochs})")
-    everyone = [*default_callbacks(config, run, data), *(callbacks or [])]
+    everyone = [*default_callbacks(config, run, data, purge), *(callbacks or [])]
     for notice in notices:
         _tell(everyone, notice)
     return _fit(trainer, data, everyone)
