@@ -10,7 +10,7 @@ from conftest import write_idx
 from mnistgan import data, imagefolder
 from mnistgan.cli import main
 from mnistgan.config import from_preset
-from mnistgan.errors import ConfigError, DataError
+from mnistgan.errors import DataError
 
 sys.path.insert(0, str(Path(__file__).parent))
 import shapes  # noqa: E402

@@ -11,9 +11,9 @@ officer) tells forgeries from real MNIST digits; each improves by competing with
 from .errors import CheckpointError, ConfigError, DataError, DivergenceError, MnistganError
 
 __version__ = "0.1.0"
-__all__ = ["train", "load", "evaluate", "Generator", "Run", "MnistganError", "ConfigError", "DataError",
+__all__ = ["configure", "train", "load", "evaluate", "Generator", "Run", "MnistganError", "ConfigError", "DataError",
            "CheckpointError", "DivergenceError", "__version__"]
-_API = {"train", "load", "evaluate", "Generator", "Run"}
+_API = {"configure", "train", "load", "evaluate", "Generator", "Run"}
 
 
 def __getattr__(name: str):

@@ -25,6 +25,7 @@ class Run:
     """A run folder and the config it trained with."""
     path: Path
     config: TrainConfig
+    images_seen: int = 0  # when train returned: the config's total, or fewer after max_seconds
 
     def log(self) -> list[dict[str, Any]]:
         """The epoch rows of log.jsonl."""
@@ -33,21 +34,33 @@ class Run:
         return read_log(self.path)
 
 
-def train(preset: str = "seed", *, resume: str | os.PathLike | None = None, callbacks: Sequence | None = None,
-          **settings: Any) -> Run:
-    """Trains a new run (preset plus any config keys, e.g. epochs=5, out="runs/c", lr=1e-4),
-    or continues `resume` exactly (settings then may only change harmless keys such as
-    epochs). Returns the Run. Raises ConfigError, DataError, CheckpointError like the CLI's
-    one-line errors, and TrainingInterrupted after SIGINT/SIGTERM (a checkpoint is written)."""
+def configure(preset: str = "seed", settings: dict[str, Any] | None = None, **more: Any) -> TrainConfig:
+    """The validated config a new run of `preset` with these settings (a dict, keyword
+    arguments, or both; None values are ignored) trains with (default out: runs/PRESET, or
+    runs/PRESET-N when taken). Raises ConfigError naming a bad value."""
     from . import runs
     from .config import from_preset
 
+    settings = {**(settings or {}), **more}
+    out = settings.get("out") or str(runs.free_run_dir(Path("runs") / preset))
+    return from_preset(preset, {**settings, "out": out})
+
+
+def train(preset: str = "seed", *, resume: str | os.PathLike | None = None, callbacks: Sequence | None = None,
+          config: TrainConfig | None = None, **settings: Any) -> Run:
+    """Trains a new run (preset plus any config keys, e.g. epochs=5, out="runs/c", lr=1e-4;
+    or a `config` from configure), or continues `resume` exactly (settings then may only
+    change harmless keys such as epochs). Returns the Run. Raises ConfigError, DataError,
+    CheckpointError like the CLI's one-line errors, and TrainingInterrupted after
+    SIGINT/SIGTERM (a checkpoint is written)."""
+    from . import runs
+
     if resume is not None:
         trainer = runs.resume(resume, settings, callbacks)
-        return Run(Path(resume), trainer.config)
-    config = from_preset(preset, {"out": str(runs.free_run_dir(Path("runs") / preset)), **settings})
+        return Run(Path(resume), trainer.config, trainer.images_seen)
+    config = config if config is not None else configure(preset, settings)
     trainer = runs.train(config, callbacks)
-    return Run(Path(config.out), trainer.config)  # with what the dataset decided (classes, train_images)
+    return Run(Path(config.out), trainer.config, trainer.images_seen)  # with what the dataset decided (classes, train_images)
 
 
 class Generator:

@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from .config import PRESETS, from_preset
+from .config import PRESETS
 from .errors import MnistganError
 
 
@@ -130,13 +130,17 @@ def cmd_train(a: argparse.Namespace) -> int:
 
     place = distributed.init(a.device or "auto")  # joins torchrun's group; alone: nothing
     try:
-        return _train(a, place)
-    finally:
+        code = _train(a, place)
+    except BaseException:
         distributed.shutdown()
+        raise
+    distributed.shutdown(together=code == 0)
+    return code
 
 
 def _train(a: argparse.Namespace, place) -> int:
-    from .runs import elastic_restart, free_run_dir, resume, train
+    from . import api
+    from .runs import elastic_restart
     from .training import FiguresInterrupted, TrainingInterrupted
 
     say = (lambda text: print(text, file=sys.stderr)) if place.main else (lambda text: None)
@@ -169,14 +173,13 @@ def _train(a: argparse.Namespace, place) -> int:
                 say(f"mnistgan: restart {os.environ.get('TORCHELASTIC_RESTART_COUNT')} of the group: "
                     f"resuming {out}")
                 overrides = {k: v for k, v in overrides.items() if k != "out"}
-            trainer = resume(out, overrides)
+            run = api.train(resume=out, **overrides)
         else:
-            preset = a.preset or "seed"
-            overrides["out"] = a.out or overrides.get("out") or str(free_run_dir(Path("runs") / preset))
-            config = from_preset(preset, overrides)
+            overrides["out"] = a.out or overrides.get("out")
+            config = api.configure(a.preset or "seed", overrides)
             say(f"mnistgan: training preset {config.preset!r} on {config.dataset} into {config.out}"
                 + (f" with {place.world} processes" if place.active else ""))
-            trainer = train(config)
+            run = api.train(config=config)
             out = config.out
     except TrainingInterrupted as e:
         run = a.resume or overrides.get("out") or a.out
@@ -187,7 +190,7 @@ def _train(a: argparse.Namespace, place) -> int:
             say(f"mnistgan: interrupted after {e.images_seen:,} images; a checkpoint was written. "
                 f"Resume with: mnistgan train --resume {run}")
         return 143 if e.signum == 15 else 130
-    say(f"mnistgan: done ({trainer.images_seen:,} images seen). Pictures and checkpoints are in "
+    say(f"mnistgan: done ({run.images_seen:,} images seen). Pictures and checkpoints are in "
         f"{out}/; draw new forgeries with: mnistgan sample {out} --out digits.png")
     return 0
 

@@ -66,8 +66,13 @@ def init(device: str = "auto") -> Dist:
     return current()
 
 
-def shutdown() -> None:
+def shutdown(together: bool = False) -> None:
+    """Leaves the process group. `together` (after work that ended well): first wait for every
+    process, so that none tears its connections down while rank 0 still draws the end-of-run
+    figures (a rank leaving early was once seen to abort in gloo's teardown)."""
     if dist.is_available() and dist.is_initialized():
+        if together:
+            dist.barrier()
         dist.destroy_process_group()
 
 
