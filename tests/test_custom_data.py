@@ -189,3 +189,13 @@ def test_a_conditional_preset_learns_to_draw_the_class_asked_for_on_your_own_ima
     assert min(accuracy) >= 0.9, accuracy
     scores = mnistgan.evaluate(g.sample(300, seed=2), metrics=["fid", "coverage"], dataset=dataset)
     assert scores["coverage"]["classes_present"] == 3
+
+
+def test_evaluate_without_a_feature_network_says_how_to_make_one(tmp_path, isolated_env):
+    import mnistgan
+    from mnistgan.errors import MnistganError
+
+    root = shapes.make_folder(tmp_path / "s", per_class=12)
+    images = np.zeros((20, 28, 28), np.uint8)
+    with pytest.raises(MnistganError, match=f"train one with: mnistgan classifier train --dataset folder:{root}"):
+        mnistgan.evaluate(images, metrics=["fid"], dataset=f"folder:{root}")
