@@ -116,6 +116,16 @@ def build_parser() -> argparse.ArgumentParser:
                                  "the model card goes beside it as OUT.card.md")
     x.add_argument("--force", action="store_true", help="replace --out and its card if they exist")
 
+    w = sub.add_parser("serve", help="a local web page over a folder of runs: stories, forging, the police officer")
+    w.add_argument("runs", nargs="?", default="runs", help="folder of runs (default: runs)")
+    w.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    w.add_argument("--port", type=_positive_int, default=8000)
+
+    r = sub.add_parser("report", help="a run's story as one self-contained HTML file")
+    r.add_argument("run", help="run folder")
+    r.add_argument("--out", default="report.html", help="HTML file to write (default report.html)")
+    r.add_argument("--force", action="store_true", help="replace --out if it exists")
+
     d = sub.add_parser("data", help="fetch or check a dataset")
     d.add_argument("action", choices=["fetch", "check"], help="fetch: find or download; check: validate")
     d.add_argument("--dataset", default="mnist", help="mnist, fashion-mnist, folder:PATH (converted and cached) or idx:PATH")
@@ -314,6 +324,40 @@ def cmd_export(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(a: argparse.Namespace) -> int:
+    import importlib.util
+
+    missing = [m for m in ("fastapi", "uvicorn") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise MnistganError(f"serve needs {' and '.join(missing)}: pip install \"mnistgan[serve]\"")
+    if not Path(a.runs).is_dir():
+        raise MnistganError(f"{a.runs}: no such folder of runs")
+    from .web.app import serve
+
+    if a.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"mnistgan: warning: listening on {a.host}: the page is reachable from other machines", file=sys.stderr)
+    print(f"mnistgan: serving {a.runs} at http://{'[' + a.host + ']' if ':' in a.host else a.host}:{a.port}/ "
+          "(Ctrl-C stops)", file=sys.stderr)
+    serve(a.runs, a.host, a.port)
+    return 0
+
+
+def cmd_report(a: argparse.Namespace) -> int:
+    from . import files
+    from .runs import is_run
+    from .web.story import report
+
+    if not is_run(a.run):
+        raise MnistganError(f"{a.run} is not a run folder (no config.json)")
+    out = Path(a.out)
+    if not out.parent.is_dir():
+        raise MnistganError(f"--out {out}: folder {out.parent} does not exist")
+    files.refuse_existing([out], a.force)
+    files.atomic_write_bytes(out, report(Path(a.run)).encode(), overwrite=a.force)
+    print(f"mnistgan: wrote {out}", file=sys.stderr)
+    return 0
+
+
 def cmd_data(a: argparse.Namespace) -> int:
     import time
 
@@ -344,7 +388,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"train": cmd_train, "sample": cmd_sample, "data": cmd_data, "evaluate": cmd_evaluate,
-                "classifier": cmd_classifier, "export": cmd_export}[args.command](args)
+                "classifier": cmd_classifier, "export": cmd_export, "serve": cmd_serve,
+                "report": cmd_report}[args.command](args)
     except MnistganError as e:
         print(f"mnistgan: error: {_rank()}{e}", file=sys.stderr)
         return 1

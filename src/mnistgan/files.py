@@ -193,6 +193,22 @@ class RunLock:
         self.fd = fd
         return self
 
+    @classmethod
+    def held(cls, folder: str | os.PathLike) -> bool:
+        """Whether a process holds the folder's lock now (without taking or changing it)."""
+        try:
+            fd = os.open(Path(folder) / cls.NAME, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return False
+        except OSError:
+            return True
+        finally:
+            os.close(fd)
+
     def release(self) -> None:
         if self.fd is not None:
             fcntl.flock(self.fd, fcntl.LOCK_UN)

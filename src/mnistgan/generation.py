@@ -209,6 +209,14 @@ def interpolate(run_or_checkpoint: str | os.PathLike, steps: int = 10, seed: int
     if steps < 2:
         raise ConfigError(f"--n must be at least 2 for an interpolation, got {steps}")
     G, config = load_generator(run_or_checkpoint, device)
+    return walk(G, config, steps, seed, digit)
+
+
+@torch.no_grad()
+def walk(G: torch.nn.Module, config: TrainConfig, steps: int = 10, seed: int = 0, digit: int | None = None) -> np.ndarray:
+    """interpolate's walks for a loaded generator."""
+    if steps < 2:
+        raise ConfigError(f"a walk needs at least 2 steps, got {steps}")
     dev = next(G.parameters()).device
     a, b = noise(2, config.z_dim, seed)
     z = slerp(a, b, torch.linspace(0, 1, steps))
@@ -219,8 +227,8 @@ def interpolate(run_or_checkpoint: str | os.PathLike, steps: int = 10, seed: int
         t = torch.linspace(0, k - 1, steps, device=dev)
         lo = t.floor().long().clamp(max=k - 2)
         w = (t - lo)[:, None]
-        walk = (1 - w) * emb[lo] + w * emb[lo + 1]
-        rows.append(G(a.to(dev).expand(steps, -1), class_embedding=walk).float())
+        between = (1 - w) * emb[lo] + w * emb[lo + 1]
+        rows.append(G(a.to(dev).expand(steps, -1), class_embedding=between).float())
     return np.stack([images.to_uint8(r) for r in rows])
 
 

@@ -1,0 +1,281 @@
+"""`mnistgan serve`: a local web app over a folder of runs (FastAPI, served by uvicorn).
+
+FastAPI + a static page rather than Gradio: the pages are a run's own story (one template
+shared with `mnistgan report`), every asset is served from the package (no CDN: it works
+offline), and the dependency is two small packages instead of Gradio's large tree.
+
+Pages: / (the runs), /runs/NAME (a run's story, following it while it trains),
+/runs/NAME/forge (new forgeries, a digit picker, a latent walk), /runs/NAME/police (draw or
+drop an image, get D's verdict and the classifier's guess). JSON and images under /api/.
+
+Safe by default: only direct sub-folders of RUNS_DIR that are runs are served, and only
+their pictures; any path that resolves outside (.., %2e%2e, absolute paths, symlinks) is a
+404. Every request has limits (a 4xx with a message beyond them). Checkpoints are read with
+safetensors (nothing is unpickled); a damaged one is an error for that run alone.
+"""
+from __future__ import annotations
+
+import io
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, HTTPException, Request  # the serve extra: this module is imported by serve only
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from .. import checkpoint as ckpt
+from .. import generation, images
+from ..errors import MnistganError
+from . import story
+
+MAX_FORGE = 256              # forgeries one request may ask for
+MAX_WALK = 32                # steps of a latent walk
+MAX_UPLOAD = 2 * 1024 * 1024  # bytes of an image sent to the police officer
+UPLOAD_TYPES = {"image/png", "image/jpeg", "image/bmp", "image/gif", "image/webp"}
+SERVED = {".png", ".gif"}    # the only files of a run the server hands out
+STATIC = Path(__file__).parent / "static"
+
+
+class Loaded:
+    """A run's networks, loaded once and reused until a newer checkpoint appears."""
+
+    def __init__(self, path: Path):
+        import torch
+
+        from .. import models
+
+        self.path, self.mtime = path, path.stat().st_mtime_ns
+        self.G, self.config = generation.load_generator(path, "cpu")
+        tensors, _ = ckpt.load(path)
+        torch.manual_seed(0)
+        _, self.D = models.build(self.config)
+        ckpt.load_module("D", self.D, tensors, path)
+        self.D.eval()
+        self.net = None  # the dataset's classifier, loaded on the first verdict
+        self.lock = threading.Lock()
+
+
+def create_app(runs_dir: str | Path):
+    """The FastAPI app serving RUNS_DIR."""
+    root = Path(runs_dir).resolve()
+    app = FastAPI(title="mnistgan", docs_url=None, redoc_url=None, openapi_url=None)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    cache: dict[str, Loaded] = {}
+    cache_lock = threading.Lock()
+
+    @app.exception_handler(HTTPException)
+    async def _message(request: Request, exc: HTTPException):
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+        return HTMLResponse(story.page("mnistgan: error", f"<p class=error>{story.esc(exc.detail)}</p>", _nav()),
+                            status_code=exc.status_code)
+
+    def run_dir(name: str) -> Path:
+        """The run NAME: a direct sub-folder of RUNS_DIR holding config.json, or a 404."""
+        if not name or "/" in name or "\\" in name or name in (".", "..") or "\x00" in name:
+            raise HTTPException(404, "no such run")
+        path = (root / name).resolve()
+        if path.parent != root or not (path / "config.json").is_file():
+            raise HTTPException(404, "no such run")
+        return path
+
+    def loaded(name: str) -> Loaded:
+        run = run_dir(name)
+        found = ckpt.list_checkpoints(run / "checkpoints")
+        if not found:
+            raise HTTPException(409, f"run {name} has no checkpoint yet")
+        newest = found[-1]
+        with cache_lock:
+            have = cache.get(name)
+            if have is None or have.path != newest or have.mtime != newest.stat().st_mtime_ns:
+                try:
+                    cache[name] = Loaded(newest)
+                except MnistganError as e:  # damaged: an error for this run, the server goes on
+                    raise HTTPException(409, f"run {name}: {e}") from None
+            return cache[name]
+
+    def _nav(name: str | None = None) -> str:
+        links = ['<a href="/">runs</a>']
+        if name:
+            q = story.esc(name)
+            links += [f'<a href="/runs/{q}">story</a>', f'<a href="/runs/{q}/forge">forge</a>',
+                      f'<a href="/runs/{q}/police">police officer</a>']
+        return "<nav>" + " · ".join(links) + "</nav>"
+
+    def runs() -> list[dict[str, Any]]:
+        out = []
+        for path in sorted(p for p in root.iterdir() if p.is_dir() and (p / "config.json").is_file()):
+            if path.resolve().parent == root:  # a symlink leading out is not a run here
+                out.append(story.describe(path))
+        return out
+
+    @app.get("/", response_class=HTMLResponse)
+    def index():
+        rows = []
+        for d in runs():
+            name = story.esc(d["name"])
+            if d["error"]:
+                rows.append(f"<tr><td>{name}</td><td colspan=6 class=error>{story.esc(d['error'])}</td></tr>")
+                continue
+            thumb = (f'<img class="thumb pixel" alt="" src="/files/{name}/{story.esc(d["thumbnail"])}">'
+                     if d["thumbnail"] else "")
+            fid = f"{d['fid']:.2f}" if isinstance(d["fid"], (int, float)) else "—"
+            rows.append(f'<tr><td><a href="/runs/{name}">{name}</a></td><td>{thumb}</td><td>{story.esc(d["preset"])}</td>'
+                        f"<td>{story.esc(d['dataset'])}</td><td>{d['epochs_done']} / {d['epochs']}</td>"
+                        f"<td>{story.esc(d['state'])}</td><td>{fid}</td></tr>")
+        table = ("<table class=runs><tr><th>run</th><th></th><th>preset</th><th>dataset</th><th>epochs</th>"
+                 "<th>state</th><th>FID</th></tr>" + "".join(rows) + "</table>") if rows else \
+            f"<p class=muted>No runs in {story.esc(root)} yet: <code>mnistgan train --out {story.esc(root)}/NAME</code>.</p>"
+        return story.page("mnistgan: runs", f"<h2>Runs in {story.esc(root)}</h2>{table}", _nav())
+
+    @app.get("/runs/{name}", response_class=HTMLResponse)
+    def run_page(name: str):
+        run = run_dir(name)
+        return story.page(f"mnistgan: {name}", story.story(run, lambda rel: f"/files/{name}/{rel}", live=True),
+                          _nav(name))
+
+    @app.get("/runs/{name}/fragment", response_class=HTMLResponse)
+    def fragment(name: str):
+        run = run_dir(name)
+        return story.story(run, lambda rel: f"/files/{name}/{rel}", live=True)
+
+    @app.get("/api/runs/{name}/status")
+    def status(name: str):
+        run = run_dir(name)
+        d = story.describe(run)
+        return {"epochs": len(story.grids(run)), "images_seen": d.get("images_seen", 0), "state": d.get("state")}
+
+    @app.get("/files/{name}/{rel:path}")
+    def files_of(name: str, rel: str):
+        run = run_dir(name)
+        path = (run / rel).resolve()
+        if not path.is_relative_to(run) or path.suffix.lower() not in SERVED or not path.is_file():
+            raise HTTPException(404, "no such file")
+        kind = "image/gif" if path.suffix.lower() == ".gif" else "image/png"
+        return Response(path.read_bytes(), media_type=kind, headers={"Cache-Control": "no-cache"})
+
+    @app.get("/runs/{name}/forge", response_class=HTMLResponse)
+    def forge_page(name: str):
+        run = run_dir(name)
+        d = story.describe(run)
+        if d["error"]:
+            raise HTTPException(409, d["error"])
+        classes = d["num_classes"] if d["conditional"] else 0
+        picker = ("<label>class <select id=digit><option value=''>all in turn</option>"
+                  + "".join(f"<option>{k}</option>" for k in range(classes)) + "</select></label>") if classes else ""
+        body = (f"<section class=forge data-run='{story.esc(name)}'><h2>Forge from {story.esc(name)}</h2>"
+                f"<form id=forge-form><label>forgeries <input id=n type=number min=1 max={MAX_FORGE} value=64></label>"
+                f"<label>seed <input id=seed type=number min=0 value=0></label>{picker}"
+                "<button type=submit>Forge</button> <a id=download-png download=forgeries.png href='#'>PNG</a> "
+                "<a id=download-npy download=forgeries.npy href='#'>.npy</a></form>"
+                "<p id=forge-error class=error></p><img id=forged class=pixel alt='forgeries'>"
+                f"<h3>A walk through the noise</h3><label>steps <input id=steps type=range min=2 max={MAX_WALK} value=12></label>"
+                "<img id=walk class=pixel alt='latent walk'></section>")
+        return story.page(f"mnistgan: forge from {name}", body, _nav(name))
+
+    def _labels_check(config, digit: int | None):
+        try:
+            generation.class_labels(config, 1, digit)
+        except MnistganError as e:
+            raise HTTPException(422, str(e).replace("--digit", "digit")) from None
+
+    @app.get("/api/runs/{name}/forge")
+    def forge(name: str, n: int = 64, seed: int = 0, digit: int | None = None, format: str = "png"):
+        if not 1 <= n <= MAX_FORGE:
+            raise HTTPException(422, f"n must be 1..{MAX_FORGE} forgeries a request, got {n}")
+        if seed < 0 or seed >= 2**63:
+            raise HTTPException(422, f"seed must be 0..2**63-1, got {seed}")
+        if format not in ("png", "npy"):
+            raise HTTPException(422, f"format must be png or npy, got {format!r}")
+        m = loaded(name)
+        _labels_check(m.config, digit)
+        with m.lock:
+            x = generation.forge(m.G, m.config, n, seed, digit)
+        buf = io.BytesIO()
+        if format == "npy":
+            np.save(buf, x, allow_pickle=False)
+            return Response(buf.getvalue(), media_type="application/octet-stream",
+                            headers={"Content-Disposition": "attachment; filename=forgeries.npy"})
+        images.save_grid(buf, x, nrow=min(16, int(np.ceil(np.sqrt(n)))), scale=2)
+        return Response(buf.getvalue(), media_type="image/png")
+
+    @app.get("/api/runs/{name}/walk")
+    def walk(name: str, steps: int = 12, seed: int = 0):
+        if not 2 <= steps <= MAX_WALK:
+            raise HTTPException(422, f"steps must be 2..{MAX_WALK}, got {steps}")
+        m = loaded(name)
+        with m.lock:
+            rows = generation.walk(m.G, m.config, steps, seed)
+        buf = io.BytesIO()
+        images.save_grid(buf, rows.reshape(-1, 28, 28), nrow=steps, scale=2)
+        return Response(buf.getvalue(), media_type="image/png")
+
+    @app.get("/runs/{name}/police", response_class=HTMLResponse)
+    def police_page(name: str):
+        run_dir(name)
+        body = (f"<section class=police data-run='{story.esc(name)}'><h2>The police officer of {story.esc(name)}</h2>"
+                "<p>Draw a digit (white on black, as MNIST) or drop an image; the discriminator says how real it "
+                "looks, the classifier what it is.</p>"
+                "<canvas id=pad width=280 height=280 aria-label='drawing pad'></canvas>"
+                "<div><button id=judge>Judge</button> <button id=clear>Clear</button> "
+                "<input id=upload type=file accept='image/png,image/jpeg,image/bmp,image/gif,image/webp'></div>"
+                "<p id=verdict aria-live=polite></p><p id=police-error class=error></p></section>")
+        return story.page(f"mnistgan: police officer of {name}", body, _nav(name))
+
+    @app.post("/api/runs/{name}/verdict")
+    async def verdict(name: str, request: Request):
+        import torch
+
+        from ..data import open_dataset
+        from ..imagefolder import to_frame
+        from ..metrics.classifier import FeatureNet
+
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind not in UPLOAD_TYPES:
+            raise HTTPException(415, f"send an image ({', '.join(sorted(UPLOAD_TYPES))}), got {kind or 'no type'}")
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_UPLOAD):
+            raise HTTPException(413, f"images up to {MAX_UPLOAD // 1024} KiB, got {length} bytes")
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_UPLOAD:
+                raise HTTPException(413, f"images up to {MAX_UPLOAD // 1024} KiB")
+        m = loaded(name)
+        try:
+            frame = to_frame(io.BytesIO(body))
+        except Exception as e:
+            raise HTTPException(422, f"not a readable image: {e}") from None
+        x = torch.from_numpy(np.array(frame)).float().div(255).view(1, 1, 28, 28)
+        with m.lock:
+            if m.net is None:
+                try:
+                    key = open_dataset(m.config.dataset, m.config.data_dir, download=False, invert=m.config.invert).key
+                    m.net = FeatureNet(key, name=m.config.dataset)
+                except MnistganError as e:
+                    m.net = e
+            guess = None
+            if not isinstance(m.net, Exception):
+                _, probs = m.net(x)
+                guess = {"class": int(probs[0].argmax()), "probability": float(probs[0].max()),
+                         "probabilities": [round(float(p), 4) for p in probs[0]]}
+            label = None
+            if m.config.conditional:
+                label = torch.tensor([guess["class"] if guess else 0])
+            with torch.no_grad():
+                logit = float(m.D(x, label).reshape(-1)[0])
+        probability = m.config.objective not in ("wgan-gp", "hinge")
+        real = 1 / (1 + np.exp(-logit)) if probability else None
+        return {"real_probability": real, "critic_score": None if probability else logit, "classifier": guess,
+                "classifier_error": str(m.net) if isinstance(m.net, Exception) else None}
+
+    return app
+
+
+def serve(runs_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, log: bool = True) -> None:
+    """Runs the app until Ctrl-C."""
+    import uvicorn
+
+    uvicorn.run(create_app(runs_dir), host=host, port=port, log_level="info" if log else "warning")

@@ -1,0 +1,167 @@
+"""A run as a story, in HTML: what the runs page lists of a run (`describe`), and the run
+page itself (`story`), shared by the live page and the offline report. Images are named by
+their path inside the run; `src` turns that into a URL (the server) or a data URI (the
+report). Values are escaped; nothing here reads outside the run folder."""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+from .. import files
+from ..callbacks import read_log
+from ..config import TrainConfig
+
+STYLE = (Path(__file__).parent / "static" / "style.css")
+SCRIPT = (Path(__file__).parent / "static" / "app.js")
+
+
+def esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def grids(run: Path) -> list[Path]:
+    return sorted((run / "samples").glob("grid-*.png"))
+
+
+def describe(run: Path) -> dict[str, Any]:
+    """What the runs page shows of a run: preset, dataset, epochs, state, FID, thumbnail.
+    A run whose config cannot be read is described with its error, not skipped."""
+    info: dict[str, Any] = {"name": run.name, "error": None}
+    try:
+        config = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
+    except Exception as e:  # a damaged or foreign config.json: say so on the page
+        return {**info, "error": f"config.json cannot be read: {e}", "state": "damaged"}
+    rows = read_log(run)
+    seen = rows[-1]["images_seen"] if rows else 0
+    done = seen >= config.total_images
+    fid = next((r["fid"] for r in reversed(rows) if isinstance(r.get("fid"), (int, float))), None)
+    try:
+        measured = json.loads((run / "metrics.json").read_text())["metrics"]["fid"]["fid"]
+        fid = measured
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    state = "training" if files.RunLock.held(run) else "finished" if done else "interrupted (resumable)"
+    thumb = grids(run)
+    return {**info, "preset": config.preset, "dataset": config.dataset, "config": config,
+            "epochs_done": round(seen / config.images_per_epoch, 2), "epochs": config.epochs,
+            "images_seen": seen, "state": state, "fid": fid, "conditional": config.conditional,
+            "num_classes": config.num_classes, "thumbnail": str(thumb[-1].relative_to(run)) if thumb else None,
+            "rows": rows}
+
+
+def data_uri(path: Path) -> str:
+    kind = {".png": "image/png", ".gif": "image/gif"}.get(path.suffix, "application/octet-stream")
+    return f"data:{kind};base64,{base64.b64encode(path.read_bytes()).decode()}"
+
+
+def curves_svg(rows: list[dict], width: int = 640, height: int = 220) -> str:
+    """D and G loss (left) and D(x), D(G(z)) (right) over images seen, as inline SVG."""
+    if not rows:
+        return "<p class=muted>No epoch has ended yet.</p>"
+    xs = [r["images_seen"] for r in rows]
+    x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
+
+    def panel(keys: list[tuple[str, str, str]], left: int, w: int, title: str) -> str:
+        vals = [r[k] for r in rows for k, _, _ in keys if isinstance(r.get(k), (int, float)) and math.isfinite(r[k])]
+        lo, hi = (min(vals), max(vals)) if vals else (0.0, 1.0)
+        hi = hi if hi > lo else lo + 1
+        out = [f'<text x="{left + 4}" y="14" class=t>{esc(title)}</text>',
+               f'<rect x="{left}" y="20" width="{w}" height="{height - 40}" class=frame />',
+               f'<text x="{left + 2}" y="{height - 6}" class=ax>{lo:.3g} .. {hi:.3g}</text>']
+        for n, (key, label, colour) in enumerate(keys):
+            pts = [(left + (r["images_seen"] - x0) / (x1 - x0) * w, 20 + (1 - (r[key] - lo) / (hi - lo)) * (height - 40))
+                   for r in rows if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
+            if len(pts) == 1:
+                out.append(f'<circle cx="{pts[0][0]:.1f}" cy="{pts[0][1]:.1f}" r="3" fill="{colour}" />')
+            elif pts:
+                out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="'
+                           + " ".join(f"{x:.1f},{y:.1f}" for x, y in pts) + '" />')
+            out.append(f'<text x="{left + w - 90}" y="{36 + 14 * n}" fill="{colour}" class=ax>{esc(label)}</text>')
+        return "".join(out)
+
+    half = width // 2 - 20
+    body = (panel([("d_loss", "D loss", "#d62728"), ("g_loss", "G loss", "#1f77b4")], 10, half, "losses")
+            + panel([("d_real", "D(x)", "#2ca02c"), ("d_fake", "D(G(z))", "#ff7f0e")], half + 30, half,
+                    "the police officer's verdicts"))
+    return (f'<svg class=curves viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+            f'aria-label="training curves">{body}</svg>')
+
+
+def metrics_table(run: Path) -> str:
+    from ..metrics import calibration, flatten
+
+    try:
+        result = json.loads((run / "metrics.json").read_text())
+        values = flatten(result)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return (f"<p class=muted>Not measured yet: <code>mnistgan evaluate {esc(run)}</code> writes "
+                "metrics.json.</p>")
+    refs = [(name, flatten(r)) for name, r in calibration(result.get("dataset", "")).get("references", {}).items()]
+    head = "".join(f"<th>{esc(name)}</th>" for name, _ in refs)
+    body = "".join(
+        f"<tr><td>{esc(k)}</td><td>{v:.4g}</td>" + "".join(
+            f"<td>{ref[k]:.4g}</td>" if k in ref else "<td></td>" for _, ref in refs) + "</tr>"
+        for k, v in values.items())
+    net = result.get("feature_network", {})
+    return (f"<p class=muted>{esc(result.get('n'))} forgeries against the {esc(result.get('dataset'))} test split; "
+            f"features: {esc(net.get('name'))}. Beside each number, the same metric for reference image sets "
+            f"(calibration).</p><table class=metrics><tr><th>metric</th><th>this run</th>{head}</tr>{body}</table>")
+
+
+def story(run: Path, src: Callable[[str], str], live: bool = False) -> str:
+    """The run page's body: forgeries epoch by epoch (slider), the progress sheet, curves,
+    real beside forged, the novelty figure and the metrics. `live`: the page follows the
+    run (app.js polls and replaces this fragment)."""
+    d = describe(run)
+    if d["error"]:
+        return f"<section><h2>{esc(run.name)}</h2><p class=error>{esc(d['error'])}</p></section>"
+    found = grids(run)
+    epochs = [int(p.stem.split("-")[1]) for p in found]
+    first = (f'<figure><img id=grid class=pixel alt="fixed-noise forgeries" src="{esc(src(str(found[-1].relative_to(run))))}">'
+             f'<figcaption>Forgeries of one fixed noise batch at epoch <b id=grid-epoch>{epochs[-1]}</b>'
+             f'{"; each row a class" if d["conditional"] else ""}.</figcaption></figure>'
+             f'<input id=epoch type=range min=0 max={len(found) - 1} value={len(found) - 1} aria-label="epoch">'
+             f'<script type="application/json" id=grid-sources>'
+             + json.dumps([[e, src(str(p.relative_to(run)))] for e, p in zip(epochs, found)]).replace("</", "<\\/")
+             + "</script>") if found else "<p class=muted>No epoch has ended yet.</p>"
+
+    def figure(name: str, caption: str) -> str:
+        path = run / name
+        if not path.is_file():
+            return ""
+        return f'<figure><img alt="{esc(caption)}" src="{esc(src(name))}"><figcaption>{esc(caption)}</figcaption></figure>'
+
+    c = d["config"]
+    return (
+        f'<section class=story data-run="{esc(run.name)}" data-epochs="{len(found)}" data-live="{int(live)}">'
+        f"<h2>{esc(run.name)}</h2>"
+        f"<p>Preset <b>{esc(c.preset)}</b> on <b>{esc(c.dataset)}</b>: {d['epochs_done']} of {c.epochs} epochs "
+        f"({d['images_seen']:,} images seen), <span class=state>{esc(d['state'])}</span>"
+        + (f", FID {d['fid']:.2f}" if isinstance(d["fid"], (int, float)) else "") + ".</p>"
+        "<h3>The counterfeiter learns</h3>" + first
+        + figure("progress.png", "The forging process on one sheet: one row per strip epoch")
+        + "<h3>The contest</h3>" + curves_svg(d["rows"])
+        + "<h3>Real beside forged</h3>" + figure("real_vs_fake.png", "Real images (left) beside forgeries (right)")
+        + figure("novelty.png", "Forgeries beside their nearest training images")
+        + "<h3>Measured</h3>" + metrics_table(run)
+        + "</section>")
+
+
+def page(title: str, body: str, nav: str = "", inline: bool = False) -> str:
+    """A whole page; `inline` puts the style and script inside it (the offline report)."""
+    style = f"<style>{STYLE.read_text()}</style>" if inline else '<link rel=stylesheet href="/static/style.css">'
+    script = f"<script>{SCRIPT.read_text()}</script>" if inline else '<script src="/static/app.js" defer></script>'
+    return (f"<!doctype html><html lang=en><head><meta charset=utf-8>"
+            f'<meta name=viewport content="width=device-width, initial-scale=1"><title>{esc(title)}</title>'
+            f'<link rel=icon href="data:,">{style}{script}</head>'
+            f"<body><header><h1>mnistgan</h1><p class=tag>the counterfeiter and the police officer</p>{nav}</header>"
+            f"<main>{body}</main></body></html>")
+
+
+def report(run: Path) -> str:
+    """The run's story as one self-contained HTML file: images inlined, style and script too."""
+    return page(f"mnistgan report: {run.name}", story(run, lambda rel: data_uri(run / rel)), inline=True)
