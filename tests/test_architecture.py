@@ -70,6 +70,8 @@ FORBIDDEN = {
     "distributed": ROOMS - {"distributed", "errors"},
     "imagefolder": ROOMS - {"imagefolder", "errors", "files"},
 }
+for _room in ROOMS - {"cli", "web"}:  # the web page is started by the CLI alone
+    FORBIDDEN[_room] = FORBIDDEN.get(_room, set()) | {"web"}
 # data imports only config, errors, files and imagefolder (files: the cache folder; it imports nothing
 # of the package but errors, so data stays below every room that knows about models).
 ALLOWED = {"data": {"config", "errors", "files", "imagefolder"}}
