@@ -131,6 +131,9 @@ def test_forge_draws_the_digit_asked_for(server, page, tmp_path):
     page.wait_for_function("document.querySelector('#forged').dataset.query?.includes('digit=7')")
     page.wait_for_function("document.querySelector('#forged').naturalWidth > 0")
     query = page.eval_on_selector("#forged", "img => img.dataset.query")
+    page.eval_on_selector("#t", "s => { s.value = 60; s.dispatchEvent(new Event('input')); }")  # along the walk
+    page.wait_for_function("document.querySelector('#between').dataset.url?.includes('t=0.6')")
+    page.wait_for_function("document.querySelector('#between').naturalWidth > 0")
     shot(page, "forge-7", tmp_path)
     status, body = raw_get(server, f"/api/runs/digits/forge?{query}&format=npy")  # the same request, as .npy
     assert status == 200
@@ -192,6 +195,8 @@ def test_traversal_and_oversized_requests_get_their_4xx(server, runs, tmp_path):
         status, body = raw_get(server, "/api/runs/digits/forge?n=100000")
         assert status == 422 and b"n must be 1..256" in body
         assert raw_get(server, "/api/runs/digits/walk?steps=1000")[0] == 422
+        assert raw_get(server, "/api/runs/digits/walk?t=1.5")[0] == 422
+        assert raw_get(server, "/api/runs/digits/walk?t=0.5&digit=7")[0] == 200
         assert raw_get(server, "/api/runs/digits/forge?digit=12")[0] == 422
         assert raw_get(server, "/api/runs/small/forge?digit=3")[0] == 422   # unconditional
         big = b"\x89PNG" + b"\0" * (3 * 1024 * 1024)

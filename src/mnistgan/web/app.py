@@ -171,7 +171,11 @@ def create_app(runs_dir: str | Path):
                 "<button type=submit>Forge</button> <a id=download-png download=forgeries.png href='#'>PNG</a> "
                 "<a id=download-npy download=forgeries.npy href='#'>.npy</a></form>"
                 "<p id=forge-error class=error></p><img id=forged class=pixel alt='forgeries'>"
-                f"<h3>A walk through the noise</h3><label>steps <input id=steps type=range min=2 max={MAX_WALK} value=12></label>"
+                "<h3>A walk through the noise</h3><p class=muted>Between two noise vectors drawn from the seed: "
+                "slide to move from one forgery to the other.</p>"
+                "<label>position <input id=t type=range min=0 max=100 value=0 aria-label='position on the walk'></label>"
+                "<img id=between class=pixel alt='the forgery at this point of the walk'>"
+                f"<p><label>steps <input id=steps type=range min=2 max={MAX_WALK} value=12></label></p>"
                 "<img id=walk class=pixel alt='latent walk'></section>")
         return story.page(f"mnistgan: forge from {name}", body, _nav(name))
 
@@ -202,14 +206,29 @@ def create_app(runs_dir: str | Path):
         return Response(buf.getvalue(), media_type="image/png")
 
     @app.get("/api/runs/{name}/walk")
-    def walk(name: str, steps: int = 12, seed: int = 0):
+    def walk(name: str, steps: int = 12, seed: int = 0, t: float | None = None, digit: int | None = None):
+        """The walk between two noise vectors (and, conditional, across classes) as rows of
+        `steps` images; with t in [0, 1], the one forgery at that point of the noise walk."""
         if not 2 <= steps <= MAX_WALK:
             raise HTTPException(422, f"steps must be 2..{MAX_WALK}, got {steps}")
+        if t is not None and not 0 <= t <= 1:
+            raise HTTPException(422, f"t must be in [0, 1], got {t}")
+        if seed < 0 or seed >= 2**63:
+            raise HTTPException(422, f"seed must be 0..2**63-1, got {seed}")
         m = loaded(name)
-        with m.lock:
-            rows = generation.walk(m.G, m.config, steps, seed)
+        _labels_check(m.config, digit)
         buf = io.BytesIO()
-        images.save_grid(buf, rows.reshape(-1, 28, 28), nrow=steps, scale=2)
+        with m.lock:
+            if t is None:
+                rows = generation.walk(m.G, m.config, steps, seed, digit)
+                images.save_grid(buf, rows.reshape(-1, 28, 28), nrow=steps, scale=2)
+            else:
+                import torch
+
+                a, b = generation.noise(2, m.config.z_dim, seed)
+                z = generation.slerp(a, b, torch.tensor([float(t)]))
+                x = images.to_uint8(generation.generate(m.G, z, generation.class_labels(m.config, 1, digit)))
+                images.save_grid(buf, x, nrow=1, scale=6)
         return Response(buf.getvalue(), media_type="image/png")
 
     @app.get("/runs/{name}/police", response_class=HTMLResponse)

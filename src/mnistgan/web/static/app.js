@@ -61,16 +61,35 @@ function setupForge(section) {
     p.set("format", "npy");
     section.querySelector("#download-npy").href = `/api/runs/${run}/forge?${p}`;
   };
-  const walk = async () => {
-    const steps = section.querySelector("#steps").value;
-    const response = await fetch(`/api/runs/${run}/walk?steps=${steps}&seed=${section.querySelector("#seed").value}`);
+  const image = async (url, target) => {
+    const response = await fetch(url);
     if (!response.ok) { error.textContent = (await response.json()).error; return; }
-    section.querySelector("#walk").src = URL.createObjectURL(await response.blob());
+    const img = section.querySelector(target);
+    img.src = URL.createObjectURL(await response.blob());
+    img.dataset.url = url;
   };
-  form.addEventListener("submit", forge);
+  const walkQuery = () => {
+    const p = new URLSearchParams({seed: section.querySelector("#seed").value});
+    const digit = section.querySelector("#digit");
+    if (digit && digit.value !== "") p.set("digit", digit.value);
+    return p;
+  };
+  const walk = () => {
+    const p = walkQuery();
+    p.set("steps", section.querySelector("#steps").value);
+    return image(`/api/runs/${run}/walk?${p}`, "#walk");
+  };
+  const between = () => {
+    const p = walkQuery();
+    p.set("t", (Number(section.querySelector("#t").value) / 100).toString());
+    return image(`/api/runs/${run}/walk?${p}`, "#between");
+  };
+  form.addEventListener("submit", (e) => { forge(e); walk(); between(); });
   section.querySelector("#steps").addEventListener("change", walk);
+  section.querySelector("#t").addEventListener("input", between);
   forge();
   walk();
+  between();
 }
 
 function setupPolice(section) {
