@@ -220,84 +220,28 @@ def cmd_sample(a: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
-    from . import distributed
-
-    place = distributed.init(a.device)  # under torchrun: sampling and features shared out
-    try:
-        if place.active:
-            if not a.run:
-                raise MnistganError("under torchrun, evaluate samples a RUN; score --images in one process")
-            return _evaluate_shared(a, place)
-        return _evaluate(a)
-    finally:
-        distributed.shutdown()
-
-
-def _check_evaluation_count(n: int) -> None:
-    from .metrics import MAX_IMAGES
-
-    if n > MAX_IMAGES:
-        raise MnistganError(f"--n must be at most {MAX_IMAGES:,} for an evaluation, got {n:,}")
-
-
-def _evaluate_shared(a: argparse.Namespace, place) -> int:
-    """Each process draws and measures its share of the forgeries; rank 0 gathers them and
-    computes every metric: the same numbers as one process."""
-    import torch
-
-    from . import distributed, generation
-    from .metrics import Reference
-
-    _check_evaluation_count(a.n)
-    device = distributed.device_for(a.device, place)
-    G, config = generation.load_generator(a.run, device)
-    share = distributed.share(-(-a.n // generation.CHUNK), place)
-    mine = generation.forge(G, config, a.n, a.seed, chunks=share)
-    dataset = a.dataset or config.dataset
-    reference = Reference(dataset, a.data_dir or config.data_dir, device=device,
-                          invert=a.invert or (config.invert if dataset == config.dataset else "auto"))
-    feats, probs = reference.net(mine)
-    dev = torch.device(device)
-    imgs, feats, probs = (distributed.gather(torch.as_tensor(t).to(dev)).cpu() for t in (mine, feats, probs))
-    if not place.main:
-        return 0
-    return _evaluate(a, shared=(imgs.numpy(), (feats, probs)))
-
-
-def _evaluate(a: argparse.Namespace, shared: tuple | None = None) -> int:
-    """One process's evaluate; `shared`: (images, (features, probabilities)) that several
-    processes drew and measured, gathered by rank 0."""
-    import contextlib
-
-    from . import files, generation, runs
+    from . import distributed, evaluation
     from .callbacks import progress_bar
-    from .metrics import evaluate, read_images, report
+    from .metrics import report
 
     if bool(a.run) == bool(a.images):
         raise MnistganError("give either a RUN folder or --images FILE.npy")
-    if a.images:
-        imgs, dataset, data_dir, invert = read_images(a.images), a.dataset or "mnist", a.data_dir, a.invert or "auto"
-        out = Path(a.out or "metrics.json")
-    else:
-        _check_evaluation_count(a.n)
-        config = generation.read_config(a.run)
-        dataset, data_dir = a.dataset or config.dataset, a.data_dir or config.data_dir
-        invert = a.invert or (config.invert if dataset == config.dataset else "auto")
-        out = Path(a.out or Path(a.run) / "metrics.json")
-    if not out.parent.is_dir():
-        raise MnistganError(f"--out {out}: folder {out.parent} does not exist")
     metrics = [m.strip() for m in a.metrics.split(",")] if a.metrics else None
-    files.refuse_existing(report.outputs(out, metrics), a.force)  # before any work
-    if a.run:
-        imgs = shared[0] if shared else generation.sample(a.run, n=a.n, seed=a.seed, device=a.device)
-    result, ctx = evaluate(imgs, dataset, metrics, data_dir, progress=progress_bar, device=a.device,
-                           fake=shared[1] if shared else None, invert=invert)
-    with files.RunLock(out.parent) if runs.is_run(out.parent) else contextlib.nullcontext():
-        written = report.write(result, ctx, out, a.force)
-    print(report.table(result))
-    for path in written[1:]:
+    place = distributed.init(a.device)  # under torchrun: sampling and features shared out
+    try:
+        if place.active and not a.run:
+            raise MnistganError("under torchrun, evaluate samples a RUN; score --images in one process")
+        common = {"out": a.out, "metrics": metrics, "dataset": a.dataset, "data_dir": a.data_dir,
+                  "invert": a.invert, "device": a.device, "force": a.force, "progress": progress_bar}
+        done = evaluation.run(a.run, a.n, a.seed, **common) if a.run else evaluation.images_file(a.images, **common)
+    finally:
+        distributed.shutdown()
+    if done is None:  # another process of torchrun's group: rank 0 reports
+        return 0
+    print(report.table(done.result))
+    for path in done.written[1:]:
         print(f"novelty figure: {path}")
-    print(f"metrics written to {out}", file=sys.stderr)
+    print(f"metrics written to {done.written[0]}", file=sys.stderr)
     return 0
 
 

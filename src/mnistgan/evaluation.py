@@ -1,0 +1,80 @@
+"""Evaluating a run or a file of images end to end: draw the forgeries (a run), measure them
+(metrics), and write metrics.json and the novelty figure, never over existing files unless
+asked. Under torchrun each process draws and measures its share of a run's forgeries and
+rank 0 gathers them: the same numbers as one process. The CLI and the API call this."""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import distributed, files, generation
+from .errors import MnistganError
+from .metrics import MAX_IMAGES, Reference, evaluate, read_images, report
+
+
+@dataclass
+class Evaluation:
+    result: dict          # metrics.evaluate's result (what metrics.json holds)
+    written: list[Path]   # metrics.json, and the novelty figure when memorization ran
+
+
+def check_count(n: int) -> None:
+    if n > MAX_IMAGES:
+        raise MnistganError(f"--n must be at most {MAX_IMAGES:,} for an evaluation, got {n:,}")
+
+
+def _outputs(out: Path, metrics: list[str] | None, force: bool) -> Path:
+    if not out.parent.is_dir():
+        raise MnistganError(f"--out {out}: folder {out.parent} does not exist")
+    files.refuse_existing(report.outputs(out, metrics), force)  # before any work
+    return out
+
+
+def images_file(path: str, out: str | None = None, metrics: list[str] | None = None, dataset: str | None = None,
+                data_dir=None, invert: str | None = None, device: str = "cpu", force: bool = False,
+                progress=None) -> Evaluation:
+    """Scores a .npy of N x 28 x 28 images (uint8, or floats in [0, 1]) into out (default metrics.json)."""
+    target = _outputs(Path(out or "metrics.json"), metrics, force)
+    imgs = read_images(path)
+    result, ctx = evaluate(imgs, dataset or "mnist", metrics, data_dir, progress=progress, device=device,
+                           invert=invert or "auto")
+    return Evaluation(result, report.write(result, ctx, target, force))
+
+
+def run(path: str, n: int = 10000, seed: int = 0, out: str | None = None, metrics: list[str] | None = None,
+        dataset: str | None = None, data_dir=None, invert: str | None = None, device: str = "cpu",
+        force: bool = False, progress=None) -> Evaluation | None:
+    """Draws n forgeries from the run's newest checkpoint and scores them into out (default
+    RUN/metrics.json, written under the run's lock). Under torchrun every process calls this;
+    rank 0 returns the Evaluation, the others None."""
+    check_count(n)
+    config = generation.read_config(path)
+    dataset = dataset or config.dataset
+    invert = invert or (config.invert if dataset == config.dataset else "auto")
+    data_dir = data_dir or config.data_dir
+    place = distributed.current()
+    target = Path(out or Path(path) / "metrics.json")
+    _outputs(target, metrics, force)  # every process checks, so that all stop together
+    fake = None
+    if place.active:
+        device = distributed.device_for(device, place)
+        G, config = generation.load_generator(path, device)
+        share = distributed.share(-(-n // generation.CHUNK), place)
+        mine = generation.forge(G, config, n, seed, chunks=share)
+        feats, probs = Reference(dataset, data_dir, device=device, invert=invert).net(mine)
+        dev = torch.device(device)
+        imgs, feats, probs = (distributed.gather(torch.as_tensor(t).to(dev)).cpu() for t in (mine, feats, probs))
+        if not place.main:
+            return None
+        imgs, fake = imgs.numpy(), (feats, probs)
+    else:
+        imgs = generation.sample(path, n=n, seed=seed, device=device)
+    result, ctx = evaluate(np.asarray(imgs), dataset, metrics, data_dir, progress=progress, device=device,
+                           fake=fake, invert=invert)
+    in_run = (target.parent / "config.json").is_file()  # a run folder: write under its lock
+    with files.RunLock(target.parent) if in_run else contextlib.nullcontext():
+        return Evaluation(result, report.write(result, ctx, target, force))
