@@ -149,3 +149,18 @@ def test_unknown_metric_and_bad_images():
         Context(np.zeros((5, 32, 32), np.uint8), Reference())
     with pytest.raises(MnistganError, match="float images must lie in"):
         Context(np.full((20, 28, 28), 3.0), Reference())
+
+
+def test_within_class_diversity_tells_collapse_from_variety():
+    from mnistgan.metrics import measures
+
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(600, 16, generator=g) + torch.arange(3).repeat(200)[:, None] * 10.0
+    labels = torch.arange(3).repeat(200)
+    varied = torch.randn(300, 16, generator=g) + torch.arange(3).repeat(100)[:, None] * 10.0
+    fake_labels = torch.arange(3).repeat(100)
+    ok = measures.within_class_diversity(real, labels, varied, fake_labels)
+    assert 0.9 < ok["within_class_ratio"] < 1.1 and ok["near_duplicate_share"] < 0.05 and ok["classes_counted"] == 3
+    collapsed = torch.arange(3).repeat(100)[:, None] * 10.0 + 0.01 * torch.randn(300, 16, generator=g)  # one image a class
+    bad = measures.within_class_diversity(real, labels, collapsed, fake_labels)
+    assert bad["within_class_ratio"] < 0.05 and bad["near_duplicate_share"] > 0.95

@@ -182,3 +182,24 @@ def test_relativistic_g_phase_sees_real_logits_and_trains():
     before = [p.detach().clone() for p in t.G.parameters()]
     stats = t.train_step(real)
     assert torch.isfinite(stats).all() and all(not torch.equal(a, p) for a, p in zip(before, t.G.parameters()))
+
+
+def test_mode_seeking_against_hand_computation_same_class_pairs_only():
+    torch.manual_seed(0)
+    fake = torch.rand(4, 1, 28, 28, requires_grad=True)
+    z = torch.randn(4, 8)
+    labels = torch.tensor([1, 2, 1, 2])
+    b = objectives.Batch(torch.rand(4, 1, 28, 28), fake, labels, labels, labels, torch.Generator(), z=z)
+    loss = objectives.ModeSeeking(2.0).g(b, None)
+    ratios = [(fake[i] - fake[j]).abs().mean() / (z[i] - z[j]).abs().mean() for i, j in ((0, 2), (1, 3))]
+    torch.testing.assert_close(loss, 2.0 / (torch.stack(ratios).mean() + 1e-5))
+    loss.backward()
+    assert fake.grad is not None and fake.grad.abs().sum() > 0      # G is pushed to spread its forgeries
+    unconditional = objectives.Batch(b.real, fake.detach(), None, None, None, torch.Generator(), z=z)
+    every = [(fake[i] - fake[j]).abs().mean() / (z[i] - z[j]).abs().mean() for i in range(4) for j in range(i + 1, 4)]
+    torch.testing.assert_close(objectives.ModeSeeking(1.0).g(unconditional, None), 1.0 / (torch.stack(every).mean() + 1e-5))
+    lonely = objectives.Batch(b.real, fake, torch.tensor([0, 1, 2, 3]), torch.tensor([0, 1, 2, 3]), None,
+                              torch.Generator(), z=z)
+    assert objectives.ModeSeeking(1.0).g(lonely, None) is None      # no pair of one class: nothing to add
+    names = [type(t).__name__ for t in objectives.GANLoss(from_preset("best", {"mode_seeking": 1}), critic(Quadratic())).terms]
+    assert names == ["ModeSeeking"]

@@ -44,6 +44,7 @@ class TrainConfig:
     optimizer: str = field(default="adam-tf1", metadata=FIXED)      # adam-tf1 (TF1's epsilon placement) or adam (PyTorch's)
     d_steps: int = field(default=1, metadata=FIXED)           # D steps per G step (each on its own real batch)
     label_smoothing: float = field(default=0.0, metadata=FIXED)  # one-sided: real target 1 - s (minimax, nonsaturating)
+    mode_seeking: float = field(default=0.0, metadata=FIXED)  # MSGAN's mode-seeking term weight (Mao et al. 2019): G keeps same-class forgeries apart; 0: off
     r1_gamma: float = field(default=0.0, metadata=FIXED)      # R1 penalty gamma/2 E|grad_x D(x)|^2 on real images (Mescheder et al. 2018); 0: off
     gp_lambda: float = field(default=10.0, metadata=FIXED)    # wgan-gp: gradient-penalty weight
     aux_weight: float = field(default=0.0, metadata=FIXED)    # conditional: auxiliary-classifier head on D (Odena et al. 2017), weight of its cross-entropy in both losses; 0: off
@@ -226,7 +227,7 @@ INT_RANGES: dict[str, tuple[int, int]] = {
 FLOAT_RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "lr": (0, 1, False, False), "lr_d": (0, 1, False, False), "beta1": (0, 1, True, False),
     "beta2": (0, 1, True, False), "eps": (0, 1, False, True), "init_std": (0, 10, False, True),
-    "label_smoothing": (0, 0.5, True, False), "r1_gamma": (0, 1e6, True, True), "gp_lambda": (0, 1e6, True, True),
+    "label_smoothing": (0, 0.5, True, False), "r1_gamma": (0, 1e6, True, True), "mode_seeking": (0, 1e6, True, True), "gp_lambda": (0, 1e6, True, True),
     "aux_weight": (0, 1e6, True, True), "max_seconds": (0, 1e9, False, True),
 }
 

@@ -22,7 +22,7 @@ def applies(config, G, D) -> bool:
             and not config.compile and type(G) is MLPGenerator and type(D) is MLPDiscriminator
             and len(G.net) == 4 and len(D.net) == 4 and G.embed is None and D.embed is None
             and config.d_steps == 1 and not config.label_smoothing and not config.r1_gamma
-            and not config.ema_half_life)
+            and not config.ema_half_life and not config.mode_seeking)
 
 
 class SeedStep:

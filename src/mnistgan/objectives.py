@@ -144,6 +144,7 @@ class Batch:
     noise: torch.Generator          # the run's noise stream, for draws the phases make
     size: int | None = None         # the global batch (several processes: each holds its `part`)
     part: slice | None = None
+    z: Tensor | None = None         # the noise G was given (this process's part)
 
     def draw(self, draw: Callable[..., Tensor], *shape: int) -> Tensor:
         """draw(size, *shape) from the run's noise, for the global batch, this process's part."""
@@ -277,6 +278,31 @@ class R1(Term):
         return self.gamma / 2 * grad.square().sum(dim=(1, 2, 3)).mean()
 
 
+class ModeSeeking(Term):
+    """The mode-seeking term of MSGAN (Mao et al. 2019) against within-class collapse: G is
+    asked to keep forgeries of one class as far apart as their noise vectors are. For every
+    pair of forgeries in the batch with the same class (all pairs when unconditional),
+    ratio = mean |G(z1) - G(z2)| / mean |z1 - z2| (L1 per element); G's loss adds
+    w / (mean ratio + 1e-5). D is untouched."""
+
+    def __init__(self, weight: float):
+        self.w = weight
+
+    def g(self, batch, out):
+        x = batch.fake.float().flatten(1)
+        z = batch.z.float()
+        n = x.shape[0]
+        pair = torch.ones(n, n, dtype=torch.bool, device=x.device).triu(1)
+        if batch.fake_labels is not None:
+            pair &= batch.fake_labels[:, None] == batch.fake_labels[None, :]
+        if not bool(pair.any()):
+            return None
+        d_img = torch.cdist(x, x, p=1) / x.shape[1]
+        d_z = torch.cdist(z, z, p=1) / z.shape[1]
+        ratio = (d_img[pair] / d_z[pair].clamp_min(1e-8)).mean()
+        return self.w / (ratio + 1e-5)
+
+
 def terms_for(config, objective: Objective) -> list[Term]:
     """The regularisers a config switches on, in the order their losses are added."""
     terms: list[Term] = []
@@ -288,6 +314,8 @@ def terms_for(config, objective: Objective) -> list[Term]:
         terms.append(GradientPenalty(config.gp_lambda))
     if config.r1_gamma:
         terms.append(R1(config.r1_gamma))
+    if config.mode_seeking:
+        terms.append(ModeSeeking(config.mode_seeking))
     return terms
 
 

@@ -142,7 +142,7 @@ class Trainer:
         with self._autocast(), torch.set_grad_enabled(g_step):
             fake = self._g(z, codes)
         batch = objectives.Batch(real, fake, labels if c.conditional else None, codes if c.conditional else None,
-                                 codes, self.noise, B, part)
+                                 codes, self.noise, B, part, z)
 
         d_loss, d_out = self.loss.d_phase(batch)
         self.opt_d.zero_grad(set_to_none=True)

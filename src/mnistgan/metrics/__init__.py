@@ -146,6 +146,13 @@ def prdc(ctx: Context) -> dict:
     return measures.prdc(ctx.real, ctx.fake[0])
 
 
+@register("diversity")
+def diversity(ctx: Context) -> dict:
+    """Within-class variety of the forgeries against the real test images (measures.within_class_diversity)."""
+    return measures.within_class_diversity(ctx.real, torch.from_numpy(ctx.test[1].astype(np.int64)),
+                                           ctx.fake[0], ctx.fake[1].argmax(1))
+
+
 @register("memorization")
 def memorization(ctx: Context) -> dict:
     """Pixel distance (images in [0, 1], 784 dimensions) from each forgery to its nearest

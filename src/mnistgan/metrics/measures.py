@@ -154,3 +154,30 @@ def parzen(samples: torch.Tensor, validation: torch.Tensor, test: torch.Tensor,
     best = sigmas[max(range(len(sigmas)), key=scores.__getitem__)]
     ll = parzen_log_likelihood(samples, test, best)
     return {"mean": float(ll.mean()), "std_error": float(ll.std() / math.sqrt(len(ll))), "sigma": best}
+
+
+def within_class_diversity(real: torch.Tensor, real_classes: torch.Tensor, fake: torch.Tensor,
+                           fake_classes: torch.Tensor, per_class: int = 500, quantile: float = 0.01) -> dict:
+    """How varied the forgeries of each class are, against real images of that class, in
+    feature space (classes: the real labels, and the classifier's reading of each forgery):
+    ratio = mean pairwise distance among forgeries of class k / the same among real images of
+    class k (1: as varied as real; near 0: one image drawn many times), and the share of
+    forgery pairs closer than the `quantile` of real same-class pair distances (near-duplicates).
+    Averaged over the classes with at least two forgeries; at most `per_class` images a class."""
+    ratios, dup_share, counted = [], [], []
+    for k in torch.unique(real_classes).tolist():
+        r = real[real_classes == k][:per_class].double()
+        f = fake[fake_classes == k][:per_class].double()
+        if len(r) < 2 or len(f) < 2:
+            continue
+        upper_r = torch.ones(len(r), len(r), dtype=torch.bool).triu(1)
+        upper_f = torch.ones(len(f), len(f), dtype=torch.bool).triu(1)
+        dr = torch.cdist(r, r)[upper_r]
+        df = torch.cdist(f, f)[upper_f]
+        ratios.append(float(df.mean() / dr.mean()))
+        dup_share.append(float((df < torch.quantile(dr, quantile)).double().mean()))
+        counted.append(k)
+    if not ratios:
+        return {"within_class_ratio": float("nan"), "near_duplicate_share": float("nan"), "classes_counted": 0}
+    return {"within_class_ratio": sum(ratios) / len(ratios), "worst_class_ratio": min(ratios),
+            "near_duplicate_share": sum(dup_share) / len(dup_share), "classes_counted": len(counted)}
