@@ -199,3 +199,16 @@ def test_evaluate_without_a_feature_network_says_how_to_make_one(tmp_path, isola
     images = np.zeros((20, 28, 28), np.uint8)
     with pytest.raises(MnistganError, match=f"train one with: mnistgan classifier train --dataset folder:{root}"):
         mnistgan.evaluate(images, metrics=["fid"], dataset=f"folder:{root}")
+
+
+def test_many_images_are_converted_by_worker_processes_with_the_same_result(tmp_path, isolated_env, monkeypatch):
+    root = shapes.make_folder(tmp_path / "s", per_class=8)
+    (root / "square" / "broken.png").write_bytes(b"\x89PNG not really")
+    alone = data.open_dataset(f"folder:{root}", invert="yes")      # below the threshold: in this process
+    monkeypatch.setattr(imagefolder, "PARALLEL_FROM", 1)
+    monkeypatch.setenv("MNISTGAN_CACHE", str(tmp_path / "other-cache"))
+    workers = data.open_dataset(f"folder:{root}", invert="yes")    # spawned workers
+    assert workers.skipped == alone.skipped and len(workers.skipped) == 1
+    for split in ("train", "test"):
+        np.testing.assert_array_equal(workers.split(split)[0], alone.split(split)[0])
+        np.testing.assert_array_equal(workers.split(split)[1], alone.split(split)[1])

@@ -29,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -163,21 +162,49 @@ def _content_key(root: Path, paths: list[Path], invert: str) -> str:
     return h.hexdigest()
 
 
+def _frame_or_error(path: str, invert: str) -> np.ndarray | str:
+    """One image's frame, or why it cannot be read (PIL raises many kinds: OSError,
+    ValueError, SyntaxError, DecompressionBombError, ...)."""
+    try:
+        return to_frame(path, invert)
+    except Exception as e:
+        return f"{type(e).__name__}: {e}"
+
+
+PARALLEL_FROM = 2000  # images; fewer are converted in this process (starting workers costs ~0.5 s)
+
+
 def _convert(paths: list[Path], root: Path, invert: str, progress: Progress) -> tuple[np.ndarray, list[str]]:
-    """Frames of paths (N x 28 x 28; zeros where unreadable) and the skipped files' reasons."""
+    """Frames of paths (N x 28 x 28; zeros where unreadable) and the skipped files' reasons.
+
+    Many images are converted by worker processes (spawned: the parent may hold torch's
+    threads): measured 4,010 images/s with 2 processes against 2,429 in one process and 1,573
+    with 2 threads (Pillow keeps the GIL for much of the work)."""
     frames = np.zeros((len(paths), 28, 28), np.uint8)
     skipped: list[str] = []
-
-    def one(i: int) -> None:
-        try:
-            frames[i] = to_frame(paths[i], invert)
-        except Exception as e:  # PIL raises many kinds (OSError, ValueError, SyntaxError, DecompressionBombError)
-            skipped.append(f"{paths[i].relative_to(root)}: {type(e).__name__}: {e}")
-
     bar = progress(total=len(paths), desc="converting images", unit="img", leave=False) if callable(progress) else None
-    # Threads: Pillow releases the GIL while decoding, so 2 cores convert ~2x as fast as 1.
-    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        for _ in pool.map(one, range(len(paths)), chunksize=256):
+    workers = min(8, os.cpu_count() or 1)
+    names = [str(p) for p in paths]
+    if len(paths) >= PARALLEL_FROM and workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            results = pool.map(_frame_or_error, names, [invert] * len(names), chunksize=256)
+            for i, out in enumerate(results):
+                if isinstance(out, str):
+                    skipped.append(f"{paths[i].relative_to(root)}: {out}")
+                else:
+                    frames[i] = out
+                if bar is not None:
+                    bar.update(1)
+    else:
+        for i, name in enumerate(names):
+            out = _frame_or_error(name, invert)
+            if isinstance(out, str):
+                skipped.append(f"{paths[i].relative_to(root)}: {out}")
+            else:
+                frames[i] = out
             if bar is not None:
                 bar.update(1)
     if bar is not None:
