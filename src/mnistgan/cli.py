@@ -287,18 +287,9 @@ def cmd_serve(a: argparse.Namespace) -> int:
 
 
 def cmd_report(a: argparse.Namespace) -> int:
-    from . import files
-    from .runs import is_run
-    from .web.story import report
+    from .web.story import write_report
 
-    if not is_run(a.run):
-        raise MnistganError(f"{a.run} is not a run folder (no config.json)")
-    out = Path(a.out)
-    if not out.parent.is_dir():
-        raise MnistganError(f"--out {out}: folder {out.parent} does not exist")
-    files.refuse_existing([out], a.force)
-    files.atomic_write_bytes(out, report(Path(a.run)).encode(), overwrite=a.force)
-    print(f"mnistgan: wrote {out}", file=sys.stderr)
+    print(f"mnistgan: wrote {write_report(a.run, a.out, a.force)}", file=sys.stderr)
     return 0
 
 

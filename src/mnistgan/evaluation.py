@@ -28,9 +28,7 @@ def check_count(n: int) -> None:
 
 
 def _outputs(out: Path, metrics: list[str] | None, force: bool) -> Path:
-    if not out.parent.is_dir():
-        raise MnistganError(f"--out {out}: folder {out.parent} does not exist")
-    files.refuse_existing(report.outputs(out, metrics), force)  # before any work
+    files.check_outputs(report.outputs(out, metrics), force)  # before any work
     return out
 
 

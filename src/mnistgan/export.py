@@ -59,10 +59,8 @@ def export(run: str | os.PathLike, out: str | os.PathLike, format: str = "onnx",
     if format not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
     out = Path(out)
-    if not out.parent.is_dir():
-        raise ConfigError(f"--out {out}: folder {out.parent} does not exist")
     card = card_path(out)
-    files.refuse_existing([out, card], force)
+    files.check_outputs([out, card], force)
     if format == "onnx":
         _need_onnx()
     path = generation.checkpoint_of(run)

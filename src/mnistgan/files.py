@@ -80,6 +80,18 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, overwrite: bool = T
         f.write(data)
 
 
+def check_outputs(paths: Iterable[str | os.PathLike], force: bool = False) -> None:
+    """Fails before any work unless every output can be written: its folder exists, and no
+    file is there yet (unless force). The first path is the one the user named (--out)."""
+    from .errors import ConfigError
+
+    paths = [Path(p) for p in paths]
+    for p in paths:
+        if not p.parent.is_dir():
+            raise ConfigError(f"--out {paths[0]}: folder {p.parent} does not exist")
+    refuse_existing(paths, force)
+
+
 def refuse_existing(paths: Iterable[str | os.PathLike], force: bool = False) -> None:
     """Fails before any work if an output would replace an existing file (unless force)."""
     from .errors import ConfigError

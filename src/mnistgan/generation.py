@@ -238,9 +238,7 @@ def check_output(out: str | os.PathLike, force: bool = False) -> Path:
     out = Path(out)
     if out.suffix.lower() not in (".png", ".npy"):
         raise ConfigError(f"--out must end in .png or .npy, got {str(out)!r}")
-    if not out.parent.is_dir():
-        raise ConfigError(f"--out {out}: folder {out.parent} does not exist")
-    files.refuse_existing([out], force)
+    files.check_outputs([out], force)
     return out
 
 

@@ -162,6 +162,18 @@ def page(title: str, body: str, nav: str = "", inline: bool = False) -> str:
             f"<main>{body}</main></body></html>")
 
 
+def write_report(run: str | Path, out: str | Path, force: bool = False) -> Path:
+    """Writes report(run) to out (atomically; an existing file only with force)."""
+    from ..errors import ConfigError
+
+    run, out = Path(run), Path(out)
+    if not (run / "config.json").is_file():
+        raise ConfigError(f"{run} is not a run folder (no config.json)")
+    files.check_outputs([out], force)
+    files.atomic_write_bytes(out, report(run).encode(), overwrite=force)
+    return out
+
+
 def report(run: Path) -> str:
     """The run's story as one self-contained HTML file: images inlined, style and script too."""
     return page(f"mnistgan report: {run.name}", story(run, lambda rel: data_uri(run / rel)), inline=True)
