@@ -247,12 +247,8 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
 def cmd_classifier(a: argparse.Namespace) -> int:
     from .callbacks import progress_bar
-    from .data import open_dataset
-    from .files import refuse_existing
-    from .metrics.classifier import outputs, train_classifier
+    from .metrics.classifier import train_classifier
 
-    key = open_dataset(a.dataset, a.data_dir, invert=a.invert, progress=progress_bar).key
-    refuse_existing(outputs(key, a.out), a.force)  # before minutes of training
     info = train_classifier(a.dataset, a.data_dir, epochs=a.epochs, seed=a.seed, out=a.out, progress=progress_bar,
                             force=a.force, invert=a.invert)
     print(f"{a.dataset} classifier: test accuracy {info['test_accuracy']:.4f}, sha256 {info['sha256']}, "

@@ -121,6 +121,8 @@ def train_classifier(dataset: str, data_dir=None, epochs: int = 4, seed: int = 0
     if source.num_classes < 2:
         raise MnistganError(f"{dataset} has no labels (no class sub-folders): a classifier, and so the metrics, "
                             "need 2 or more classes")
+    wpath, ipath = outputs(source.key, out)
+    files.refuse_existing((wpath, ipath), force)  # before minutes of training; again, atomically, at the end
     x, y = source.split("train")
     xt, yt = source.split("test")
     X = torch.from_numpy(x.copy()).unsqueeze(1)
@@ -154,17 +156,13 @@ def train_classifier(dataset: str, data_dir=None, epochs: int = 4, seed: int = 0
         pred = torch.cat([net(torch.from_numpy(c.copy()).unsqueeze(1).float().div(255).to(device))[1].argmax(1).cpu()
                           for c in np.array_split(xt, max(1, -(-len(xt) // 1000)))])
     acc = float((pred.numpy() == yt).mean())
-    wpath, ipath = outputs(source.key, out)
-    files.refuse_existing((wpath, ipath), force)  # checked again at the end: training takes minutes
     wpath.parent.mkdir(parents=True, exist_ok=True)
     files.atomic_write_bytes(wpath, save({k: v.contiguous().cpu() for k, v in net.state_dict().items()}),
                              overwrite=force)
-    info = {"dataset": dataset if source.key == dataset else source.key, "source": dataset,
-            "classes": list(source.classes), "test_accuracy": acc, "sha256": sha256(wpath), "epochs": epochs,
-            "seed": seed, "train_seconds": round(time.time() - t0, 1), "torch": torch.__version__}
-    if source.key == dataset:  # the shipped datasets' info keeps its shape
-        info.pop("source")
-        info.pop("classes")
+    info = {"dataset": source.key, "test_accuracy": acc, "sha256": sha256(wpath), "epochs": epochs, "seed": seed,
+            "train_seconds": round(time.time() - t0, 1), "torch": torch.__version__}
+    if source.key != dataset:  # folder:/idx: sets: what the key stands for
+        info.update(source=dataset, classes=list(source.classes))
     files.write_json(ipath, info, overwrite=force)
     return info
 
