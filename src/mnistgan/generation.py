@@ -97,19 +97,30 @@ def read_config(run_or_checkpoint: str | os.PathLike) -> TrainConfig:
 def load_generator(run_or_checkpoint: str | os.PathLike, device: str = "cpu") -> tuple[torch.nn.Module, TrainConfig]:
     """(generator in eval mode, config) from a run folder's latest checkpoint or a checkpoint
     file: the EMA generator when the run kept one (its batch-norm statistics recomputed)."""
+    G, _, config = load_networks(run_or_checkpoint, device, discriminator=False)
+    return G, config
+
+
+def load_networks(run_or_checkpoint: str | os.PathLike, device: str = "cpu", discriminator: bool = True
+                  ) -> tuple[torch.nn.Module, torch.nn.Module | None, TrainConfig]:
+    """(generator as load_generator gives it, discriminator in eval mode or None, config),
+    from one read of the checkpoint."""
     from . import models
 
     path = checkpoint_of(run_or_checkpoint)
     tensors, meta = ckpt.load(path)
     config = ckpt.config_of(path, meta)
-    G, _ = models.build(config)
+    G, D = models.build(config)
     ema = any(k.startswith("G_ema.") for k in tensors)
     ckpt.load_module("G_ema" if ema else "G", G, tensors, path)
     dev = runtime.resolve_device(device)
     G = G.to(dev)
     if ema:
         recalibrate_batch_norm(G, config, dev)
-    return G.eval(), config
+    if discriminator:
+        ckpt.load_module("D", D, tensors, path)
+        D = D.to(dev).eval()
+    return G.eval(), D if discriminator else None, config
 
 
 MAX_SAMPLES = 10_000_000   # forgeries one request may ask for (7.8 GB as uint8)

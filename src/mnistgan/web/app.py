@@ -42,17 +42,8 @@ class Loaded:
     """A run's networks, loaded once and reused until a newer checkpoint appears."""
 
     def __init__(self, path: Path):
-        import torch
-
-        from .. import models
-
         self.path, self.mtime = path, path.stat().st_mtime_ns
-        self.G, self.config = generation.load_generator(path, "cpu")
-        tensors, _ = ckpt.load(path)
-        torch.manual_seed(0)
-        _, self.D = models.build(self.config)
-        ckpt.load_module("D", self.D, tensors, path)
-        self.D.eval()
+        self.G, self.D, self.config = generation.load_networks(path, "cpu")
         self.net = None  # the dataset's classifier, loaded on the first verdict
         self.lock = threading.Lock()
 
