@@ -80,6 +80,20 @@ def test_the_cache_serves_a_second_open_and_a_changed_image_is_converted_again(t
     assert data.open_dataset(f"folder:{root}", invert="no").key not in (first.key, changed.key)
 
 
+def test_touched_images_are_found_by_content_and_indexed_again(tmp_path, isolated_env, monkeypatch):
+    import os
+
+    root = shapes.make_folder(tmp_path / "s", per_class=6)
+    first = data.open_dataset(f"folder:{root}")
+    for p in root.rglob("*.png"):
+        os.utime(p, ns=(1, 1))                                   # same content, new times: the index misses
+    hashed = []
+    real = imagefolder._content_key
+    monkeypatch.setattr(imagefolder, "_content_key", lambda *a: hashed.append(1) or real(*a))
+    assert data.open_dataset(f"folder:{root}").key == first.key and len(hashed) == 1
+    assert data.open_dataset(f"folder:{root}").key == first.key and len(hashed) == 1  # indexed: not hashed again
+
+
 def test_folder_mistakes_are_told_in_one_line(tmp_path, isolated_env):
     with pytest.raises(DataError, match="no such folder"):
         data.open_dataset(f"folder:{tmp_path / 'nope'}")

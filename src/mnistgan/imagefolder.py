@@ -231,6 +231,7 @@ def load_folder(path: str | os.PathLike, invert: str = "auto", progress: Progres
             key = json.loads(quick.read_text())["key"]
         except (OSError, ValueError, KeyError, TypeError):
             key = None
+    indexed = key is not None
     if key is None:
         key = _content_key(root, every, invert)
     stored = cache / f"{key[:32]}.safetensors"
@@ -238,9 +239,13 @@ def load_folder(path: str | os.PathLike, invert: str = "auto", progress: Progres
         try:
             arrays = load_file(stored)
             info = json.loads(arrays.pop("info").tobytes().decode())
-            return _dataset(root, key, info, arrays)
+            found = _dataset(root, key, info, arrays)
         except Exception:  # a damaged cache is converted again, never trusted
             pass
+        else:
+            if not indexed:  # same images, new sizes or times (a copy, a touch): index them for the next start
+                _write_index(quick, key)
+            return found
     arrays: dict[str, np.ndarray] = {}
     skipped: list[str] = []
     for split, items in layout.items():
@@ -261,9 +266,13 @@ def load_folder(path: str | os.PathLike, invert: str = "auto", progress: Progres
     cache.mkdir(parents=True, exist_ok=True)
     blob = save({**arrays, "info": np.frombuffer(json.dumps(info).encode(), np.uint8)})
     atomic_write_bytes(stored, blob)
+    _write_index(quick, key)
+    return _dataset(root, key, info, arrays)
+
+
+def _write_index(quick: Path, key: str) -> None:
     quick.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(quick, json.dumps({"key": key}).encode())
-    return _dataset(root, key, info, arrays)
 
 
 def _dataset(root: Path, key: str, info: dict, arrays: dict[str, np.ndarray]) -> FolderDataset:
