@@ -42,6 +42,14 @@ class _Parser(argparse.ArgumentParser):
                      f"{message} (see: {self.prog} --help)\n")
 
 
+def _invert_flag(parser: argparse.ArgumentParser, default: str | None = None) -> None:
+    """--invert for commands that may read a folder:PATH dataset; `default` as the help says it
+    ("auto" is also the value; any other default leaves it unset for the command to decide)."""
+    parser.add_argument("--invert", choices=["auto", "yes", "no"], default="auto" if default == "auto" else None,
+                        help="folder:PATH datasets: invert dark-on-light images "
+                             f"(default: {default or 'auto'}; auto decides per image from its border)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="mnistgan", description="Train GANs that forge handwritten digits.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -57,8 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", help="auto (CUDA when present), cpu, cuda, cuda:N")
     t.add_argument("--dataset", help="mnist, fashion-mnist, folder:PATH (your own images, class sub-folders) "
                                      "or idx:PATH (four IDX files in MNIST's layout)")
-    t.add_argument("--invert", choices=["auto", "yes", "no"],
-                   help="folder:PATH datasets: invert dark-on-light images (auto: per image, from its border)")
+    _invert_flag(t)
     t.add_argument("--data-dir", help="folder with the four IDX files (else $MNISTGAN_DATA_DIR, cache, download)")
     t.add_argument("--max-images", type=_positive_int, help="stop after this many images (short runs)")
     t.add_argument("--precision", choices=["fp32", "bf16"], help="fp32 (default) or bf16 autocast")
@@ -91,8 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--metrics", help="comma-separated subset (default: all)")
     e.add_argument("--dataset", help="real data to compare with (default: the run's, else mnist)")
     e.add_argument("--data-dir")
-    e.add_argument("--invert", choices=["auto", "yes", "no"],
-                   help="folder:PATH datasets: invert dark-on-light images (default: the run's, else auto: per image, from its border)")
+    _invert_flag(e, "the run's, else auto")
     e.add_argument("--out", help="metrics JSON path (default: RUN/metrics.json; with --images: metrics.json)")
     e.add_argument("--device", default="cpu")
     e.add_argument("--force", action="store_true", help="replace metrics.json and novelty.png if they exist")
@@ -101,8 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("action", choices=["train"])
     k.add_argument("--dataset", default="mnist", help="mnist, fashion-mnist, folder:PATH or idx:PATH")
     k.add_argument("--data-dir")
-    k.add_argument("--invert", default="auto", choices=["auto", "yes", "no"],
-                   help="folder:PATH datasets: invert dark-on-light images (auto: per image, from its border)")
+    _invert_flag(k, "auto")
     k.add_argument("--epochs", type=_positive_int, default=4)
     k.add_argument("--seed", type=_nonneg_int, default=0)
     k.add_argument("--out", help="folder for <dataset>.safetensors and .json (default: where evaluate looks: the "
@@ -130,8 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("action", choices=["fetch", "check"], help="fetch: find or download; check: validate")
     d.add_argument("--dataset", default="mnist", help="mnist, fashion-mnist, folder:PATH (converted and cached) or idx:PATH")
     d.add_argument("--data-dir")
-    d.add_argument("--invert", default="auto", choices=["auto", "yes", "no"],
-                   help="folder:PATH datasets: invert dark-on-light images (auto: per image, from its border)")
+    _invert_flag(d, "auto")
     return p
 
 

@@ -319,10 +319,10 @@ class Dataset:
 
     def __init__(self, name: str, data_dir=None, download: bool = True, invert: str = "auto",
                  progress: Progress = None):
-        self.name, self.kind = name, parse_name(name)[0]
+        self.kind, path = parse_name(name)
+        self.name = name
         self.skipped: list[str] = []
         self._splits: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        path = parse_name(name)[1]
         if self.kind == "folder":
             from . import imagefolder
 

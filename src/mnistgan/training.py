@@ -119,7 +119,7 @@ class Trainer:
         return self.G_ema
 
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Forgeries (B x 1 x 28 x 28 in [0, 1]) for noise z (conditional: labels, else 0..9 in turn)."""
+        """Forgeries (B x 1 x 28 x 28 in [0, 1]) for noise z (conditional: labels, else 0..K-1 in turn)."""
         return generation.generate(self.sampler(), z, labels, self.config.label_count)
 
     def generate_fixed(self) -> torch.Tensor:
