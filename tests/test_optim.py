@@ -60,3 +60,24 @@ def test_state_dict_round_trip():
         param.grad = torch.full((3,), 0.5)
         o.step()
     torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+
+def test_fused_step_is_step_without_the_wrapper():
+    """fused_step (the seed's fast path) makes the same update as step(), including the
+    first step (no state yet) and the TF1 epsilon schedule; registered hooks still run."""
+    torch.manual_seed(1)
+    p0 = torch.randn(64, 8)
+    grads = [torch.randn(64, 8) * 10 ** -k for k in range(6)]
+    a, b = torch.nn.Parameter(p0.clone()), torch.nn.Parameter(p0.clone())
+    oa, ob = AdamTF1([a], lr=2e-4, betas=(0.5, 0.999)), AdamTF1([b], lr=2e-4, betas=(0.5, 0.999))
+    for g in grads:
+        a.grad, b.grad = g.clone(), g.clone()
+        oa.step()
+        ob.fused_step()
+    assert torch.equal(a, b) and oa._t == ob._t == len(grads)
+    assert torch.equal(oa.state[a]["exp_avg_sq"], ob.state[b]["exp_avg_sq"])
+    calls = []
+    ob.register_step_post_hook(lambda *args: calls.append(1))
+    b.grad = grads[0].clone()
+    ob.fused_step()
+    assert calls == [1] and ob._t == len(grads) + 1

@@ -456,7 +456,11 @@ class DeviceData:
     def batch(self, order, step: int, batch_size: int, part: slice | None = None):
         """(images B x 1 x 28 x 28 float in [0, 1], labels B) for the step-th slice of order
         (only its `part`: one process's share of the global batch)."""
+        import torch
+
         idx = order[step * batch_size:(step + 1) * batch_size]
         if part is not None:
             idx = idx[part]
-        return self.images[idx].float().div_(255.0), self.labels[idx]
+        # index_select, not images[idx]: the same rows at a third of the time (advanced
+        # indexing goes through TensorIterator; ~0.06 ms a batch, 2% of the seed's step).
+        return torch.index_select(self.images, 0, idx).float().div_(255.0), torch.index_select(self.labels, 0, idx)
