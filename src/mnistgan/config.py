@@ -39,6 +39,7 @@ class TrainConfig:
     conditional: bool = field(default=False, metadata=FIXED)  # class-conditional G (label embedding) and D (projection)
     info_code: bool = field(default=False, metadata=FIXED)    # unconditional: G also takes a 10-way categorical code that D's head must recover from the forgery (InfoGAN, Chen et al. 2016); uses no labels
     spectral_norm: bool = field(default=False, metadata=FIXED)  # dcgan: spectral norm on D's layers
+    g_conditioning: str = field(default="concat", metadata=FIXED)  # dcgan, conditional: how G takes the class: concat (embedding beside z) or cbn (class-conditional batch norm at every layer)
     # --- how it is trained -----------------------------------------------------------
     objective: str = field(default="nonsaturating", metadata=FIXED)  # registered objective (see objectives.py)
     optimizer: str = field(default="adam-tf1", metadata=FIXED)      # adam-tf1 (TF1's epsilon placement) or adam (PyTorch's)
@@ -280,3 +281,6 @@ def validate(c: TrainConfig) -> None:
     need(not c.aux_weight or c.conditional,
          "aux_weight needs a conditional model (--set conditional=true): the classifier learns the labels")
     need(c.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16, got {c.precision!r}")
+    need(c.g_conditioning in ("concat", "cbn"), f"g_conditioning must be concat or cbn, got {c.g_conditioning!r}")
+    need(c.g_conditioning == "concat" or c.model == "dcgan",
+         f"g_conditioning=cbn is for the dcgan model family (its generator has batch norm); {c.model} has none")

@@ -36,7 +36,7 @@ def _mlp(c) -> tuple[nn.Module, nn.Module]:
 
 
 def _dcgan(c) -> tuple[nn.Module, nn.Module]:
-    return (DCGANGenerator(c.z_dim, c.width, _codes(c)),
+    return (DCGANGenerator(c.z_dim, c.width, _codes(c), conditioning=c.g_conditioning),
             DCGANDiscriminator(c.width, _classes(c), spectral=c.spectral_norm, head=_head(c)))
 
 
