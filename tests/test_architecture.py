@@ -69,6 +69,7 @@ FORBIDDEN = {
     "stats": ROOMS - {"stats", "errors"},
     "distributed": ROOMS - {"distributed", "errors"},
     "imagefolder": ROOMS - {"imagefolder", "errors", "files"},
+    "augment": ROOMS - {"augment", "registry", "errors"},
 }
 for _room in ROOMS - {"cli", "web"}:  # the web page is started by the CLI alone
     FORBIDDEN[_room] = FORBIDDEN.get(_room, set()) | {"web"}

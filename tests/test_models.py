@@ -50,7 +50,7 @@ def test_class_conditional_batch_norm_generator():
     assert all(m.gain.weight.grad is not None and m.gain.weight.grad.abs().sum() > 0 for m in norms)
     concat = models.build(from_preset("best", {"width": 8}))[0]
     assert concat.fc[0].in_features == 128 + 32 and not any(isinstance(m, ClassBatchNorm) for m in concat.modules())
-    for bad, words in (({"g_conditioning": "film"}, "concat or cbn"), ({"model": "mlp", "g_conditioning": "cbn"}, "dcgan")):
+    for bad, words in (({"g_conditioning": "film"}, "concat, cbn"), ({"model": "mlp", "g_conditioning": "cbn"}, "dcgan")):
         try:
             validate(apply_overrides(cfg, bad))
         except ConfigError as e:

@@ -46,6 +46,7 @@ class TrainConfig:
     d_steps: int = field(default=1, metadata=FIXED)           # D steps per G step (each on its own real batch)
     label_smoothing: float = field(default=0.0, metadata=FIXED)  # one-sided: real target 1 - s (minimax, nonsaturating)
     mode_seeking: float = field(default=0.0, metadata=FIXED)  # MSGAN's mode-seeking term weight (Mao et al. 2019): G keeps same-class forgeries apart; 0: off
+    diffaugment: str = field(default="", metadata=FIXED)     # differentiable augmentation of all D sees (Zhao et al. 2020): "", translation, cutout or translation,cutout
     r1_gamma: float = field(default=0.0, metadata=FIXED)      # R1 penalty gamma/2 E|grad_x D(x)|^2 on real images (Mescheder et al. 2018); 0: off
     gp_lambda: float = field(default=10.0, metadata=FIXED)    # wgan-gp: gradient-penalty weight
     aux_weight: float = field(default=0.0, metadata=FIXED)    # conditional: auxiliary-classifier head on D (Odena et al. 2017), weight of its cross-entropy in both losses; 0: off
@@ -281,6 +282,8 @@ def validate(c: TrainConfig) -> None:
     need(not c.aux_weight or c.conditional,
          "aux_weight needs a conditional model (--set conditional=true): the classifier learns the labels")
     need(c.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16, got {c.precision!r}")
-    need(c.g_conditioning in ("concat", "cbn"), f"g_conditioning must be concat or cbn, got {c.g_conditioning!r}")
+    for name in filter(None, (p.strip() for p in c.diffaugment.split(","))):
+        registry.check("augmentation", name)
+    registry.check("g_conditioning", c.g_conditioning)
     need(c.g_conditioning == "concat" or c.model == "dcgan",
          f"g_conditioning=cbn is for the dcgan model family (its generator has batch norm); {c.model} has none")

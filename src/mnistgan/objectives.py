@@ -17,6 +17,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from . import augment
+
 Tensor = torch.Tensor
 
 
@@ -328,11 +330,18 @@ class GANLoss:
         self.terms = terms_for(config, self.objective)
         self.critic = critic
         self._real_grad = any(t.needs_real_grad for t in self.terms)
+        self.augment = augment.parse(config.diffaugment)
+
+    def _seen(self, x: Tensor, b: Batch) -> Tensor:
+        """x as D sees it: through the differentiable augmentation when there is one."""
+        return augment.augment(x, self.augment, b.draw) if self.augment else x
 
     def d_phase(self, b: Batch) -> tuple[Tensor, DOutputs]:
         """D's loss on a real batch and detached forgeries, and D's verdicts."""
         real = b.real.detach().requires_grad_(True) if self._real_grad else b.real
-        out = DOutputs(real, *self.critic.pair(real, b.fake.detach(), b.real_labels, b.fake_labels))
+        # (R1 differentiates D's verdict on the real images given, through the augmentation.)
+        out = DOutputs(real, *self.critic.pair(self._seen(real, b), self._seen(b.fake.detach(), b),
+                                               b.real_labels, b.fake_labels))
         loss = self.objective.d_loss(out.real_logits, out.fake_logits)
         for term in self.terms:
             extra = term.d(b, out, self.critic)
@@ -342,8 +351,8 @@ class GANLoss:
 
     def g_phase(self, b: Batch) -> tuple[Tensor, GOutputs]:
         """G's loss through the (frozen) D; the caller freezes D's parameters."""
-        fake_logits, fake_head = self.critic(b.fake, b.fake_labels)
-        real_logits = self.critic(b.real, b.real_labels)[0] if self.objective.g_uses_real else None
+        fake_logits, fake_head = self.critic(self._seen(b.fake, b), b.fake_labels)
+        real_logits = self.critic(self._seen(b.real, b), b.real_labels)[0] if self.objective.g_uses_real else None
         out = GOutputs(fake_logits, fake_head, real_logits)
         loss = self.objective.g_loss(out.fake_logits, out.real_logits)
         for term in self.terms:

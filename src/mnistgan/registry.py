@@ -11,6 +11,8 @@ NAMES: dict[str, tuple[str, ...]] = {
     "model": ("mlp", "dcgan"),
     "objective": ("minimax", "nonsaturating", "lsgan", "hinge", "wgan-gp", "relativistic"),
     "optimizer": ("adam-tf1", "adam"),
+    "augmentation": ("translation", "cutout"),
+    "g_conditioning": ("concat", "cbn"),
 }
 
 
