@@ -48,7 +48,7 @@ def test_class_conditional_batch_norm_generator():
     assert G(z[:3], class_embedding=(e[0] + e[1]).expand(3, -1) / 2).shape == (3, 1, 28, 28)
     x1.mean().backward()
     assert all(m.gain.weight.grad is not None and m.gain.weight.grad.abs().sum() > 0 for m in norms)
-    concat = models.build(from_preset("best", {"width": 8}))[0]
+    concat = models.build(from_preset("best", {"width": 8, "g_conditioning": "concat"}))[0]
     assert concat.fc[0].in_features == 128 + 32 and not any(isinstance(m, ClassBatchNorm) for m in concat.modules())
     for bad, words in (({"g_conditioning": "film"}, "concat, cbn"), ({"model": "mlp", "g_conditioning": "cbn"}, "dcgan")):
         try:
