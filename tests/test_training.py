@@ -116,9 +116,19 @@ def test_fast_path_only_where_exact(tiny_config):
     from mnistgan.config import apply_overrides
 
     assert Trainer(tiny_config)._fast is not None
-    for change in ({"objective": "hinge"}, {"precision": "bf16"}, {"optimizer": "adam"}):
+    for change in ({"objective": "hinge"}, {"precision": "bf16"}, {"optimizer": "adam"}, {"diffaugment": "cutout"},
+                   {"mode_seeking": 0.5}, {"layers": 2}, {"label_smoothing": 0.1}):
         t = Trainer(apply_overrides(tiny_config, change))
         assert (t._fast is None) == ("optimizer" not in change), change
+    # PyTorch's Adam (no fused_step) takes the fast path too, and gives the autograd step's weights.
+    cfg = apply_overrides(tiny_config, {"optimizer": "adam"})
+    fast, auto = Trainer(cfg), Trainer(cfg)
+    auto._fast = None
+    real, _ = fake_data().batch(fake_data().epoch_order(0, 0), 0, 100)
+    for _ in range(3):
+        fast.train_step(real)
+        auto.train_step(real)
+    torch.testing.assert_close(weights(fast), weights(auto), rtol=1e-4, atol=1e-6)
 
 
 def test_conv_state_round_trip_through_a_file_continues_identically(tmp_path):
