@@ -23,7 +23,7 @@ def init_dcgan_(module: nn.Module) -> None:
             nn.init.normal_(m.weight, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) and m.affine:
+        elif isinstance(m, nn.BatchNorm2d) and m.affine:  # (G's BatchNorm1d keeps PyTorch's 1 and 0, as it always has)
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
         elif isinstance(m, nn.Embedding):
