@@ -36,11 +36,13 @@ class SeedStep:
     """Callable: (real B x 1 x 28 x 28, z B x z_dim) -> [d_loss, g_loss, D(x), D(G(z))].
 
     Every intermediate and every gradient lives in a buffer made once per batch size and
-    written with out= / in-place operations. At these sizes an allocation per product is not
-    free: most of the step's tensors (200 x 784 floats is 627 KB) are above glibc's mmap
-    threshold, so a fresh one is mapped, page-faulted and zeroed by the kernel on every step;
-    that cost ~10% of the step. The products and their order are those of the autograd step,
-    so the results are bit-identical to the unbuffered form (the golden hashes hold)."""
+    written with out= / in-place operations. At these sizes a fresh output per product is not
+    free: the allocator hands out other blocks each step, so results land in memory that is
+    not in cache (and the allocator's own work adds up over ~40 tensors); measured, D's first
+    weight gradient (256 x 200 x 784) took 780 us in the step with fresh outputs and 460 us
+    with buffers, and the step ~7% less time overall (docs/MEASUREMENTS.md). The products and
+    their order are those of the autograd step, so the results are bit-identical to the
+    unbuffered form (the golden hashes hold)."""
 
     def __init__(self, G, D, opt_g, opt_d):
         self.g1, self.g2 = G.net[0], G.net[2]   # Linear(z, h), Linear(h, 784)
