@@ -10,12 +10,12 @@ from mnistgan.errors import ConfigError
 
 def test_translate_moves_each_image_by_its_shift_with_zeros_shifted_in():
     x = torch.arange(2 * 1 * 5 * 5, dtype=torch.float32).view(2, 1, 5, 5) + 1
-    out = augment.translate(x, torch.tensor([[1, 0], [0, -2]]))
+    out = augment.translate(x, torch.tensor([[1, 0], [0, -2]]), 2)
     torch.testing.assert_close(out[0, 0, 1:], x[0, 0, :-1])  # down by one row
     assert (out[0, 0, 0] == 0).all()
     torch.testing.assert_close(out[1, 0, :, :-2], x[1, 0, :, 2:])  # left by two columns
     assert (out[1, 0, :, -2:] == 0).all()
-    assert torch.equal(augment.translate(x, torch.zeros(2, 2, dtype=torch.long)), x)
+    assert torch.equal(augment.translate(x, torch.zeros(2, 2, dtype=torch.long), 2), x)
 
 
 def test_cutout_zeroes_a_square_around_each_centre():

@@ -27,10 +27,10 @@ def parse(policy: str) -> list[str]:
     return names
 
 
-def translate(x: Tensor, shifts: Tensor) -> Tensor:
-    """Each image shifted by its (dy, dx) row of `shifts` (B x 2 integers), zeros shifted in."""
+def translate(x: Tensor, shifts: Tensor, s: int) -> Tensor:
+    """Each image shifted by its (dy, dx) row of `shifts` (B x 2 integers, each in [-s, s]),
+    zeros shifted in. (s is given, not read from shifts: no device read in the step.)"""
     B, C, H, W = x.shape
-    s = int(shifts.abs().max()) if shifts.numel() else 0
     padded = torch.nn.functional.pad(x, (s, s, s, s))
     rows = torch.arange(H, device=x.device)[None, :] + s - shifts[:, :1]   # B x H: source row of each output row
     cols = torch.arange(W, device=x.device)[None, :] + s - shifts[:, 1:]   # B x W
@@ -54,7 +54,7 @@ def augment(x: Tensor, policies: list[str], draw: Callable[..., Tensor]) -> Tens
     for p in policies:
         if p == "translation":
             s = H // 8
-            x = translate(x, draw(lambda n, *shape, **kw: torch.randint(-s, s + 1, (n, *shape), **kw), 2))
+            x = translate(x, draw(lambda n, *shape, **kw: torch.randint(-s, s + 1, (n, *shape), **kw), 2), s)
         elif p == "cutout":
             x = cutout(x, draw(lambda n, *shape, **kw: torch.randint(0, H, (n, *shape), **kw), 2), H // 2)
     return x

@@ -90,13 +90,15 @@ class DCGANGenerator(Generator):
             if labels is None:
                 raise ValueError("this generator is conditional: pass class labels")
             class_embedding = self.embed(labels)
-        h = z
-        for layer in (*self.fc, "reshape", *self.net):
-            if layer == "reshape":
-                h = h.view(-1, 2 * self.width, 7, 7)
-            else:
-                h = layer(h, class_embedding) if isinstance(layer, ClassBatchNorm) else layer(h)
-        return h
+        h = _through(self.fc, z, class_embedding).view(-1, 2 * self.width, 7, 7)
+        return _through(self.net, h, class_embedding)
+
+
+def _through(layers: nn.Sequential, h: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+    """h through the layers, the class embedding e given to each class batch norm."""
+    for layer in layers:
+        h = layer(h, e) if isinstance(layer, ClassBatchNorm) else layer(h)
+    return h
 
 
 class DCGANDiscriminator(nn.Module):
