@@ -7,6 +7,8 @@ from mnistgan import augment
 from mnistgan.config import apply_overrides, from_preset, validate
 from mnistgan.errors import ConfigError
 
+from exactness import weights, whole_and_resumed
+
 
 def test_translate_moves_each_image_by_its_shift_with_zeros_shifted_in():
     x = torch.arange(2 * 1 * 5 * 5, dtype=torch.float32).view(2, 1, 5, 5) + 1
@@ -52,17 +54,7 @@ def test_a_run_with_diffaugment_and_class_batch_norm_is_exact_across_a_resume():
                                "width": 8, "diffaugment": "translation,cutout", "g_conditioning": "cbn",
                                "mode_seeking": 0.3})
 
-    def weights(t):
-        return torch.cat([p.detach().flatten() for p in [*t.G.parameters(), *t.D.parameters()]])
-
-    whole = Trainer(cfg)
-    whole.fit(data)
-    first = Trainer(apply_overrides(cfg, {"max_images": 320}))
-    first.fit(data)
-    tensors, meta = first.state()
-    resumed = Trainer(cfg)
-    resumed.load_state({k: v.clone() for k, v in tensors.items()}, meta)
-    resumed.fit(data)
+    whole, resumed = whole_and_resumed(cfg, data, 320)
     assert torch.equal(weights(whole), weights(resumed))
     plain = Trainer(apply_overrides(cfg, {"diffaugment": ""}))
     plain.fit(data)

@@ -5,14 +5,14 @@ from mnistgan.callbacks import Callback
 from mnistgan.data import DeviceData
 from mnistgan.training import Trainer
 
+from exactness import weights, whole_and_resumed
+
 
 def fake_data(n=1000, seed=0):
     rng = np.random.default_rng(seed)
     return DeviceData(rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n).astype(np.uint8))
 
 
-def weights(trainer):
-    return torch.cat([p.detach().flatten() for p in [*trainer.G.parameters(), *trainer.D.parameters()]])
 
 
 def test_same_seed_same_run_other_seed_other_run(tiny_config):
@@ -83,17 +83,7 @@ def test_no_gradient_reaches_d_in_the_g_phase(tiny_config):
 
 
 def test_state_round_trip_continues_identically(tiny_config):
-    from mnistgan.config import apply_overrides
-
-    data = fake_data()
-    whole = Trainer(tiny_config)
-    whole.fit(data)
-    first = Trainer(apply_overrides(tiny_config, {"max_images": 1300}))
-    first.fit(data)
-    tensors, meta = first.state()
-    resumed = Trainer(tiny_config)
-    resumed.load_state({k: v.clone() for k, v in tensors.items()}, meta)
-    resumed.fit(data)
+    whole, resumed = whole_and_resumed(tiny_config, fake_data(), 1300)
     assert torch.equal(weights(whole), weights(resumed))
 
 

@@ -21,10 +21,7 @@ POLICIES = registry.NAMES["augmentation"]
 
 def parse(policy: str) -> list[str]:
     """'translation,cutout' -> ['translation', 'cutout']; '' -> []. ConfigError on unknown names."""
-    names = [p.strip() for p in policy.split(",") if p.strip()]
-    for name in names:
-        registry.check("augmentation", name)
-    return names
+    return registry.check_list("augmentation", policy)
 
 
 def translate(x: Tensor, shifts: Tensor, s: int) -> Tensor:

@@ -284,8 +284,7 @@ def validate(c: TrainConfig) -> None:
     need(not c.aux_weight or c.conditional,
          "aux_weight needs a conditional model (--set conditional=true): the classifier learns the labels")
     need(c.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16, got {c.precision!r}")
-    for name in filter(None, (p.strip() for p in c.diffaugment.split(","))):
-        registry.check("augmentation", name)
+    registry.check_list("augmentation", c.diffaugment)
     registry.check("g_conditioning", c.g_conditioning)
     need(c.g_conditioning == "concat" or c.model == "dcgan",
          f"g_conditioning=cbn is for the dcgan model family (its generator has batch norm); {c.model} has none")

@@ -47,7 +47,6 @@ class SeedStep:
     def __init__(self, G, D, opt_g, opt_d):
         self.g1, self.g2 = G.net[0], G.net[2]   # Linear(z, h), Linear(h, 784)
         self.d1, self.d2 = D.net[1], D.net[3]   # Linear(784, h), Linear(h, 1)
-        self.opt_g, self.opt_d = opt_g, opt_d
         # TF1's Adam without torch.optim's per-call wrapper (optim.AdamTF1.fused_step); PyTorch's Adam as it is.
         self.step_g, self.step_d = (getattr(o, "fused_step", o.step) for o in (opt_g, opt_d))
         self.params = [self.g1.weight, self.g1.bias, self.g2.weight, self.g2.bias,
@@ -93,7 +92,7 @@ class SeedStep:
         torch.sub(p, self.target, out=dl).div_(B)
         torch.mm(dl.t(), hd, out=dw2)                                                   # 1 x h
         torch.sum(dl, 0, out=db2)
-        torch.mm(dl, d2.weight, out=dhd).mul_(torch.gt(hd, 0, out=self.on_d))                                  # 2B x h
+        torch.mm(dl, d2.weight, out=dhd).mul_(torch.gt(hd, 0, out=self.on_d))  # 2B x h
         torch.mm(dhd.t(), x, out=dw1)                                                   # h x 784
         torch.sum(dhd, 0, out=db1)
         self.step_d()

@@ -19,3 +19,11 @@ NAMES: dict[str, tuple[str, ...]] = {
 def check(kind: str, name: str) -> None:
     if name not in NAMES[kind]:
         raise ConfigError(f"unknown {kind} {name!r}; available: {', '.join(NAMES[kind])}")
+
+
+def check_list(kind: str, text: str) -> list[str]:
+    """A comma-separated list of names of one kind ('translation,cutout'), each checked; '' -> []."""
+    names = [p.strip() for p in text.split(",") if p.strip()]
+    for name in names:
+        check(kind, name)
+    return names
