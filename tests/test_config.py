@@ -57,6 +57,7 @@ def test_json_round_trip():
     ({"max_images": 10**16}, "at most 10\\*\\*15"),
     ({"preset": "dcgan"}, r"a preset is chosen by name \(--preset dcgan\), not by setting preset=dcgan"),
     ({"aux_weight": 1.0}, "aux_weight needs a conditional model"),
+    ({"conditional": True, "aux_twin": True}, "aux_twin needs the auxiliary classifier"),
 ])
 def test_invalid_values_fail_with_a_clear_message(overrides, message):
     with pytest.raises(ConfigError, match=message):

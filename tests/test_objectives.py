@@ -115,9 +115,9 @@ def test_terms_follow_the_config_in_order():
 class HeadD(torch.nn.Module):
     """A D with a fixed classifier head: logit = mean pixel, class logits = a linear map."""
 
-    def __init__(self):
+    def __init__(self, outputs=10):
         super().__init__()
-        self.head = torch.nn.Linear(784, 10)
+        self.head = torch.nn.Linear(784, outputs)
 
     def forward(self, x, labels=None, classes=False):
         logit = x.flatten(1).mean(1)
@@ -142,6 +142,32 @@ def test_auxiliary_and_info_terms_add_their_cross_entropy_to_both_phases():
     torch.testing.assert_close(d_loss, base.d_loss(real_logits, fake_logits) + ce(D.head(b.fake.flatten(1)), b.codes))
     g_loss, _ = info.g_phase(b)
     torch.testing.assert_close(g_loss, base.g_loss(fake_logits) + ce(D.head(b.fake.flatten(1)), b.codes))
+
+
+def test_twin_classifier_learns_forgeries_and_g_subtracts_its_cross_entropy():
+    """TAC-GAN (Gong et al. 2019): the head's first ten outputs classify real images, the
+    other ten (the twin) learn the requested classes of forgeries; G's loss is the first
+    classifier's cross-entropy on its forgeries minus the twin's."""
+    torch.manual_seed(0)
+    D = HeadD(20)
+    b = quadratic_batch()
+    b.real_labels, b.fake_labels = torch.arange(8) % 10, (torch.arange(8) + 3) % 10
+    config = from_preset("cdcgan", {"aux_weight": 0.5, "aux_twin": True})
+    assert config.head_count == 20 and from_preset("cdcgan").head_count == 10
+    loss = objectives.GANLoss(config, critic(D, head=True))
+    base = objectives.NonSaturating(config)
+    ce = F.cross_entropy
+    real_logits, fake_logits = b.real.flatten(1).mean(1), b.fake.flatten(1).mean(1)
+    real_head, fake_head = D.head(b.real.flatten(1)), D.head(b.fake.flatten(1))
+    d_loss, _ = loss.d_phase(b)
+    torch.testing.assert_close(d_loss, base.d_loss(real_logits, fake_logits)
+                               + 0.5 * (ce(real_head[:, :10], b.real_labels) + ce(fake_head[:, 10:], b.fake_labels)))
+    g_loss, _ = loss.g_phase(b)
+    torch.testing.assert_close(g_loss, base.g_loss(fake_logits)
+                               + 0.5 * (ce(fake_head[:, :10], b.fake_labels) - ce(fake_head[:, 10:], b.fake_labels)))
+    # The twin's cross-entropy is not in the plain auxiliary classifier's losses.
+    plain = objectives.GANLoss(from_preset("cdcgan", {"aux_weight": 0.5}), critic(HeadD(10), head=True))
+    assert type(plain.terms[0]).__name__ == "AuxiliaryClassifier" and not plain.terms[0].twin
 
 
 @pytest.mark.parametrize("joint", [True, False])

@@ -78,6 +78,21 @@ def test_auxiliary_classifier_head(model):
 
 
 @pytest.mark.parametrize("model", ["mlp", "dcgan"])
+def test_twin_auxiliary_classifier_trains_both_halves_of_the_head(model):
+    """aux_twin doubles D's head: real-image classes, then the twin's classes of forgeries;
+    a step moves both halves."""
+    t = Trainer(small(model, conditional=True, aux_weight=1.0, aux_twin=True))
+    x, y = torch.rand(6, 1, 28, 28), torch.arange(6)
+    assert t.D(x, y, classes=True)[1].shape == (6, 20)
+    head = t.D.classifier.weight.detach().clone()
+    data = fake_data()
+    real, labels = data.batch(data.epoch_order(0, 0), 0, 16)
+    assert torch.isfinite(t.train_step(real, labels)).all()
+    moved = (t.D.classifier.weight - head).abs().sum(1) > 0
+    assert moved[:10].all() and moved[10:].all()
+
+
+@pytest.mark.parametrize("model", ["mlp", "dcgan"])
 def test_info_code(model):
     """info_code: G takes a 10-way code, D (unconditional) a head that must recover it; the
     losses carry the cross-entropy; no labels are used."""

@@ -50,6 +50,7 @@ class TrainConfig:
     r1_gamma: float = field(default=0.0, metadata=FIXED)      # R1 penalty gamma/2 E|grad_x D(x)|^2 on real images (Mescheder et al. 2018); 0: off
     gp_lambda: float = field(default=10.0, metadata=FIXED)    # wgan-gp: gradient-penalty weight
     aux_weight: float = field(default=0.0, metadata=FIXED)    # conditional: auxiliary-classifier head on D (Odena et al. 2017), weight of its cross-entropy in both losses; 0: off
+    aux_twin: bool = field(default=False, metadata=FIXED)     # with aux_weight: TAC-GAN's twin classifier (Gong et al. 2019): a second head learns the classes of forgeries and G's loss subtracts its cross-entropy, which removes AC-GAN's pull toward easily classified forgeries
     ema_half_life: int = field(default=0, metadata=FIXED)     # EMA of G's weights, half-life in images seen; 0: off
     lr: float = field(default=2e-4, metadata=FIXED)           # learning rate of both networks (of G when lr_d is set)
     lr_d: float | None = field(default=None, metadata=FIXED)  # D's own learning rate (two time-scale update rule, Heusel et al. 2017); None: lr
@@ -104,8 +105,11 @@ class TrainConfig:
 
     @property
     def head_count(self) -> int:
-        """Outputs of D's classifier head: the classes (aux_weight), 10 codes (info_code), or 0."""
-        return self.num_classes if self.aux_weight > 0 else INFO_CODES if self.info_code else 0
+        """Outputs of D's classifier head: the classes (aux_weight; twice, real then forged, with
+        aux_twin), 10 codes (info_code), or 0."""
+        if self.aux_weight > 0:
+            return self.num_classes * (2 if self.aux_twin else 1)
+        return INFO_CODES if self.info_code else 0
 
     @property
     def steps_per_epoch(self) -> int:
@@ -283,6 +287,8 @@ def validate(c: TrainConfig) -> None:
          "(seed, dcgan, wgan-gp)")
     need(not c.aux_weight or c.conditional,
          "aux_weight needs a conditional model (--set conditional=true): the classifier learns the labels")
+    need(not c.aux_twin or c.aux_weight > 0,
+         "aux_twin needs the auxiliary classifier (--set aux_weight=W, W > 0): it is that classifier's twin")
     need(c.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16, got {c.precision!r}")
     registry.check_list("augmentation", c.diffaugment)
     registry.check("g_conditioning", c.g_conditioning)

@@ -228,16 +228,36 @@ class AuxiliaryClassifier(Term):
     D's classifier learns from real images only, so that G is pulled toward digits a
     classifier of real digits recognises (Odena et al. also train it on forgeries, which
     rewards forgeries that are merely easy to classify); G's forgeries of class k should be
-    classified as k."""
+    classified as k.
 
-    def __init__(self, weight: float):
-        self.w = weight
+    twin: TAC-GAN (Gong et al. 2019). Minimising the classifier's cross-entropy alone pulls
+    G toward forgeries far from the class boundaries (AC-GAN's known loss of within-class
+    variety: it minimises a conditional entropy as well as the divergence). The head's second
+    half is a twin classifier that learns the classes of forgeries; G's loss subtracts the
+    twin's cross-entropy, which cancels that entropy term."""
+
+    def __init__(self, weight: float, twin: bool = False):
+        self.w, self.twin = weight, twin
+
+    @staticmethod
+    def _halves(head: Tensor) -> tuple[Tensor, Tensor]:
+        """(real classifier, twin) logits of a twin head: its first and second halves."""
+        k = head.shape[1] // 2
+        return head[:, :k].float(), head[:, k:].float()
 
     def d(self, batch, out, critic):
-        return self.w * F.cross_entropy(out.real_head.float(), batch.real_labels)
+        if not self.twin:
+            return self.w * F.cross_entropy(out.real_head.float(), batch.real_labels)
+        real_classes = self._halves(out.real_head)[0]
+        twin_classes = self._halves(out.fake_head)[1]  # (on forgeries detached from G)
+        return self.w * (F.cross_entropy(real_classes, batch.real_labels)
+                         + F.cross_entropy(twin_classes, batch.fake_labels))
 
     def g(self, batch, out):
-        return self.w * F.cross_entropy(out.fake_head.float(), batch.fake_labels)
+        if not self.twin:
+            return self.w * F.cross_entropy(out.fake_head.float(), batch.fake_labels)
+        classes, twin = self._halves(out.fake_head)
+        return self.w * (F.cross_entropy(classes, batch.fake_labels) - F.cross_entropy(twin, batch.fake_labels))
 
 
 class InfoCode(Term):
@@ -309,7 +329,7 @@ def terms_for(config, objective: Objective) -> list[Term]:
     """The regularisers a config switches on, in the order their losses are added."""
     terms: list[Term] = []
     if config.aux_weight:
-        terms.append(AuxiliaryClassifier(config.aux_weight))
+        terms.append(AuxiliaryClassifier(config.aux_weight, config.aux_twin))
     if config.info_code:
         terms.append(InfoCode())
     if objective.gradient_penalty:
