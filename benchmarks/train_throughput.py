@@ -4,7 +4,8 @@ when TensorFlow is installed, the original tutorial's TensorFlow 1 graph in the 
     python benchmarks/train_throughput.py [--seconds 20] [--presets seed] [--variants fp32,bf16,compile]
                                           [--device cpu] [--tf auto|on|off] [--data-dir DIR]
 
-For each preset and variant (fp32; bf16 autocast; fp32 with torch.compile), in a fresh
+For each preset and variant (fp32; bf16 autocast; fp32 with torch.compile; fp32 with the
+whole step captured as CUDA graphs, `graph`, for --device cuda), in a fresh
 process of its own, it prints steps/s and images/s of the real training step (data slicing,
 both phases, both optimisers, statistics on the device), the step's FLOPs (counted by
 torch.utils.flop_counter), the fraction of this machine's measured fp32 matmul rate at
@@ -83,7 +84,8 @@ def matmul_rate(shapes, device, seconds: float) -> float:
     return reps * flops / (time.perf_counter() - t0)
 
 
-VARIANTS = {"fp32": {}, "bf16": {"precision": "bf16"}, "compile": {"compile": True}}
+VARIANTS = {"fp32": {}, "bf16": {"precision": "bf16"}, "compile": {"compile": True},
+            "graph": {"cuda_graph": True}}  # graph: the whole step as CUDA graphs (a CPU runs it uncaptured)
 
 
 def bench_preset(name: str, variant: str, data: DeviceData, device, seconds: float) -> dict:

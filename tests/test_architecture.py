@@ -70,6 +70,7 @@ FORBIDDEN = {
     "distributed": ROOMS - {"distributed", "errors"},
     "imagefolder": ROOMS - {"imagefolder", "errors", "files"},
     "augment": ROOMS - {"augment", "registry", "errors"},
+    "graphs": ROOMS - {"graphs", "errors"},
 }
 for _room in ROOMS - {"cli", "web"}:  # the web page is started by the CLI alone
     FORBIDDEN[_room] = FORBIDDEN.get(_room, set()) | {"web"}

@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-images", type=_positive_int, help="stop after this many images (short runs)")
     t.add_argument("--precision", choices=["fp32", "bf16"], help="fp32 (default) or bf16 autocast")
     t.add_argument("--compile", action="store_true", default=None, help="torch.compile the networks")
+    t.add_argument("--cuda-graph", action="store_true", default=None,
+                   help="CUDA: capture the whole training step as CUDA graphs (ignored elsewhere)")
     t.add_argument("--no-download", action="store_true", help="never download; fail if no local copy")
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
     t.add_argument("--tensorboard", action="store_true", default=None,
@@ -160,7 +162,7 @@ def _train(a: argparse.Namespace, place) -> int:
     say = (lambda text: print(text, file=sys.stderr)) if place.main else (lambda text: None)
     overrides = {"epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr, "seed": a.seed,
                  "device": a.device, "dataset": a.dataset, "data_dir": a.data_dir,
-                 "max_images": a.max_images, "precision": a.precision, "compile": a.compile, "invert": a.invert,
+                 "max_images": a.max_images, "precision": a.precision, "compile": a.compile, "cuda_graph": a.cuda_graph, "invert": a.invert,
                  "tensorboard": a.tensorboard}
     if a.no_download:
         overrides["download"] = False

@@ -67,6 +67,7 @@ class TrainConfig:
     precision: str = field(default="fp32", metadata=FIXED)  # fp32, or bf16 (autocast for the networks' forward passes)
     tf32: bool = field(default=False, metadata=FIXED)       # allow TF32 matmuls on CUDA (off: exact fp32)
     compile: bool = False             # torch.compile the networks (CUDA: reduce-overhead mode, i.e. CUDA graphs)
+    cuda_graph: bool = False          # CUDA: capture the whole training step (both phases, optimisers, EMA, noise) as CUDA graphs and replay them; other devices: ignored
     out: str = "runs/seed"            # run folder
     # --- what it shows and leaves ----------------------------------------------------
     strip_every: int = 10             # the seed's 10-forgery strip at epoch 1 and every N epochs
@@ -287,6 +288,10 @@ def validate(c: TrainConfig) -> None:
          "(seed, dcgan, wgan-gp)")
     need(not c.aux_weight or c.conditional,
          "aux_weight needs a conditional model (--set conditional=true): the classifier learns the labels")
+    need(not (c.cuda_graph and c.compile),
+         "cuda_graph and compile both capture the step: choose one (cuda_graph records the whole step)")
+    need(not (c.cuda_graph and c.mode_seeking),
+         "cuda_graph cannot capture mode_seeking: its test for same-class pairs reads the device every step")
     need(not c.aux_twin or c.aux_weight > 0,
          "aux_twin needs the auxiliary classifier (--set aux_weight=W, W > 0): it is that classifier's twin")
     need(c.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16, got {c.precision!r}")

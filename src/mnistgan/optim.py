@@ -23,18 +23,59 @@ def _fused_ok(params: list[torch.Tensor]) -> bool:
 
 
 class AdamTF1(torch.optim.Adam):
-    """Adam with TensorFlow 1's epsilon placement (see the module docstring)."""
+    """Adam with TensorFlow 1's epsilon placement (see the module docstring).
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+    capturable: for a step recorded in a CUDA graph (graphs.py), where a host-side epsilon
+    would be frozen at its capture-time value: every step runs `graph_step`, TF1's update
+    written out with the step count on the device (the same maths in another order of
+    float operations, so equal to the fused form within rounding, not bit for bit)."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, capturable=False):
         params = list(params)
-        fused = _fused_ok(params)
+        fused = _fused_ok(params) and not capturable
         super().__init__(params, lr=lr, betas=betas, eps=eps, fused=fused or None, foreach=None if fused else True)
         for group in self.param_groups:
             group["tf_eps"] = eps  # saved with the state; group["eps"] is rewritten every step
         self._t = 0                # step count as a Python int: no device read per step
+        self._capturable = capturable
+
+    @torch.no_grad()
+    def graph_step(self) -> None:
+        """TF1's update with no host value that changes between steps:
+        m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;  t += 1 (on the device);
+        p -= lr sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)."""
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            b1, b2 = group["betas"]
+            for p in params:
+                state = self.state[p]
+                if not state:  # as torch.optim.Adam lays it out, so checkpoints read the same
+                    state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
+                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            states = [self.state[p] for p in params]
+            grads = [p.grad for p in params]
+            m, v = [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states]
+            steps = [s["step"] for s in states]
+            torch._foreach_add_(steps, 1)
+            torch._foreach_lerp_(m, grads, 1 - b1)
+            torch._foreach_mul_(v, b2)
+            torch._foreach_addcmul_(v, grads, grads, 1 - b2)
+            t = steps[0]
+            rate = group["lr"] * torch.sqrt(1 - b2 ** t) / (1 - b1 ** t)  # a device scalar
+            denom = torch._foreach_sqrt(v)
+            torch._foreach_add_(denom, group["tf_eps"])
+            update = torch._foreach_div(m, denom)
+            torch._foreach_mul_(update, rate)
+            torch._foreach_sub_(params, update)
 
     @torch.no_grad()
     def step(self, closure=None):
+        if self._capturable and closure is None:
+            self.graph_step()
+            return None
         self._t += 1
         for group in self.param_groups:
             group["eps"] = group["tf_eps"] / math.sqrt(1.0 - group["betas"][1] ** self._t)
@@ -47,6 +88,9 @@ class AdamTF1(torch.optim.Adam):
         same update, without torch.optim's per-call wrapper (a profiler record and hook
         checks, ~0.08 ms a call, half the fused kernel's own time at the seed's sizes).
         Hooks, where any are registered, still run: through step()."""
+        if self._capturable:
+            self.graph_step()
+            return
         if self._optimizer_step_pre_hooks or self._optimizer_step_post_hooks or \
                 _optimizer._global_optimizer_pre_hooks or _optimizer._global_optimizer_post_hooks:
             self.step()
@@ -94,12 +138,14 @@ class AdamTF1(torch.optim.Adam):
         self._t = int(steps[0]) if steps else 0  # one read, at load time
 
 
-def build(name: str, params, lr: float, betas: tuple[float, float], eps: float) -> torch.optim.Optimizer:
+def build(name: str, params, lr: float, betas: tuple[float, float], eps: float,
+          capturable: bool = False) -> torch.optim.Optimizer:
+    """capturable: the optimiser will run inside a CUDA graph (its step count on the device)."""
     if name == "adam-tf1":
-        return AdamTF1(params, lr=lr, betas=betas, eps=eps)
+        return AdamTF1(params, lr=lr, betas=betas, eps=eps, capturable=capturable)
     if name == "adam":
         params = list(params)
         fused = _fused_ok(params)
         return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, fused=fused or None,
-                                foreach=None if fused else True)
+                                foreach=None if fused else True, capturable=capturable)
     raise KeyError(name)

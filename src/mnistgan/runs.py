@@ -103,6 +103,8 @@ def load_training_data(config: TrainConfig, device: torch.device, resuming: bool
                            progress=progress_bar if config.progress else None)
     imgs, labels = dataset.split("train")
     notices = []
+    if config.cuda_graph and device.type != "cuda":
+        notices.append(f"note: cuda_graph captures the step on CUDA devices only; on {device.type} it runs uncaptured")
     if dataset.skipped:
         notices.append(f"warning: skipped {len(dataset.skipped)} unreadable image(s) of {config.dataset}: "
                        + "; ".join(dataset.skipped[:3]) + (" ..." if len(dataset.skipped) > 3 else ""))

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
-from . import distributed, fastpath, generation, models, objectives, optim, runtime
+from . import distributed, fastpath, generation, graphs, models, objectives, optim, runtime
 from .config import TrainConfig
 from .data import DeviceData
 from .errors import CheckpointError, ConfigError
@@ -73,17 +73,26 @@ class Trainer:
             mode = "reduce-overhead" if self.device.type == "cuda" else None  # CUDA graphs on GPU
             self._g, d = torch.compile(self._g, mode=mode), torch.compile(self.D, mode=mode)
             synced = torch.compile(synced, mode=mode) if synced is not None else None
-        self._autocast = (lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)) \
+        # The whole step captured as CUDA graphs (graphs.py); on other devices the option does nothing.
+        graphing = c.cuda_graph and self.device.type == "cuda"
+        # (autocast's cache of cast weights would hold tensors of one replay in the next)
+        self._autocast = (lambda: torch.autocast(self.device.type, dtype=torch.bfloat16, cache_enabled=not graphing)) \
             if c.precision == "bf16" else contextlib.nullcontext
         joint = not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in D.modules())
         self.loss = objectives.GANLoss(c, objectives.Critic(d, c.d_head, joint, self._autocast, synced))
         betas = (c.beta1, c.beta2)
-        self.opt_g = optim.build(c.optimizer, self.G.parameters(), c.lr, betas, c.eps)
-        self.opt_d = optim.build(c.optimizer, self.D.parameters(), c.lr if c.lr_d is None else c.lr_d, betas, c.eps)
+        refused = graphs.refusal(c, self.device, self.dist.active) if c.cuda_graph else None
+        if refused:
+            raise ConfigError(refused)
+        self.opt_g = optim.build(c.optimizer, self.G.parameters(), c.lr, betas, c.eps, capturable=graphing)
+        self.opt_d = optim.build(c.optimizer, self.D.parameters(), c.lr if c.lr_d is None else c.lr_d, betas, c.eps,
+                                 capturable=graphing)
         # Hand-derived gradients for the seed's exact case (see fastpath.py), else autograd.
+        # (Under a graph, kernel launches cost nothing, and autograd's step is the one captured.)
         self._fast = fastpath.SeedStep(self.G, self.D, self.opt_g, self.opt_d) \
-            if fastpath.applies(c, self.G, self.D) and not self.dist.active else None
+            if fastpath.applies(c, self.G, self.D) and not self.dist.active and not graphing else None
         self.noise = torch.Generator(self.device).manual_seed(runtime.derived_seed(c.seed, runtime.NOISE))
+        self._graphed = graphs.GraphedStep(self._step, self.noise, c.d_steps, self.device) if graphing else None
         fixed_seed = runtime.derived_seed(c.seed, runtime.FIXED_NOISE)
         if c.takes_labels:  # ten rows, one per class (or code), each row the same ten noise vectors
             k = c.label_count
@@ -131,13 +140,21 @@ class Trainer:
         """One D phase, then a G phase on every d_steps-th call, on a batch of real images.
         Returns the step's statistics (stats.NAMES) as a device tensor (no sync)."""
         c = self.config
+        g_step = (self.images_seen // c.batch_size + 1) % c.d_steps == 0
+        stats = (self._graphed or self._step)(real, labels, g_step)
+        if g_step and self.G_ema is not None:
+            self._ema_stale = True
+        return stats
+
+    def _step(self, real: torch.Tensor, labels: torch.Tensor | None, g_step: bool) -> torch.Tensor:
+        """The step itself: reads no device value on the host, so it can be captured (graphs.py)."""
+        c = self.config
         B, part = c.batch_size, self._part  # every draw is the global batch's, sliced for this process
         z = torch.randn(B, c.z_dim, generator=self.noise, device=self.device)[part]
         if self._fast is not None:
             return self._fast(real, z)
         # Classes (conditional) or InfoGAN codes (info_code) for G; D is told classes only.
         codes = torch.randint(0, c.label_count, (B,), generator=self.noise, device=self.device)[part] if c.takes_labels else None
-        g_step = (self.images_seen // B + 1) % c.d_steps == 0
         # G(z) is computed once: the D phase does not change G, so the G phase reuses it.
         with self._autocast(), torch.set_grad_enabled(g_step):
             fake = self._g(z, codes)
@@ -171,7 +188,6 @@ class Trainer:
         torch._foreach_lerp_(ema, raw, 1.0 - self._ema_beta)
         for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
             b_ema.copy_(b)
-        self._ema_stale = True
 
     # ------------------------------------------------------------------ the loop
     def fit(self, data: DeviceData, callbacks: Sequence["Callback"] = ()) -> None:
