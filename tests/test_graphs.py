@@ -1,5 +1,7 @@
 """The captured step (graphs.py) on a CPU: everything around the capture, and the optimiser's
 graph form. The capture itself needs a CUDA device: benchmarks/cuda_graph_check.py."""
+import copy
+
 import pytest
 import torch
 
@@ -77,6 +79,18 @@ def test_tf1_adam_graph_form_equals_the_fused_step():
             torch.testing.assert_close(q, p, rtol=1e-6, atol=1e-7)
     assert {k: v.shape for k, v in graph.state[b[0]].items()} == {k: v.shape for k, v in fused.state[a[0]].items()}
     assert float(graph.state[b[0]]["step"]) == 5
+    # A checkpoint of the fused form continues in the graph form (as a resumed run would).
+    c = [p.detach().clone().requires_grad_(True) for p in a]
+    resumed = optim.AdamTF1(c, lr=2e-4, capturable=True)
+    resumed.load_state_dict(copy.deepcopy(fused.state_dict()))  # (state_dict holds the live tensors)
+    grads = [torch.randn(s) for s in shapes]
+    for p, q, g in zip(a, c, grads):
+        p.grad, q.grad = g.clone(), g.clone()
+    fused.step()
+    resumed.step()
+    for p, q in zip(a, c):
+        torch.testing.assert_close(q, p, rtol=1e-6, atol=1e-7)
+    assert float(resumed.state[c[0]]["step"]) == 6
 
 
 def test_cuda_graph_elsewhere_runs_uncaptured_and_conflicts_are_refused():

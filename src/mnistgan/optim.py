@@ -33,7 +33,10 @@ class AdamTF1(torch.optim.Adam):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, capturable=False):
         params = list(params)
         fused = _fused_ok(params) and not capturable
-        super().__init__(params, lr=lr, betas=betas, eps=eps, fused=fused or None, foreach=None if fused else True)
+        # (capturable also tells torch.optim.Adam.load_state_dict to keep the step counts on the
+        # parameters' device, where graph_step reads them)
+        super().__init__(params, lr=lr, betas=betas, eps=eps, fused=fused or None, foreach=None if fused else True,
+                         capturable=capturable)
         for group in self.param_groups:
             group["tf_eps"] = eps  # saved with the state; group["eps"] is rewritten every step
         self._t = 0                # step count as a Python int: no device read per step
