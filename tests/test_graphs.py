@@ -100,5 +100,5 @@ def test_cuda_graph_elsewhere_runs_uncaptured_and_conflicts_are_refused():
         from_preset("seed", {"cuda_graph": True, "compile": True})
     with pytest.raises(ConfigError, match="mode_seeking"):
         from_preset("best", {"cuda_graph": True, "mode_seeking": 0.3})
-    assert graphs.refusal(from_preset("seed"), torch.device("cuda"), distributed=True)
-    assert graphs.refusal(from_preset("seed"), torch.device("cuda"), distributed=False) is None
+    assert graphs.refusal(torch.device("cuda"), distributed=True)
+    assert graphs.refusal(torch.device("cuda"), distributed=False) is None

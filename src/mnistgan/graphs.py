@@ -39,9 +39,9 @@ from .errors import ConfigError
 WARMUP_ROUNDS = 3  # uncaptured steps before capture, per step of a d_steps cycle
 
 
-def refusal(config, device: torch.device, distributed: bool) -> str | None:
-    """Why this run's step cannot be captured on this device (None: it can). Config-only
-    refusals are config.validate's; these depend on where the run is."""
+def refusal(device: torch.device, distributed: bool) -> str | None:
+    """Why this run's step cannot be captured where it runs (None: it can). Refusals that
+    depend on the config alone are config.validate's."""
     if device.type != "cuda":
         return None  # nothing to capture; the caller says so and runs uncaptured
     if distributed:

@@ -81,7 +81,7 @@ class Trainer:
         joint = not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in D.modules())
         self.loss = objectives.GANLoss(c, objectives.Critic(d, c.d_head, joint, self._autocast, synced))
         betas = (c.beta1, c.beta2)
-        refused = graphs.refusal(c, self.device, self.dist.active) if c.cuda_graph else None
+        refused = graphs.refusal(self.device, self.dist.active) if c.cuda_graph else None
         if refused:
             raise ConfigError(refused)
         self.opt_g = optim.build(c.optimizer, self.G.parameters(), c.lr, betas, c.eps, capturable=graphing)
