@@ -61,6 +61,17 @@ def test_replay_refuses_a_batch_of_another_shape():
         step(torch.rand(8, 1, 28, 28), None, True)
 
 
+def step_both(opt_a, a, opt_b, b, shapes):
+    """One step of each optimiser with the same fresh gradients; their parameters must agree."""
+    grads = [torch.randn(s) for s in shapes]
+    for p, q, g in zip(a, b, grads):
+        p.grad, q.grad = g.clone(), g.clone()
+    opt_a.step()
+    opt_b.step()
+    for p, q in zip(a, b):
+        torch.testing.assert_close(q, p, rtol=1e-6, atol=1e-7)
+
+
 def test_tf1_adam_graph_form_equals_the_fused_step():
     """TF1's update with the step count on the device (for capture) against the fused kernel
     with the host-side epsilon: equal within float rounding, every step."""
@@ -70,26 +81,14 @@ def test_tf1_adam_graph_form_equals_the_fused_step():
     b = [p.detach().clone().requires_grad_(True) for p in a]
     fused, graph = optim.AdamTF1(a, lr=2e-4), optim.AdamTF1(b, lr=2e-4, capturable=True)
     for _ in range(5):
-        grads = [torch.randn(s) for s in shapes]
-        for p, q, g in zip(a, b, grads):
-            p.grad, q.grad = g.clone(), g.clone()
-        fused.step()
-        graph.step()
-        for p, q in zip(a, b):
-            torch.testing.assert_close(q, p, rtol=1e-6, atol=1e-7)
+        step_both(fused, a, graph, b, shapes)
     assert {k: v.shape for k, v in graph.state[b[0]].items()} == {k: v.shape for k, v in fused.state[a[0]].items()}
     assert float(graph.state[b[0]]["step"]) == 5
     # A checkpoint of the fused form continues in the graph form (as a resumed run would).
     c = [p.detach().clone().requires_grad_(True) for p in a]
     resumed = optim.AdamTF1(c, lr=2e-4, capturable=True)
     resumed.load_state_dict(copy.deepcopy(fused.state_dict()))  # (state_dict holds the live tensors)
-    grads = [torch.randn(s) for s in shapes]
-    for p, q, g in zip(a, c, grads):
-        p.grad, q.grad = g.clone(), g.clone()
-    fused.step()
-    resumed.step()
-    for p, q in zip(a, c):
-        torch.testing.assert_close(q, p, rtol=1e-6, atol=1e-7)
+    step_both(fused, a, resumed, c, shapes)
     assert float(resumed.state[c[0]]["step"]) == 6
 
 
