@@ -36,3 +36,41 @@ def test_device_choice():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="CUDA is not available here; use --device cpu"):
             runtime.resolve_device("cuda")
+
+
+def _underflow_survives() -> bool:
+    """Whether products below float32's smallest normal number (1.2e-38) survive anywhere in an
+    elementwise multiply and a matrix product that both span every intra-op thread."""
+    n = 1 << 20
+    elementwise = torch.full((n,), 1e-20).mul_(1e-20)              # each product 1e-40
+    product = torch.full((512, 256), 1e-20) @ torch.full((256, 512), 1e-20)  # sums of 1e-40s: 2.6e-38 unflushed
+    return bool(elementwise.count_nonzero()) or bool(product.count_nonzero())
+
+
+def test_denormals_flush_on_every_thread_even_in_a_pool_made_before():
+    torch.ones(1 << 20).mul_(2)  # the intra-op threads exist before the setting changes
+    try:
+        assert runtime.flush_denormals(False)
+        assert _underflow_survives()
+        assert runtime.flush_denormals(True)
+        assert not _underflow_survives()
+        if torch.get_num_threads() > 1:  # the pool's own threads, not only this one, flush
+            torch.set_flush_denormal(False)  # this thread alone back to gradual underflow
+            elementwise = torch.full((1 << 20,), 1e-20).mul_(1e-20)
+            share = elementwise.count_nonzero().item() / elementwise.numel()
+            assert 0 < share < 1
+    finally:
+        runtime.flush_denormals(True)
+
+
+def test_training_follows_the_config(tmp_path):
+    from mnistgan.config import from_preset
+    from mnistgan.training import Trainer
+
+    try:
+        Trainer(from_preset("seed", {"device": "cpu", "flush_denormals": False, "progress": False}))
+        assert _underflow_survives()
+        Trainer(from_preset("seed", {"device": "cpu", "progress": False}))  # on by default
+        assert not _underflow_survives()
+    finally:
+        runtime.flush_denormals(True)

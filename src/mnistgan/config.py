@@ -66,6 +66,7 @@ class TrainConfig:
     device: str = "auto"              # auto (CUDA when present), cpu, cuda, cuda:N
     precision: str = field(default="fp32", metadata=FIXED)  # fp32, or bf16 (autocast for the networks' forward passes)
     tf32: bool = field(default=False, metadata=FIXED)       # allow TF32 matmuls on CUDA (off: exact fp32)
+    flush_denormals: bool = field(default=True, metadata=FIXED)  # CPU: floats below 1.2e-38 become 0 (FTZ/DAZ, as in TensorFlow): keeps late training steps fast; off: IEEE gradual underflow
     compile: bool = False             # torch.compile the networks (CUDA: reduce-overhead mode, i.e. CUDA graphs)
     cuda_graph: bool = False          # CUDA: capture the whole training step (both phases, optimisers, EMA, noise) as CUDA graphs and replay them; other devices: ignored
     out: str = "runs/seed"            # run folder

@@ -50,7 +50,7 @@ class Trainer:
         self.dist = dist or distributed.current()
         self._part = distributed.batch_part(c.batch_size, self.dist)
         self.device = torch.device(device) if device is not None else runtime.resolve_device(c.device)
-        runtime.prepare_device(self.device, c.tf32)
+        runtime.prepare_device(self.device, c.tf32, c.flush_denormals)
         # Weights are drawn on the CPU from their own seed, so they do not depend on the device
         # or on the global RNG.
         with torch.random.fork_rng(devices=[]):
