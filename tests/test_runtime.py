@@ -63,7 +63,7 @@ def test_denormals_flush_on_every_thread_even_in_a_pool_made_before():
         runtime.flush_denormals(True)
 
 
-def test_training_follows_the_config(tmp_path):
+def test_training_follows_the_config():
     from mnistgan.config import from_preset
     from mnistgan.training import Trainer
 

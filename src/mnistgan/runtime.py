@@ -58,9 +58,9 @@ def flush_denormals(on: bool) -> bool:
 
     Why: late in training some of Adam's second moments and gradients fall below float32's
     smallest normal number (1.2e-38), and x86 CPUs take a slow microcode path for each such
-    operand. Measured on the seed preset: 50,000 denormals in D's optimiser state after 2,000
-    steps, and the step 2.8 -> 3.6 ms (Adam's update alone 0.23 -> 0.78 ms); flushed, it stays
-    at 2.8 ms (docs/MEASUREMENTS.md). TensorFlow runs every op with FTZ/DAZ on, the seed
+    operand. Measured on the seed preset: 47,000 denormals in D's optimiser state after 2,000
+    steps, and by 6,000 the step 2.8 -> 3.6 ms (Adam's update alone 0.23 -> 0.78 ms); flushed,
+    it stays at 2.8 ms, and the 100 epochs end with the same weights (docs/MEASUREMENTS.md). TensorFlow runs every op with FTZ/DAZ on, the seed
     tutorial's TF1 graph included. Values this small change no update: Adam divides by
     sqrt(v) + 1e-8.
 
