@@ -45,9 +45,10 @@ def data(n: int, device) -> DeviceData:
 def run(t: Trainer, d: DeviceData, steps: int) -> None:
     B = t.config.batch_size
     order = d.epoch_order(0, 0)
-    for s in range(steps):
-        t.stats.window[0].copy_(t.train_step(*d.batch(order, s % (len(d) // B), B)))
-        t.images_seen += B
+    with t.process_settings():
+        for s in range(steps):
+            t.stats.window[0].copy_(t.train_step(*d.batch(order, s % (len(d) // B), B)))
+            t.images_seen += B
 
 
 def compare(a: Trainer, b: Trainer) -> tuple[str, float]:

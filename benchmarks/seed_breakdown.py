@@ -52,7 +52,8 @@ def main() -> None:
     data = DeviceData(images, labels)
     cfg = from_preset("seed", {"progress": False, "device": "cpu"})
     t = Trainer(cfg, torch.device("cpu"))
-    assert t._fast is not None, "the seed preset should take the fast path"
+    t.process_settings().__enter__()  # the run's float settings (denormals flushed), for the rest of this script
+    assert t.engine.kind == "hand-derived", "the seed preset should take the hand-derived step"
     B, order = cfg.batch_size, data.epoch_order(0, 0)
     state = {"s": 0}
 
@@ -61,7 +62,7 @@ def main() -> None:
         state["s"] += 1
 
     step()
-    f = t._fast
+    f = t.engine.seed_step
     # The step's products with its operand layouts ('.t()': a transposed view, as in fastpath.py).
     z, hg, x, hd, dl, dhd = torch.randn(B, 128), f.hg, f.x, f.hd, f.dl, f.dhd
     fake, hd2, dl2, dhd2, dog, dhg = f.x[B:], f.hd2, f.dl2, f.dhd2, f.dfake, f.dhg
@@ -93,8 +94,8 @@ def main() -> None:
         torch.randn(B, 128, generator=t.noise)
 
     def adam():
-        t.opt_d.fused_step()
-        t.opt_g.fused_step()
+        t.opt_d.update()
+        t.opt_g.update()
 
     from torch.utils.flop_counter import FlopCounterMode
 

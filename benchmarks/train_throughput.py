@@ -31,6 +31,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from mnistgan.config import from_preset
 from mnistgan.data import DeviceData, load_split
+from mnistgan import runtime
 from mnistgan.runtime import resolve_device
 from mnistgan.training import Trainer
 
@@ -91,6 +92,14 @@ VARIANTS = {"fp32": {}, "bf16": {"precision": "bf16"}, "compile": {"compile": Tr
 def bench_preset(name: str, variant: str, data: DeviceData, device, seconds: float) -> dict:
     cfg = from_preset(name, {"progress": False, "device": str(device), **VARIANTS[variant]})
     t = Trainer(cfg, device)
+    if device.type == "cpu":
+        runtime.keep_freed_memory()  # as training through the CLI and the API does
+    with t.process_settings():  # (the run's float settings, as Trainer.fit has them)
+        return measure_trainer(t, name, variant, data, device, seconds)
+
+
+def measure_trainer(t: Trainer, name: str, variant: str, data: DeviceData, device, seconds: float) -> dict:
+    cfg = t.config
     B = cfg.batch_size
     order = data.epoch_order(0, 0)
     spe = len(data) // B

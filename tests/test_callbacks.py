@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from mnistgan.callbacks import Callback, ConsoleReport, ProgressBar, QualityProbe, RunFolder, read_log
+from mnistgan.callbacks import Callback, ConsoleReport, ProgressBar, QualityProbe, RunFolder
+from mnistgan.rundir import read_log
 from mnistgan.config import apply_overrides
 from mnistgan.data import DeviceData
 from mnistgan.training import Trainer, TrainingInterrupted

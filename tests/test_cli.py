@@ -37,7 +37,7 @@ def test_sample_png_and_npy_are_deterministic(trained_run, tmp_path):
     (["sample", "NOPE"], "run folder NOPE does not exist"),
     (["sample", "{run}", "--out", "x.jpg"], "--out must end in .png or .npy"),
     (["sample", "{run}", "--out", "/nonexistent/x.png"], "folder /nonexistent does not exist"),
-    (["sample", "{tmp}"], "is not a run with a checkpoint"),
+    (["sample", "{tmp}"], "has no checkpoint to resume from or sample"),
     (["train", "--preset", "fancy", "--out", "{tmp}/r"], "unknown preset 'fancy'"),
     (["train", "--dataset", "cifar10", "--out", "{tmp}/r"], "unknown dataset 'cifar10'"),
     (["train", "--device", "tpu", "--out", "{tmp}/r"], "device must be auto, cpu"),

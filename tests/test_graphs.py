@@ -33,9 +33,9 @@ def recorder(graphed):
 ])
 def test_replayed_steps_equal_the_uncaptured_ones(overrides):
     plain, graphed = Trainer(small(**overrides)), Trainer(small(**overrides))
-    step = graphs.GraphedStep(graphed._step, graphed.noise, graphed.config.d_steps, torch.device("cpu"))
+    step = graphs.GraphedStep(graphed.engine, graphed.noise, graphed.config.d_steps, torch.device("cpu"))
     step._capture = recorder(step)
-    graphed._graphed = step
+    graphed.engine = step
     data = fake_data()
     B = plain.config.batch_size
     for i in range(step.warmup + 6):
@@ -53,7 +53,7 @@ def test_replayed_steps_equal_the_uncaptured_ones(overrides):
 
 def test_replay_refuses_a_batch_of_another_shape():
     t = Trainer(small("mlp"))
-    step = graphs.GraphedStep(t._step, t.noise, 1, torch.device("cpu"))
+    step = graphs.GraphedStep(t.engine, t.noise, 1, torch.device("cpu"))
     step._capture = recorder(step)
     step.warmup = 0
     step(torch.rand(16, 1, 28, 28), None, True)
@@ -94,7 +94,7 @@ def test_tf1_adam_graph_form_equals_the_fused_step():
 
 def test_cuda_graph_elsewhere_runs_uncaptured_and_conflicts_are_refused():
     t = Trainer(from_preset("seed", {"cuda_graph": True, "device": "cpu"}))
-    assert t._graphed is None and t._fast is not None  # the CPU runs the seed's usual step
+    assert t.engine.kind == "hand-derived"  # the CPU runs the seed's usual step
     with pytest.raises(ConfigError, match="choose one"):
         from_preset("seed", {"cuda_graph": True, "compile": True})
     with pytest.raises(ConfigError, match="mode_seeking"):

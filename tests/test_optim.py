@@ -62,8 +62,8 @@ def test_state_dict_round_trip():
     torch.testing.assert_close(p, q, rtol=0, atol=0)
 
 
-def test_fused_step_is_step_without_the_wrapper():
-    """fused_step (the seed's fast path) makes the same update as step(), including the
+def test_update_is_step_without_the_wrapper():
+    """update() (the seed's hand-derived step calls it) makes the same update as step(), including the
     first step (no state yet) and the TF1 epsilon schedule; registered hooks still run."""
     torch.manual_seed(1)
     p0 = torch.randn(64, 8)
@@ -73,11 +73,11 @@ def test_fused_step_is_step_without_the_wrapper():
     for g in grads:
         a.grad, b.grad = g.clone(), g.clone()
         oa.step()
-        ob.fused_step()
+        ob.update()
     assert torch.equal(a, b) and oa._t == ob._t == len(grads)
     assert torch.equal(oa.state[a]["exp_avg_sq"], ob.state[b]["exp_avg_sq"])
     calls = []
     ob.register_step_post_hook(lambda *args: calls.append(1))
     b.grad = grads[0].clone()
-    ob.fused_step()
+    ob.update()
     assert calls == [1] and ob._t == len(grads) + 1

@@ -71,8 +71,8 @@ def test_auxiliary_classifier_head(model):
     assert torch.isfinite(stats).all() and not torch.equal(head, t.D.classifier.weight)
     # The losses carry the cross-entropy: the same step without the head's term differs.
     plain = Trainer(small(model, conditional=True, aux_weight=1.0))
-    assert [type(term).__name__ for term in plain.loss.terms] == ["AuxiliaryClassifier"]
-    plain.loss.terms = []  # same networks, the head's term taken out of both phases
+    assert [type(term).__name__ for term in plain.engine.loss.terms] == ["AuxiliaryClassifier"]
+    plain.engine.loss.terms = []  # same networks, the head's term taken out of both phases
     plain_stats = plain.train_step(real, labels)
     assert float(stats[0]) > float(plain_stats[0]) and float(stats[1]) > float(plain_stats[1])
 
@@ -135,13 +135,13 @@ def test_conditional_models_require_labels():
 def test_ema_update_and_half_life():
     cfg = small("dcgan", ema_half_life=160)  # 10 G steps of 16 images
     t = Trainer(cfg)
-    assert abs(t._ema_beta ** 10 - 0.5) < 1e-12
+    assert abs(t.ema.beta ** 10 - 0.5) < 1e-12
     ema0 = [p.detach().clone() for p in t.G_ema.parameters()]
     data = fake_data()
     real, y = data.batch(data.epoch_order(0, 0), 0, 16)
     t.train_step(real, y)
     for e0, e1, g in zip(ema0, t.G_ema.parameters(), t.G.parameters()):
-        torch.testing.assert_close(e1, t._ema_beta * e0 + (1 - t._ema_beta) * g.detach())
+        torch.testing.assert_close(e1, t.ema.beta * e0 + (1 - t.ema.beta) * g.detach())
 
 
 def test_batch_norm_recalibration_is_deterministic_and_replaces_copied_statistics():

@@ -28,18 +28,18 @@ class Notes(Callback):
         self.messages.append(message)
 
 
-def test_load_latest_good_skips_damaged_and_tells_the_callbacks(tmp_path):
+def test_newest_loadable_skips_damaged_and_says_so(tmp_path):
     from mnistgan import checkpoint as ckpt
     import torch
 
     run = tmp_path / "r"
     (run / "checkpoints").mkdir(parents=True)
-    with pytest.raises(CheckpointError, match="no checkpoint to resume from"):
-        runs.load_latest_good(run)
+    with pytest.raises(CheckpointError, match="no checkpoints/ckpt"):
+        ckpt.newest_loadable(run)
     ckpt.save(run / "checkpoints" / ckpt.filename(100), {"x": torch.ones(2)}, {"images_seen": 100})
     (run / "checkpoints" / ckpt.filename(200)).write_bytes(b"\0" * 40)
     notes = Notes()
-    path, (tensors, meta) = runs.load_latest_good(run, [notes])
+    path, (tensors, meta) = ckpt.newest_loadable(run, on_skip=notes.on_message)
     assert path.name == ckpt.filename(100) and meta == {"images_seen": 100}
     assert len(notes.messages) == 1 and "skipping damaged checkpoint" in notes.messages[0]
     assert (run / "checkpoints" / ckpt.filename(200)).exists()  # never deleted

@@ -63,14 +63,34 @@ def test_denormals_flush_on_every_thread_even_in_a_pool_made_before():
         runtime.flush_denormals(True)
 
 
-def test_training_follows_the_config():
+def test_training_follows_the_config_and_leaves_the_process_as_it_was():
+    """A Trainer changes nothing process-wide when built; while it trains (fit, or its
+    process_settings around steps) denormals are flushed as its config says; after, the
+    process has its own setting back."""
+    from mnistgan.callbacks import Callback
     from mnistgan.config import from_preset
     from mnistgan.training import Trainer
 
+    from test_training import fake_data
+
+    class Watch(Callback):
+        seen = []
+
+        def on_epoch_end(self, trainer, row):
+            self.seen.append(_underflow_survives())
+
+    small = {"device": "cpu", "progress": False, "train_images": 200, "epochs": 1}
     try:
-        Trainer(from_preset("seed", {"device": "cpu", "flush_denormals": False, "progress": False}))
-        assert _underflow_survives()
-        Trainer(from_preset("seed", {"device": "cpu", "progress": False}))  # on by default
-        assert not _underflow_survives()
+        for before in (False, True):
+            assert runtime.flush_denormals(before)
+            for flush in (False, True):
+                t = Trainer(from_preset("seed", {**small, "flush_denormals": flush}))
+                assert _underflow_survives() != before  # building it changed nothing
+                with t.process_settings():
+                    assert _underflow_survives() != flush
+                assert _underflow_survives() != before
+                Watch.seen = []
+                t.fit(fake_data(200), [Watch()])
+                assert Watch.seen == [not flush] and _underflow_survives() != before
     finally:
         runtime.flush_denormals(True)

@@ -3,6 +3,7 @@ import torch
 
 from mnistgan.callbacks import Callback
 from mnistgan.data import DeviceData
+from mnistgan import steps
 from mnistgan.training import Trainer
 
 from exactness import weights, whole_and_resumed
@@ -11,8 +12,6 @@ from exactness import weights, whole_and_resumed
 def fake_data(n=1000, seed=0):
     rng = np.random.default_rng(seed)
     return DeviceData(rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n).astype(np.uint8))
-
-
 
 
 def test_same_seed_same_run_other_seed_other_run(tiny_config):
@@ -91,8 +90,9 @@ def test_fast_path_equals_the_autograd_step(tiny_config):
     """The hand-derived seed step (fastpath.py) and the generic autograd step agree."""
     data = fake_data()
     fast, auto = Trainer(tiny_config), Trainer(tiny_config)
-    assert fast._fast is not None
-    auto._fast = None
+    assert fast.engine.kind == "hand-derived"
+    auto.engine = steps.build(auto.parts, hand_derived=False)
+    assert auto.engine.kind == "autograd"
     order = data.epoch_order(0, 0)
     for step in range(10):
         real, _ = data.batch(order, step, 100)
@@ -105,15 +105,15 @@ def test_fast_path_equals_the_autograd_step(tiny_config):
 def test_fast_path_only_where_exact(tiny_config):
     from mnistgan.config import apply_overrides
 
-    assert Trainer(tiny_config)._fast is not None
+    assert Trainer(tiny_config).engine.kind == "hand-derived"
     for change in ({"objective": "hinge"}, {"precision": "bf16"}, {"optimizer": "adam"}, {"diffaugment": "cutout"},
                    {"mode_seeking": 0.5}, {"layers": 2}, {"label_smoothing": 0.1}):
         t = Trainer(apply_overrides(tiny_config, change))
-        assert (t._fast is None) == ("optimizer" not in change), change
-    # PyTorch's Adam (no fused_step) takes the fast path too, and gives the autograd step's weights.
+        assert (t.engine.kind == "autograd") == ("optimizer" not in change), change
+    # PyTorch's Adam (no update()) takes the fast path too, and gives the autograd step's weights.
     cfg = apply_overrides(tiny_config, {"optimizer": "adam"})
     fast, auto = Trainer(cfg), Trainer(cfg)
-    auto._fast = None
+    auto.engine = steps.build(auto.parts, hand_derived=False)
     real, _ = fake_data().batch(fake_data().epoch_order(0, 0), 0, 100)
     for _ in range(3):
         fast.train_step(real)
@@ -154,11 +154,13 @@ def _faults_per_step(env):
     import sys
 
     code = """
-import resource, torch
+import os, resource, torch
+from mnistgan import runtime
 from mnistgan.config import from_preset
 from mnistgan.training import Trainer
 c = from_preset("dcgan", {"device": "cpu"})
 t = Trainer(c)
+runtime.keep_freed_memory()  # as training through runs.train / the CLI does
 real = torch.rand(c.batch_size, 1, 28, 28)
 for _ in range(3):
     t.train_step(real)
@@ -175,8 +177,8 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / 4)
 
 def test_cpu_training_keeps_freed_memory_instead_of_faulting_it_back():
     """glibc's defaults return a conv step's freed activations to the system and fault them
-    back in on the next step (~10,000 page faults a step, measured); the trainer's malloc
-    settings keep them. Counted in page faults, not timed."""
+    back in on the next step (~10,000 page faults a step, measured); runtime.keep_freed_memory
+    keeps them. Counted in page faults, not timed."""
     import platform
 
     if platform.system() != "Linux" or not platform.libc_ver()[0] == "glibc":

@@ -29,7 +29,7 @@ class Run:
 
     def log(self) -> list[dict[str, Any]]:
         """The epoch rows of log.jsonl."""
-        from .callbacks import read_log
+        from .rundir import read_log
 
         return read_log(self.path)
 
@@ -37,30 +37,51 @@ class Run:
 def configure(preset: str = "seed", settings: dict[str, Any] | None = None, **more: Any) -> TrainConfig:
     """The validated config a new run of `preset` with these settings (a dict, keyword
     arguments, or both; None values are ignored) trains with (default out: runs/PRESET, or
-    runs/PRESET-N when taken). Raises ConfigError naming a bad value."""
+    runs/PRESET-N when taken; under torchrun out must be given). Raises ConfigError naming a
+    bad value."""
     from . import runs
     from .config import from_preset
 
     settings = {**(settings or {}), **more}
-    out = settings.get("out") or str(runs.free_run_dir(Path("runs") / preset))
+    out = settings.get("out") or runs.default_out(preset)
     return from_preset(preset, {**settings, "out": out})
 
 
-def train(preset: str = "seed", *, resume: str | os.PathLike | None = None, callbacks: Sequence | None = None,
-          config: TrainConfig | None = None, **settings: Any) -> Run:
-    """Trains a new run (preset plus any config keys, e.g. epochs=5, out="runs/c", lr=1e-4;
-    or a `config` from configure), or continues `resume` exactly (settings then may only
-    change harmless keys such as epochs). Returns the Run. Raises ConfigError, DataError,
-    CheckpointError like the CLI's one-line errors, and TrainingInterrupted after
-    SIGINT/SIGTERM (a checkpoint is written)."""
-    from . import runs
+def train(preset: str | None = None, *, resume: str | os.PathLike | None = None, callbacks: Sequence | None = None,
+          config: TrainConfig | None = None, tune_malloc: bool = True, settings: dict[str, Any] | None = None,
+          **more: Any) -> Run:
+    """Trains a new run (preset, default "seed", plus any config keys as a `settings` dict,
+    keyword arguments or both, e.g. epochs=5, out="runs/c", lr=1e-4; or a `config` from
+    configure), or continues `resume` exactly (settings then may only change harmless keys
+    such as epochs). Returns the Run. Raises
+    ConfigError, DataError, CheckpointError like the CLI's one-line errors, and
+    TrainingInterrupted after SIGINT/SIGTERM (a checkpoint is written).
 
+    Under torchrun it behaves as `mnistgan train` does: it joins the process group (and
+    leaves it), and after a restart of the group (`torchrun --max-restarts N`) it continues
+    the run in `out` from its newest checkpoint.
+
+    What it changes in the process: while it trains, the run's own float settings are in
+    force (denormal floats flushed to zero on every CPU thread as config flush_denormals
+    says, TF32 on CUDA as config tf32 says), and both are restored when it returns. On a
+    CPU it also tunes glibc's malloc to keep freed memory for reuse (the conv presets train
+    faster), which lasts for the rest of the process: tune_malloc=False leaves malloc as it
+    was (runtime.keep_freed_memory)."""
+    from . import runs
+    from .errors import ConfigError
+
+    settings = {**(settings or {}), **more}
     if resume is not None:
-        trainer = runs.resume(resume, settings, callbacks)
-        return Run(Path(resume), trainer.config, trainer.images_seen)
-    config = config if config is not None else configure(preset, settings)
-    trainer = runs.train(config, callbacks)
-    return Run(Path(config.out), trainer.config, trainer.images_seen)  # with what the dataset decided (classes, train_images)
+        if preset is not None or config is not None:
+            raise ConfigError("resume continues a run with its own preset and config; preset and config do not apply")
+        trainer = runs.start(resume_from=resume, overrides=settings, callbacks=callbacks, tune_malloc=tune_malloc)
+    else:
+        if config is not None and (preset is not None or settings):
+            raise ConfigError("give either a config (from configure) or a preset with settings, not both")
+        config = config if config is not None else configure(preset or "seed", settings)
+        trainer = runs.start(config, overrides=settings, callbacks=callbacks, tune_malloc=tune_malloc)
+    # (with what the dataset decided: classes, train_images)
+    return Run(Path(trainer.config.out), trainer.config, trainer.images_seen)
 
 
 class Generator:

@@ -11,7 +11,7 @@ import os
 import re
 import struct
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -118,15 +118,39 @@ def list_checkpoints(folder: str | os.PathLike) -> list[Path]:
     return sorted(p for p in folder.iterdir() if NAME.match(p.name))
 
 
-def latest(run: str | os.PathLike) -> Path:
-    """The newest checkpoint of a run folder."""
+def newest_loadable(run: str | os.PathLike, restore: Callable[[Path, dict, dict], Any] | None = None,
+                    on_skip: Callable[[str], None] | None = None) -> tuple[Path, Any]:
+    """The one choice of checkpoint, for resuming, sampling, exporting, evaluating and the
+    page: the newest of the run's checkpoints that loads (and, given `restore`, that
+    restore(path, tensors, meta) accepts). Returns (path, what restore made of it; default
+    (tensors, meta)). A damaged one is skipped for the one before it, never deleted;
+    on_skip(message) hears of each."""
     run = Path(run)
     if not run.is_dir():
         raise CheckpointError(f"run folder {run} does not exist")
     found = list_checkpoints(run / "checkpoints")
     if not found:
-        raise CheckpointError(f"{run} is not a run with a checkpoint (no checkpoints/ckpt-*.safetensors)")
-    return found[-1]
+        raise CheckpointError(f"{run} has no checkpoint to resume from or sample (no checkpoints/ckpt-*.safetensors)")
+    errors = []
+    for path in reversed(found):
+        try:
+            tensors, meta = load(path)
+            return path, (restore(path, tensors, meta) if restore else (tensors, meta))
+        except CheckpointError as e:
+            errors.append(str(e))
+            if on_skip is not None:
+                on_skip(f"warning: skipping damaged checkpoint: {e}")
+    raise CheckpointError("no checkpoint of this run can be loaded:\n  " + "\n  ".join(errors))
+
+
+def open_checkpoint(run_or_checkpoint: str | os.PathLike) -> tuple[Path, dict[str, torch.Tensor], dict[str, Any]]:
+    """(path, tensors, metadata): a checkpoint file as given, or a run folder's newest
+    loadable one (newest_loadable)."""
+    path = Path(run_or_checkpoint)
+    if path.is_file():
+        return (path, *load(path))
+    path, (tensors, meta) = newest_loadable(path)
+    return path, tensors, meta
 
 
 def prune(folder: str | os.PathLike, keep: int) -> None:
@@ -139,6 +163,23 @@ def prune(folder: str | os.PathLike, keep: int) -> None:
 
 
 # --------------------------------------------------------------- module and optimiser state
+# The networks' tensors in a checkpoint: G.*, D.* and, when the run keeps an EMA of G, G_ema.*.
+G, D, G_EMA = "G", "D", "G_ema"
+
+
+def network_tensors(G_: torch.nn.Module, D_: torch.nn.Module, G_ema: torch.nn.Module | None) -> dict[str, torch.Tensor]:
+    """The networks' tensors under their checkpoint names."""
+    tensors = {**module_tensors(G, G_), **module_tensors(D, D_)}
+    if G_ema is not None:
+        tensors.update(module_tensors(G_EMA, G_ema))
+    return tensors
+
+
+def sampled_generator(tensors: dict[str, torch.Tensor]) -> str:
+    """Which generator pictures and samples come from: the EMA generator when the run kept one."""
+    return G_EMA if any(k.startswith(G_EMA + ".") for k in tensors) else G
+
+
 def module_tensors(prefix: str, module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {f"{prefix}.{k}": v for k, v in module.state_dict().items()}
 

@@ -142,72 +142,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(a: argparse.Namespace) -> int:
-    from . import distributed
-
-    place = distributed.init(a.device or "auto")  # joins torchrun's group; alone: nothing
-    try:
-        code = _train(a, place)
-    except BaseException:
-        distributed.shutdown()
-        raise
-    distributed.shutdown(together=code == 0)
-    return code
-
-
-def _train(a: argparse.Namespace, place) -> int:
     from . import api
-    from .runs import elastic_restart
+    from .config import merge_settings, parse_sets
+    from .distributed import launch_rank
     from .training import FiguresInterrupted, TrainingInterrupted
 
-    say = (lambda text: print(text, file=sys.stderr)) if place.main else (lambda text: None)
-    overrides = {"epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr, "seed": a.seed,
-                 "device": a.device, "dataset": a.dataset, "data_dir": a.data_dir,
-                 "max_images": a.max_images, "precision": a.precision, "compile": a.compile, "cuda_graph": a.cuda_graph, "invert": a.invert,
-                 "tensorboard": a.tensorboard}
-    if a.no_download:
-        overrides["download"] = False
-    if a.no_progress:
-        overrides["progress"] = False
-    for item in a.set:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise MnistganError(f"--set expects KEY=VALUE, got {item!r}")
-        overrides[key.strip().replace("-", "_")] = value.strip()
-    if a.out and overrides.get("out", a.out) != a.out:
-        raise MnistganError(f"--out {a.out} and --set out={overrides['out']} disagree; give one")
+    flags = {"epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr, "seed": a.seed, "device": a.device,
+             "dataset": a.dataset, "data_dir": a.data_dir, "max_images": a.max_images, "precision": a.precision,
+             "compile": a.compile, "cuda_graph": a.cuda_graph, "invert": a.invert, "tensorboard": a.tensorboard,
+             "out": a.out, "download": False if a.no_download else None, "progress": False if a.no_progress else None}
+    settings = merge_settings(flags, parse_sets(a.set))
     try:
-        if place.active and not (a.out or overrides.get("out") or a.resume):
-            raise MnistganError("under torchrun give --out (or --resume RUN), so that every process and every "
-                                "restart agree on the run folder")
-        restart = elastic_restart(a.out or overrides.get("out"))
-        if a.resume or restart:
-            if a.resume and (a.preset or a.out):
-                raise MnistganError("--resume continues a run with its own config and folder; "
-                                    "--preset and --out do not apply")
-            out = a.resume or restart
-            if restart:  # torchrun restarted the group after a failure: continue the run
-                say(f"mnistgan: restart {os.environ.get('TORCHELASTIC_RESTART_COUNT')} of the group: "
-                    f"resuming {out}")
-                overrides = {k: v for k, v in overrides.items() if k != "out"}
-            run = api.train(resume=out, **overrides)
-        else:
-            overrides["out"] = a.out or overrides.get("out")
-            config = api.configure(a.preset or "seed", overrides)
-            say(f"mnistgan: training preset {config.preset!r} on {config.dataset} into {config.out}"
-                + (f" with {place.world} processes" if place.active else ""))
-            run = api.train(config=config)
-            out = config.out
+        run = api.train(a.preset, resume=a.resume, settings=settings)
     except TrainingInterrupted as e:
-        run = a.resume or overrides.get("out") or a.out
-        if isinstance(e, FiguresInterrupted):
-            say(f"mnistgan: interrupted while drawing the final figures; training is complete and its last "
-                f"checkpoint is written. Draw them with: mnistgan train --resume {run}")
-        else:
-            say(f"mnistgan: interrupted after {e.images_seen:,} images; a checkpoint was written. "
-                f"Resume with: mnistgan train --resume {run}")
+        if launch_rank() == 0:
+            where = e.run or a.resume
+            print(f"mnistgan: interrupted while drawing the final figures; training is complete and its last "
+                  f"checkpoint is written. Draw them with: mnistgan train --resume {where}"
+                  if isinstance(e, FiguresInterrupted) else
+                  f"mnistgan: interrupted after {e.images_seen:,} images; a checkpoint was written. "
+                  f"Resume with: mnistgan train --resume {where}", file=sys.stderr)
         return 143 if e.signum == 15 else 130
-    say(f"mnistgan: done ({run.images_seen:,} images seen). Pictures and checkpoints are in "
-        f"{out}/; draw new forgeries with: mnistgan sample {out} --out digits.png")
+    if launch_rank() == 0:
+        print(f"mnistgan: done ({run.images_seen:,} images seen). Pictures and checkpoints are in {run.path}/; "
+              f"draw new forgeries with: mnistgan sample {run.path} --out digits.png", file=sys.stderr)
     return 0
 
 

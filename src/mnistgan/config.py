@@ -216,6 +216,27 @@ def apply_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConf
     return resolved
 
 
+def parse_sets(items: list[str]) -> dict[str, str]:
+    """The command line's `--set KEY=VALUE` items as {key: value} (a '-' in a key reads as '_')."""
+    values = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        values[key.strip().replace("-", "_")] = value.strip()
+    return values
+
+
+def merge_settings(flags: dict[str, Any], sets: dict[str, Any]) -> dict[str, Any]:
+    """Settings given by their own flags (None: not given) and by --set, as one dict; a key
+    given both ways with different values is refused rather than one silently winning."""
+    for key, value in sets.items():
+        given = flags.get(key)
+        if given is not None and key in FIELD_TYPES and _coerce(key, given) != _coerce(key, value):
+            raise ConfigError(f"--{key.replace('_', '-')} {given} and --set {key}={value} disagree; give one")
+    return {**{k: v for k, v in flags.items() if v is not None}, **sets}
+
+
 def from_preset(name: str, overrides: dict[str, Any] | None = None) -> TrainConfig:
     """The preset's config with overrides (None values are ignored) applied and validated."""
     if name not in PRESETS:

@@ -20,7 +20,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .files import cache_dir
 
 IMAGE_MAGIC = 0x00000803  # unsigned byte, 3 dimensions
@@ -464,3 +464,29 @@ class DeviceData:
         # index_select, not images[idx]: the same rows at a third of the time (advanced
         # indexing goes through TensorIterator; ~0.06 ms a batch, 2% of the seed's step).
         return torch.index_select(self.images, 0, idx).float().div_(255.0), torch.index_select(self.labels, 0, idx)
+
+
+def training_set(config, device, resuming: bool = False, progress: Progress = None):
+    """(the training set on device as DeviceData, config with the dataset's class count and
+    train_images capped at its size, notices for the user). A resumed run's dataset must
+    still have the classes and images it trained with."""
+    from .config import apply_overrides
+
+    dataset = open_dataset(config.dataset, config.data_dir, download=config.download, invert=config.invert,
+                           progress=progress)
+    imgs, labels = dataset.split("train")
+    notices = []
+    if dataset.skipped:
+        notices.append(f"warning: skipped {len(dataset.skipped)} unreadable image(s) of {config.dataset}: "
+                       + "; ".join(dataset.skipped[:3]) + (" ..." if len(dataset.skipped) > 3 else ""))
+    n = min(config.train_images, len(imgs))
+    if dataset.num_classes != config.num_classes or n != config.train_images:
+        if resuming:
+            raise ConfigError(f"{config.dataset} now has {len(imgs):,} training images in {dataset.num_classes} "
+                              f"classes; this run trained on {config.train_images:,} in {config.num_classes}. "
+                              "Restore the dataset, or start a new run (nothing was changed).")
+        if config.batch_size > n:
+            raise ConfigError(f"{config.dataset} has {n} training images, fewer than one batch "
+                              f"(batch_size {config.batch_size}); use --set batch_size=N with N <= {n}")
+        config = apply_overrides(config, {"num_classes": dataset.num_classes, "train_images": n})
+    return DeviceData(imgs[:n], labels[:n], device), config, notices

@@ -8,9 +8,11 @@ agreeing on a stop. Without torchrun (WORLD_SIZE unset or 1) nothing here is use
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 import torch.distributed as dist
@@ -36,6 +38,11 @@ class Dist:
 def launched() -> bool:
     """Whether torchrun (or another launcher setting WORLD_SIZE) started several processes."""
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def launch_rank() -> int:
+    """This process's rank in torchrun's launch (0 alone), whether or not it has joined the group."""
+    return int(os.environ.get("RANK", "0")) if launched() else 0
 
 
 def current() -> Dist:
@@ -74,6 +81,23 @@ def shutdown(together: bool = False) -> None:
         if together:
             dist.barrier()
         dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def joined(device: str = "auto") -> Iterator[Dist]:
+    """torchrun's group for the block: joined on entry when this process was launched by
+    torchrun and has not joined yet, and left on exit (after waiting for every process when
+    the block ended well). Alone, or when the caller joined already, it changes nothing."""
+    if not launched() or (dist.is_available() and dist.is_initialized()):
+        yield current()
+        return
+    place = init(device)
+    try:
+        yield place
+    except BaseException:
+        shutdown()
+        raise
+    shutdown(together=True)
 
 
 def device_for(name: str, d: Dist) -> str:
@@ -188,6 +212,18 @@ def share(n_chunks: int, d: Dist) -> slice:
     base, extra = divmod(n_chunks, d.world)
     start = d.rank * base + min(d.rank, extra)
     return slice(start, start + base + (d.rank < extra))
+
+
+def share_and_gather(n_chunks: int, work, device: torch.device) -> tuple[torch.Tensor, ...] | None:
+    """Work shared out among the processes: each runs work(its share, a slice of
+    range(n_chunks)), which returns a tuple of tensors with one row per item; returns every
+    process's rows concatenated in rank order, on the CPU, on rank 0, and None on the others.
+    The same rows as one process doing work(all chunks) would make. Alone: that."""
+    d = current()
+    if not d.active:
+        return tuple(work(slice(0, n_chunks)))
+    gathered = tuple(gather(torch.as_tensor(t).to(device)).cpu() for t in work(share(n_chunks, d)))
+    return gathered if d.main else None
 
 
 def mean_over_processes(t: torch.Tensor) -> torch.Tensor:

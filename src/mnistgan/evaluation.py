@@ -61,14 +61,16 @@ def run(path: str, n: int = 10000, seed: int = 0, out: str | None = None, metric
     if place.active:
         device = distributed.device_for(device, place)
         G, config = generation.load_generator(path, device)
-        share = distributed.share(-(-n // generation.CHUNK), place)
-        mine = generation.forge(G, config, n, seed, chunks=share)
-        feats, probs = Reference(dataset, data_dir, device=device, invert=invert).net(mine)
-        dev = torch.device(device)
-        imgs, feats, probs = (distributed.gather(torch.as_tensor(t).to(dev)).cpu() for t in (mine, feats, probs))
-        if not place.main:
+        net = Reference(dataset, data_dir, device=device, invert=invert).net
+
+        def measured(share: slice):
+            mine = generation.forge(G, config, n, seed, chunks=share)
+            return (torch.from_numpy(mine), *net(mine))
+
+        gathered = distributed.share_and_gather(-(-n // generation.CHUNK), measured, torch.device(device))
+        if gathered is None:
             return None
-        imgs, fake = imgs.numpy(), (feats, probs)
+        imgs, fake = gathered[0].numpy(), gathered[1:]
     else:
         imgs = generation.sample(path, n=n, seed=seed, device=device)
     result, ctx = evaluate(np.asarray(imgs), dataset, metrics, data_dir, progress=progress, device=device,

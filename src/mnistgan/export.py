@@ -46,7 +46,7 @@ class Sampler(nn.Module):
 def example_inputs(config, n: int = 2, seed: int = 0) -> tuple[torch.Tensor, ...]:
     """(noise,) or (noise, labels) for n samples, as the exported network takes them."""
     z = generation.noise(n, config.z_dim, seed)
-    return (z, torch.arange(n) % config.label_count) if config.takes_labels else (z,)
+    return (z, generation.cycle_labels(n, config.label_count)) if config.takes_labels else (z,)
 
 
 def card_path(out: Path) -> Path:
@@ -63,9 +63,9 @@ def export(run: str | os.PathLike, out: str | os.PathLike, format: str = "onnx",
     files.check_outputs([out, card], force)
     if format == "onnx":
         _need_onnx()
-    path = generation.checkpoint_of(run)
-    G, config = generation.load_generator(path, "cpu")
-    model = Sampler(G, config.takes_labels).eval()
+    nets = generation.load_networks(run, "cpu", discriminator=False)
+    path, config = nets.path, nets.config
+    model = Sampler(nets.G, config.takes_labels).eval()
     blob = _serialise(model, config, format)
     files.atomic_write_bytes(out, blob, overwrite=force)
     text = model_card(run, path, config, out, format, hashlib.sha256(blob).hexdigest())

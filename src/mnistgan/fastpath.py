@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from . import stats
+
 
 # Fields of the run's maths whose value the hand-derived step takes as it comes (sizes,
 # learning rates, seeds; and fields the mlp family ignores). Every other such field must have
@@ -33,26 +35,25 @@ def applies(config, G, D) -> bool:
 
 
 class SeedStep:
-    """Callable: (real B x 1 x 28 x 28, z B x z_dim) -> [d_loss, g_loss, D(x), D(G(z))].
+    """Callable: (real B x 1 x 28 x 28, z B x z_dim) -> the step's statistics (stats.pack).
 
     Every intermediate and every gradient lives in a buffer made once per batch size and
     written with out= / in-place operations. At these sizes a fresh output per product is not
     free: the allocator hands out other blocks each step, so results land in memory that is
-    not in cache (and the allocator's own work adds up over ~40 tensors); measured, D's first
-    weight gradient (256 x 200 x 784) took 780 us in the step with fresh outputs and 460 us
-    with buffers, and the step ~7% less time overall (docs/MEASUREMENTS.md). The products and
-    their order are those of the autograd step, so the results are bit-identical to the
+    not in cache, and the allocator's own work adds up over ~40 tensors (the measured gain is
+    in docs/MEASUREMENTS.md, "Where the seed step's time goes"). The products and their order
+    are those of the autograd step, so the results are bit-identical to the
     unbuffered form (the golden hashes hold)."""
 
     def __init__(self, G, D, opt_g, opt_d):
         self.g1, self.g2 = G.net[0], G.net[2]   # Linear(z, h), Linear(h, 784)
         self.d1, self.d2 = D.net[1], D.net[3]   # Linear(784, h), Linear(h, 1)
-        # TF1's Adam without torch.optim's per-call wrapper (optim.AdamTF1.fused_step); PyTorch's Adam as it is.
-        self.step_g, self.step_d = (getattr(o, "fused_step", o.step) for o in (opt_g, opt_d))
+        # TF1's Adam without torch.optim's per-call wrapper (optim.AdamTF1.update); PyTorch's Adam as it is.
+        self.step_g, self.step_d = (getattr(o, "update", o.step) for o in (opt_g, opt_d))
         self.params = [self.g1.weight, self.g1.bias, self.g2.weight, self.g2.bias,
                        self.d1.weight, self.d1.bias, self.d2.weight, self.d2.bias]
         self.grads = [torch.zeros_like(p) for p in self.params]
-        self.one = torch.ones(1, device=G.net[0].weight.device)  # "G updated" for the statistics
+        self.one = torch.ones((), device=G.net[0].weight.device)  # "G updated" for the statistics
         self._buffers_for = None
 
     def _buffers(self, B: int, z: torch.Tensor) -> None:
@@ -111,4 +112,4 @@ class SeedStep:
         torch.mm(dhg.t(), z, out=gw1)                                                  # h x z
         torch.sum(dhg, 0, out=gb1)
         self.step_g()
-        return torch.cat([torch.stack([d_loss, g_loss]), stats_d, self.one])
+        return stats.pack(d_loss=d_loss, g_loss=g_loss, d_real=stats_d[0], d_fake=stats_d[1], g_steps=self.one)

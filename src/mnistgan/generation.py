@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -26,11 +27,17 @@ def noise(n: int, z_dim: int, seed: int) -> torch.Tensor:
     return torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed))
 
 
+def cycle_labels(n: int, k: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """Labels 0, 1, ..., k-1, 0, 1, ... for n forgeries: how every picture and sample of a
+    model that takes labels goes through its classes (or codes) when no class is asked for."""
+    return torch.arange(n, device=device) % k
+
+
 def class_labels(config: TrainConfig, n: int, digit: int | None = None) -> torch.Tensor | None:
     """What a generator of this config is given for n forgeries: None (unconditional),
     classes (or codes) 0..K-1 in turn, or `digit` n times (conditional models only)."""
     if digit is None:
-        return torch.arange(n) % config.label_count if config.takes_labels else None
+        return cycle_labels(n, config.label_count) if config.takes_labels else None
     if config.info_code:
         raise ConfigError("--digit needs a conditional model; this run's codes (info_code) are learned "
                           "without labels, so code k is not digit k")
@@ -48,7 +55,7 @@ def generate(G: torch.nn.Module, z: torch.Tensor, labels: torch.Tensor | None = 
     that takes labels and is given none draws its classes 0..K-1 in turn."""
     device = next(G.parameters()).device
     if label_count and labels is None:
-        labels = torch.arange(len(z), device=device) % label_count
+        labels = cycle_labels(len(z), label_count, device)
     was_training = G.training
     G.eval()
     try:
@@ -82,45 +89,47 @@ def recalibrate_batch_norm(G: torch.nn.Module, config: TrainConfig, device, batc
     G.train(was_training)
 
 
-def checkpoint_of(run_or_checkpoint: str | os.PathLike) -> Path:
-    """A checkpoint file as given, or a run folder's newest one."""
-    path = Path(run_or_checkpoint)
-    return path if path.is_file() else ckpt.latest(path)
-
-
 def read_config(run_or_checkpoint: str | os.PathLike) -> TrainConfig:
-    """The config a run (or checkpoint) was trained with, read from the checkpoint's header."""
-    path = checkpoint_of(run_or_checkpoint)
-    return ckpt.config_of(path, ckpt.read_header(path))
+    """The config a run (its newest loadable checkpoint) or a checkpoint file was trained with."""
+    path, _, meta = ckpt.open_checkpoint(run_or_checkpoint)
+    return ckpt.config_of(path, meta)
 
 
 def load_generator(run_or_checkpoint: str | os.PathLike, device: str = "cpu") -> tuple[torch.nn.Module, TrainConfig]:
-    """(generator in eval mode, config) from a run folder's latest checkpoint or a checkpoint
-    file: the EMA generator when the run kept one (its batch-norm statistics recomputed)."""
-    G, _, config = load_networks(run_or_checkpoint, device, discriminator=False)
-    return G, config
+    """(generator in eval mode, config) from a run folder's newest loadable checkpoint or a
+    checkpoint file: the EMA generator when the run kept one (its batch-norm statistics
+    recomputed)."""
+    nets = load_networks(run_or_checkpoint, device, discriminator=False)
+    return nets.G, nets.config
 
 
-def load_networks(run_or_checkpoint: str | os.PathLike, device: str = "cpu", discriminator: bool = True
-                  ) -> tuple[torch.nn.Module, torch.nn.Module | None, TrainConfig]:
-    """(generator as load_generator gives it, discriminator in eval mode or None, config),
-    from one read of the checkpoint."""
+@dataclass
+class Networks:
+    """A checkpoint's networks, ready to use: G as sampled (load_generator), D or None."""
+    path: Path                     # the checkpoint they came from
+    G: torch.nn.Module
+    D: torch.nn.Module | None
+    config: TrainConfig
+
+
+def load_networks(run_or_checkpoint: str | os.PathLike, device: str = "cpu", discriminator: bool = True) -> Networks:
+    """G (and D in eval mode, unless discriminator=False) from one read of a checkpoint file,
+    or of a run's newest checkpoint that loads (checkpoint.open_checkpoint)."""
     from . import models
 
-    path = checkpoint_of(run_or_checkpoint)
-    tensors, meta = ckpt.load(path)
+    path, tensors, meta = ckpt.open_checkpoint(run_or_checkpoint)
     config = ckpt.config_of(path, meta)
     G, D = models.build(config)
-    ema = any(k.startswith("G_ema.") for k in tensors)
-    ckpt.load_module("G_ema" if ema else "G", G, tensors, path)
+    sampled = ckpt.sampled_generator(tensors)
+    ckpt.load_module(sampled, G, tensors, path)
     dev = runtime.resolve_device(device)
     G = G.to(dev)
-    if ema:
+    if sampled == ckpt.G_EMA:
         recalibrate_batch_norm(G, config, dev)
     if discriminator:
-        ckpt.load_module("D", D, tensors, path)
+        ckpt.load_module(ckpt.D, D, tensors, path)
         D = D.to(dev).eval()
-    return G.eval(), D if discriminator else None, config
+    return Networks(path, G.eval(), D if discriminator else None, config)
 
 
 MAX_SAMPLES = 10_000_000   # forgeries one request may ask for (7.8 GB as uint8)

@@ -14,7 +14,7 @@ What a capture needs, and how the step provides it:
   config.validate (mode_seeking's test for same-class pairs), torchrun is refused here
   (its all-reduce is outside this capture), and the optimisers keep their step counts on
   the device (capturable Adam; TF1's step-dependent epsilon computed on the device by
-  `optim.AdamTF1.graph_step`).
+  the device form of `optim.AdamTF1`).
 - The run's own noise generator registered with every graph: a replay advances its Philox
   offset by what the captured draws used, so the numbers are those an uncaptured step would
   draw, and a checkpoint's generator state stays right.
@@ -55,6 +55,8 @@ class GraphedStep:
     `capture(g_step) -> (graph, stats)` records the step reading `self.inputs`; by default
     into a torch.cuda.CUDAGraph. The CPU tests pass one whose replay calls the step, to check
     the plumbing around the capture (warm-up, fixed inputs, one graph per kind of step)."""
+
+    kind = "cuda-graph"
 
     def __init__(self, step: Callable, generator: torch.Generator, d_steps: int, device: torch.device,
                  capture: Callable | None = None):

@@ -25,16 +25,28 @@ def _fused_ok(params: list[torch.Tensor]) -> bool:
 class AdamTF1(torch.optim.Adam):
     """Adam with TensorFlow 1's epsilon placement (see the module docstring).
 
-    capturable: for a step recorded in a CUDA graph (graphs.py), where a host-side epsilon
-    would be frozen at its capture-time value: every step runs `graph_step`, TF1's update
-    written out with the step count on the device (the same maths in another order of
-    float operations, so equal to the fused form within rounding, not bit for bit)."""
+    Two entry points: `step()` (torch.optim's, hooks and profiler record included) and
+    `update()`, the same update for a caller that runs it every training step (the seed's
+    hand-derived step). Behind them, one of two forms of the update:
+    - host-side epsilon (the default): eps / sqrt(1 - b2^t) set before each step, then
+      PyTorch's fused kernel, called directly where that is the same computation;
+    - on the device (capturable, for a step recorded in a CUDA graph, where a host-side
+      epsilon would be frozen at its capture-time value): TF1's update written out with the
+      step count on the device; the same maths in another order of float operations, so
+      equal to the fused form within rounding, not bit for bit.
+
+    Private torch APIs, and why: `torch._fused_adam_` (the fused kernel without
+    torch.optim.Adam.step's ~0.2 ms of Python a call re-collecting its state, as much as the
+    kernel itself at the seed's sizes), `torch.optim.optimizer._global_optimizer_pre_hooks`
+    and `_post_hooks` (update() must run the hooks step() would, and torch has no public
+    way to ask whether any are registered), and `torch._foreach_*` in the device form (the
+    multi-tensor kernels torch.optim itself is built on)."""
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, capturable=False):
         params = list(params)
         fused = _fused_ok(params) and not capturable
         # (capturable also tells torch.optim.Adam.load_state_dict to keep the step counts on the
-        # parameters' device, where graph_step reads them)
+        # parameters' device, where the device form reads them)
         super().__init__(params, lr=lr, betas=betas, eps=eps, fused=fused or None, foreach=None if fused else True,
                          capturable=capturable)
         for group in self.param_groups:
@@ -43,7 +55,44 @@ class AdamTF1(torch.optim.Adam):
         self._capturable = capturable
 
     @torch.no_grad()
-    def graph_step(self) -> None:
+    def step(self, closure=None):
+        if closure is not None:
+            self._next_eps()
+            return super().step(closure)
+        self._update()
+        return None
+
+    def update(self) -> None:
+        """step() without torch.optim's per-call wrapper (a profiler record and hook checks,
+        ~0.08 ms a call, half the fused kernel's own time at the seed's sizes). Hooks, where
+        any are registered, still run: through step()."""
+        if self._capturable:
+            self._device_update()
+            return
+        if not (self._optimizer_step_pre_hooks or self._optimizer_step_post_hooks or
+                _optimizer._global_optimizer_pre_hooks or _optimizer._global_optimizer_post_hooks):
+            self._next_eps()
+            if self._fused_update():
+                return
+            self._t -= 1  # step() counts it again
+        self.step()  # hooks to run, or a step the fused kernel cannot take alone (the first)
+
+    def _update(self) -> None:
+        if self._capturable:
+            self._device_update()
+            return
+        self._next_eps()
+        if not self._fused_update():
+            super().step()
+
+    def _next_eps(self) -> None:
+        """Counts the step and sets TF1's epsilon for it: eps / sqrt(1 - b2^t)."""
+        self._t += 1
+        for group in self.param_groups:
+            group["eps"] = group["tf_eps"] / math.sqrt(1.0 - group["betas"][1] ** self._t)
+
+    @torch.no_grad()
+    def _device_update(self) -> None:
         """TF1's update with no host value that changes between steps:
         m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;  t += 1 (on the device);
         p -= lr sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)."""
@@ -74,41 +123,9 @@ class AdamTF1(torch.optim.Adam):
             torch._foreach_mul_(update, rate)
             torch._foreach_sub_(params, update)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        if self._capturable and closure is None:
-            self.graph_step()
-            return None
-        self._t += 1
-        for group in self.param_groups:
-            group["eps"] = group["tf_eps"] / math.sqrt(1.0 - group["betas"][1] ** self._t)
-        if closure is None and self._lean_step():
-            return None
-        return super().step(closure)
-
-    def fused_step(self) -> None:
-        """step() for a caller that runs it every training step (the seed's fast path): the
-        same update, without torch.optim's per-call wrapper (a profiler record and hook
-        checks, ~0.08 ms a call, half the fused kernel's own time at the seed's sizes).
-        Hooks, where any are registered, still run: through step()."""
-        if self._capturable:
-            self.graph_step()
-            return
-        if self._optimizer_step_pre_hooks or self._optimizer_step_post_hooks or \
-                _optimizer._global_optimizer_pre_hooks or _optimizer._global_optimizer_post_hooks:
-            self.step()
-            return
-        self._t += 1
-        for group in self.param_groups:
-            group["eps"] = group["tf_eps"] / math.sqrt(1.0 - group["betas"][1] ** self._t)
-        if not self._lean_step():
-            self._t -= 1  # step() counts it again
-            self.step()
-
-    def _lean_step(self) -> bool:
-        """The fused kernel called directly with lists built once. torch.optim.Adam.step
-        spends ~0.2 ms of Python per call re-collecting its state, as much as the kernel
-        itself at the seed's sizes. Used only where it is the same computation: fused, every
+    def _fused_update(self) -> bool:
+        """The fused kernel called directly with lists built once (see the class docstring).
+        Used only where it is the same computation as torch.optim.Adam.step: fused, every
         parameter has a gradient, and the state exists (the first step goes through Adam)."""
         if not self.defaults.get("fused") or not self.state:
             return False

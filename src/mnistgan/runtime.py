@@ -6,11 +6,12 @@ in a checkpoint.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import random
 import warnings
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -35,20 +36,35 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
-def prepare_device(device: torch.device, tf32: bool, flush: bool = True) -> None:
-    """Process-wide settings for training on device: on a CPU, allocator tuning and denormal
-    floats flushed to zero when the config says so (flush_denormals); on CUDA, TF32 only when
-    the config allows it (it rounds fp32 matmul inputs to 10 mantissa bits, and the seed preset
-    is exact)."""
+@contextlib.contextmanager
+def process_settings(device: torch.device, tf32: bool, flush: bool = True) -> Iterator[None]:
+    """While open, the process-wide settings a run's maths asks for; on exit, what the process
+    had before. On a CPU, denormal floats flushed to zero on every thread (flush_denormals)
+    or IEEE gradual underflow; on CUDA, TF32 matmuls only when the config allows them (they
+    round fp32 inputs to 10 mantissa bits, and the seed preset is exact). These settings are
+    the process's, not the run's: a notebook's other float work sees them while a run trains,
+    and not after."""
+    restore = []
     if device.type == "cpu":
-        keep_freed_memory()
+        threads = torch.get_num_threads()
+        before = _denormals_flushed(threads)
         if not flush_denormals(flush) and flush:
             warnings.warn("denormal floats could not be flushed to zero on every CPU thread: training runs "
                           "with IEEE gradual underflow on some (slower once values below 1.2e-38 appear)",
-                          RuntimeWarning, stacklevel=2)
+                          RuntimeWarning, stacklevel=3)
+        restore.append(lambda: flush_denormals(before))
     if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = tf32
-        torch.backends.cudnn.allow_tf32 = tf32
+        matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+
+        def untf32():
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
+        restore.append(untf32)
+    try:
+        yield
+    finally:
+        for undo in restore:
+            undo()
 
 
 def flush_denormals(on: bool) -> bool:
@@ -58,11 +74,10 @@ def flush_denormals(on: bool) -> bool:
 
     Why: late in training some of Adam's second moments and gradients fall below float32's
     smallest normal number (1.2e-38), and x86 CPUs take a slow microcode path for each such
-    operand. Measured on the seed preset: 47,000 denormals in D's optimiser state after 2,000
-    steps, and by 6,000 the step 2.8 -> 3.6 ms (Adam's update alone 0.23 -> 0.78 ms); flushed,
-    it stays at 2.8 ms, and the 100 epochs end with the same weights (docs/MEASUREMENTS.md). TensorFlow runs every op with FTZ/DAZ on, the seed
-    tutorial's TF1 graph included. Values this small change no update: Adam divides by
-    sqrt(v) + 1e-8.
+    operand: the seed's step slows down by a quarter once they appear, and flushed, the 100
+    epochs end with the same weights (measured in docs/MEASUREMENTS.md, "Denormal floats").
+    TensorFlow runs every op with FTZ/DAZ on, the seed tutorial's TF1 graph included. Values
+    this small change no update: Adam divides by sqrt(v) + 1e-8.
 
     torch.set_flush_denormal sets the flag of the calling thread only, and the pool's threads
     keep the flag they were created with (they inherit it only if they are created after it is
@@ -120,12 +135,14 @@ def keep_freed_memory() -> bool:
     """Asks glibc's malloc to keep freed memory for reuse instead of returning it to the
     system after every step. A conv training step allocates and frees activations of up to
     ~6 MB; with glibc's defaults those are mapped afresh (or the heap top trimmed) each time,
-    and the CPU spends ~10,000 page faults a step zeroing new pages: measured here, a dcgan
-    step takes ~10,500 minor faults by default and ~13 with this, for ~20% more images/s.
-    PyTorch's CPU tuning guide suggests preloading jemalloc or tcmalloc for the same reason;
-    this does it without an extra library. Process-wide and glibc-only (elsewhere it does
-    nothing); MNISTGAN_MALLOC_TUNING=0 turns it off. Peak memory is unchanged: the memory
-    kept is what the step needs again. Returns whether the settings were applied."""
+    and the CPU spends thousands of page faults a step zeroing new pages (docs/MEASUREMENTS.md,
+    "Page faults"). PyTorch's CPU tuning guide suggests preloading jemalloc or tcmalloc for
+    the same reason; this does it without an extra library. Process-wide, for the rest of
+    the process (glibc cannot say what the thresholds were, so they cannot be restored), and
+    glibc-only (elsewhere it does nothing); the CLI's training does it, the Python API's
+    unless told not to (tune_malloc=False), and MNISTGAN_MALLOC_TUNING=0 turns it off
+    everywhere. Peak memory is unchanged: the memory kept is what the step needs again.
+    Returns whether the settings are in force."""
     global _MALLOC_TUNED
     if _MALLOC_TUNED:
         return True

@@ -17,6 +17,14 @@ NAMES = ("d_loss", "g_loss", "d_real", "d_fake", "g_steps")
 _ADVICE = "the run stopped and its last checkpoint is kept as it was. Try a lower --lr."
 
 
+def pack(**values: torch.Tensor) -> torch.Tensor:
+    """One step's statistics, given by name (each a 0-d device tensor), as the row the window
+    keeps: the one place that knows the order of NAMES."""
+    if values.keys() != set(NAMES):
+        raise KeyError(f"a step's statistics are {', '.join(NAMES)}; got {', '.join(values)}")
+    return torch.stack([values[name] for name in NAMES])
+
+
 class EpochStats:
     """This epoch's sums of the step statistics, and the steps and seconds they cover."""
 
@@ -33,7 +41,7 @@ class EpochStats:
         self.seconds = 0.0      # training time of this epoch
 
     def push(self, step_stats: torch.Tensor) -> bool:
-        """Keeps one step's statistics (a device tensor in NAMES order); True when the window is full."""
+        """Keeps one step's statistics (what pack made); True when the window is full."""
         self.window[self.pending].copy_(step_stats)
         self.pending += 1
         return self.pending == REFRESH_STEPS

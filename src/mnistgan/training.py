@@ -8,14 +8,14 @@ config, and the loop's whole state fits in a checkpoint.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import time
 from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
-from . import distributed, fastpath, generation, graphs, models, objectives, optim, runtime
+from . import checkpoint as ckpt
+from . import distributed, generation, models, objectives, optim, runtime, steps
 from .config import TrainConfig
 from .data import DeviceData
 from .errors import CheckpointError, ConfigError
@@ -26,12 +26,14 @@ if TYPE_CHECKING:
 
 
 class TrainingInterrupted(Exception):
-    """The loop stopped on request after a complete step; a checkpoint has been written."""
+    """The loop stopped on request after a complete step, and the callbacks' on_interrupt has
+    run (the run folder's writes a checkpoint there). `run`: the run's folder."""
 
-    def __init__(self, images_seen: int, signum: int | None = None):
+    def __init__(self, images_seen: int, signum: int | None = None, run: str | None = None):
         super().__init__(f"stopped after {images_seen:,} images")
         self.images_seen = images_seen
         self.signum = signum
+        self.run = run
 
 
 class FiguresInterrupted(TrainingInterrupted):
@@ -39,8 +41,38 @@ class FiguresInterrupted(TrainingInterrupted):
     and checkpointed; resuming the run draws them again."""
 
 
+class EMA:
+    """An exponential moving average of G's weights (Karras et al. 2018), used for every
+    picture and sample when enabled: half-life `ema_half_life` images. Batch-norm statistics
+    are not averaged: they are recomputed for the averaged weights before use
+    (generation.recalibrate_batch_norm), whenever G has been updated since (`stale`).
+
+    The average is torch's own (swa_utils.get_ema_multi_avg_fn: one foreach lerp over the
+    parameters). swa_utils.AveragedModel is not used around it: its first update copies G
+    instead of averaging (which would change every EMA run), it reads its n_averaged counter
+    back to the host every step (a sync per step, and not capturable in a CUDA graph), and it
+    would rename the checkpoint's G_ema tensors (module.*, n_averaged)."""
+
+    def __init__(self, G: torch.nn.Module, config: TrainConfig):
+        from torch.optim.swa_utils import get_ema_multi_avg_fn
+
+        self.module = copy.deepcopy(G).eval().requires_grad_(False)
+        self.beta = 0.5 ** (config.batch_size * config.d_steps / config.ema_half_life)  # kept per G update
+        self._average = get_ema_multi_avg_fn(self.beta)
+        self.stale = True
+
+    @torch.no_grad()
+    def update(self, G: torch.nn.Module) -> None:
+        """After each update of G (inside the step: a CUDA graph records it)."""
+        self._average(list(self.module.parameters()), list(G.parameters()), None)
+        for b_ema, b in zip(self.module.buffers(), G.buffers()):
+            b_ema.copy_(b)
+
+
 class Trainer:
-    """Owns the networks, their optimisers, the noise stream and progress."""
+    """Owns the networks, their optimisers, the EMA generator, the noise stream, progress and
+    the state a checkpoint holds; decides which phases each step runs, while the step itself
+    is carried out by the engine steps.build picked (`self.engine`)."""
 
     def __init__(self, config: TrainConfig, device: torch.device | str | None = None,
                  dist: distributed.Dist | None = None):
@@ -50,7 +82,6 @@ class Trainer:
         self.dist = dist or distributed.current()
         self._part = distributed.batch_part(c.batch_size, self.dist)
         self.device = torch.device(device) if device is not None else runtime.resolve_device(c.device)
-        runtime.prepare_device(self.device, c.tf32, c.flush_denormals)
         # Weights are drawn on the CPU from their own seed, so they do not depend on the device
         # or on the global RNG.
         with torch.random.fork_rng(devices=[]):
@@ -58,52 +89,16 @@ class Trainer:
             G, D = models.build(c)
         self.G, self.D = G.to(self.device), D.to(self.device)
         runtime.seed_global_rngs(c.seed)
-        # An exponential moving average of G's weights (Karras et al. 2018), used for every
-        # picture and sample when enabled. Batch-norm statistics are not averaged: they are
-        # recomputed for the averaged weights before use (generation.recalibrate_batch_norm).
-        self.G_ema = None
-        if c.ema_half_life:
-            self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
-            self._ema_beta = 0.5 ** (c.batch_size * c.d_steps / c.ema_half_life)
-        self._ema_stale = True
-        # The step calls these; checkpoints and sampling use the plain modules. Under torchrun
-        # (distributed.parallel) D's wrapper is used in the D phase only.
-        (self._g, synced), d = distributed.parallel(self.G, self.D, self.device, self.dist), self.D
-        if c.compile:
-            mode = "reduce-overhead" if self.device.type == "cuda" else None  # CUDA graphs on GPU
-            self._g, d = torch.compile(self._g, mode=mode), torch.compile(self.D, mode=mode)
-            synced = torch.compile(synced, mode=mode) if synced is not None else None
-        # The whole step captured as CUDA graphs (graphs.py); on other devices the option does nothing.
+        self.ema = EMA(self.G, c) if c.ema_half_life else None
         graphing = c.cuda_graph and self.device.type == "cuda"
-        # (autocast's cache of cast weights would hold tensors of one replay in the next)
-        self._autocast = (lambda: torch.autocast(self.device.type, dtype=torch.bfloat16, cache_enabled=not graphing)) \
-            if c.precision == "bf16" else contextlib.nullcontext
-        joint = not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in D.modules())
-        self.loss = objectives.GANLoss(c, objectives.Critic(d, c.d_head, joint, self._autocast, synced))
-        betas = (c.beta1, c.beta2)
-        refused = graphs.refusal(self.device, self.dist.active) if c.cuda_graph else None
-        if refused:
-            raise ConfigError(refused)
-        self.opt_g = optim.build(c.optimizer, self.G.parameters(), c.lr, betas, c.eps, capturable=graphing)
-        self.opt_d = optim.build(c.optimizer, self.D.parameters(), c.lr if c.lr_d is None else c.lr_d, betas, c.eps,
-                                 capturable=graphing)
-        # Hand-derived gradients for the seed's exact case (see fastpath.py), else autograd.
-        # (Under a graph, kernel launches cost nothing, and autograd's step is the one captured.)
-        self._fast = fastpath.SeedStep(self.G, self.D, self.opt_g, self.opt_d) \
-            if fastpath.applies(c, self.G, self.D) and not self.dist.active and not graphing else None
+        lr_d = c.lr if c.lr_d is None else c.lr_d
+        self.opt_g = optim.build(c.optimizer, self.G.parameters(), c.lr, (c.beta1, c.beta2), c.eps, capturable=graphing)
+        self.opt_d = optim.build(c.optimizer, self.D.parameters(), lr_d, (c.beta1, c.beta2), c.eps, capturable=graphing)
         self.noise = torch.Generator(self.device).manual_seed(runtime.derived_seed(c.seed, runtime.NOISE))
-        self._graphed = graphs.GraphedStep(self._step, self.noise, c.d_steps, self.device) if graphing else None
-        fixed_seed = runtime.derived_seed(c.seed, runtime.FIXED_NOISE)
-        if c.takes_labels:  # ten rows, one per class (or code), each row the same ten noise vectors
-            k = c.label_count
-            if k == 10:
-                self.fixed_noise = self.make_noise(10, fixed_seed).repeat(10, 1)
-            else:  # rows cycle through the K classes; each cycle of rows has ten noise vectors of its own
-                self.fixed_noise = self.make_noise(10 * -(-10 // k), fixed_seed).view(-1, 10, c.z_dim) \
-                    .repeat_interleave(k, 0)[:10].reshape(100, c.z_dim)
-            self.fixed_labels = (torch.arange(10, device=self.device) % k).repeat_interleave(10)
-        else:
-            self.fixed_noise, self.fixed_labels = self.make_noise(100, fixed_seed), None
+        self.parts = steps.Parts(c, self.G, self.D, self.opt_g, self.opt_d, self.noise, self._part, self.device,
+                                 self.dist, None if self.ema is None else lambda: self.ema.update(self.G))
+        self.engine = steps.build(self.parts)
+        self.fixed_noise, self.fixed_labels = self._fixed_batch()
         self.images_seen = 0
         self.stats = EpochStats(self.device, c.steps_per_epoch,  # this epoch's, by name, over all processes
                                 distributed.mean_over_processes if self.dist.active else None)
@@ -111,6 +106,32 @@ class Trainer:
         self.stop_requested = False
         self.stop_signal: int | None = None
         self.finishing = False
+
+    def _fixed_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The fixed noise (and labels) behind every epoch's grid: 100 forgeries; conditional,
+        ten rows, one per class (or code), each row the same ten noise vectors."""
+        c = self.config
+        seed = runtime.derived_seed(c.seed, runtime.FIXED_NOISE)
+        if not c.takes_labels:
+            return self.make_noise(100, seed), None
+        k = c.label_count
+        if k == 10:
+            z = self.make_noise(10, seed).repeat(10, 1)
+        else:  # rows cycle through the K classes; each cycle of rows has ten noise vectors of its own
+            z = self.make_noise(10 * -(-10 // k), seed).view(-1, 10, c.z_dim).repeat_interleave(k, 0)[:10] \
+                .reshape(100, c.z_dim)
+        return z, generation.cycle_labels(10, k, self.device).repeat_interleave(10)
+
+    @property
+    def G_ema(self) -> torch.nn.Module | None:
+        return None if self.ema is None else self.ema.module
+
+    def process_settings(self):
+        """A context manager: this run's process-wide settings (denormals flushed on a CPU,
+        TF32 on CUDA, as the config says) while it is open, the process's own after
+        (runtime.process_settings). fit() trains inside it; a caller that runs train_step
+        itself opens it around the steps."""
+        return runtime.process_settings(self.device, self.config.tf32, self.config.flush_denormals)
 
     # ------------------------------------------------------------------ sampling
     def make_noise(self, n: int, seed: int) -> torch.Tensor:
@@ -120,12 +141,12 @@ class Trainer:
     def sampler(self) -> torch.nn.Module:
         """The generator pictures and samples come from: the EMA generator when there is one
         (its batch-norm statistics recomputed for the averaged weights), else G."""
-        if self.G_ema is None:
+        if self.ema is None:
             return self.G
-        if self._ema_stale:
-            generation.recalibrate_batch_norm(self.G_ema, self.config, self.device)
-            self._ema_stale = False
-        return self.G_ema
+        if self.ema.stale:
+            generation.recalibrate_batch_norm(self.ema.module, self.config, self.device)
+            self.ema.stale = False
+        return self.ema.module
 
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Forgeries (B x 1 x 28 x 28 in [0, 1]) for noise z (conditional: labels, else 0..K-1 in turn)."""
@@ -138,122 +159,103 @@ class Trainer:
     # ------------------------------------------------------------------ one step
     def train_step(self, real: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """One D phase, then a G phase on every d_steps-th call, on a batch of real images.
-        Returns the step's statistics (stats.NAMES) as a device tensor (no sync)."""
-        c = self.config
-        g_step = (self.images_seen // c.batch_size + 1) % c.d_steps == 0
-        stats = (self._graphed or self._step)(real, labels, g_step)
-        if g_step and self.G_ema is not None:
-            self._ema_stale = True
+        Returns the step's statistics (stats.pack) as a device tensor (no sync)."""
+        g_step = (self.images_seen // self.config.batch_size + 1) % self.config.d_steps == 0
+        stats = self.engine(real, labels, g_step)
+        if g_step and self.ema is not None:
+            self.ema.stale = True
         return stats
-
-    def _step(self, real: torch.Tensor, labels: torch.Tensor | None, g_step: bool) -> torch.Tensor:
-        """The step itself: reads no device value on the host, so it can be captured (graphs.py)."""
-        c = self.config
-        B, part = c.batch_size, self._part  # every draw is the global batch's, sliced for this process
-        z = torch.randn(B, c.z_dim, generator=self.noise, device=self.device)[part]
-        if self._fast is not None:
-            return self._fast(real, z)
-        # Classes (conditional) or InfoGAN codes (info_code) for G; D is told classes only.
-        codes = torch.randint(0, c.label_count, (B,), generator=self.noise, device=self.device)[part] if c.takes_labels else None
-        # G(z) is computed once: the D phase does not change G, so the G phase reuses it.
-        with self._autocast(), torch.set_grad_enabled(g_step):
-            fake = self._g(z, codes)
-        batch = objectives.Batch(real, fake, labels if c.conditional else None, codes if c.conditional else None,
-                                 codes, self.noise, B, part, z)
-
-        d_loss, d_out = self.loss.d_phase(batch)
-        self.opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        self.opt_d.step()
-
-        g_loss = torch.zeros((), device=self.device)
-        if g_step:  # through the updated D, whose parameters get no gradient
-            self.D.requires_grad_(False)
-            g_loss, _ = self.loss.g_phase(batch)
-            self.opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
-            self.opt_g.step()
-            self.D.requires_grad_(True)
-            if self.G_ema is not None:
-                self._update_ema()
-
-        with torch.no_grad():
-            return torch.stack([d_loss.detach(), g_loss.detach(), torch.sigmoid(d_out.real_logits.detach()).mean(),
-                                torch.sigmoid(d_out.fake_logits).mean(), torch.ones((), device=self.device) if g_step
-                                else torch.zeros((), device=self.device)])
-
-    @torch.no_grad()
-    def _update_ema(self) -> None:
-        ema, raw = list(self.G_ema.parameters()), list(self.G.parameters())
-        torch._foreach_lerp_(ema, raw, 1.0 - self._ema_beta)
-        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
-            b_ema.copy_(b)
 
     # ------------------------------------------------------------------ the loop
     def fit(self, data: DeviceData, callbacks: Sequence["Callback"] = ()) -> None:
-        """Trains until config.total_images images have been seen (resumes where it is).
+        """Trains until config.total_images images have been seen (resumes where it is), with
+        the run's process-wide settings in force (process_settings).
 
         If request_stop() is called (by a signal handler), the current step finishes, the
         callbacks' on_interrupt runs (a checkpoint is written) and TrainingInterrupted is raised.
         """
         c = self.config
-        B, spe, total = c.batch_size, c.steps_per_epoch, c.total_images
         if len(data) < c.train_images:
             raise ConfigError(f"train_images is {c.train_images} but the data holds {len(data)} images")
-        out_of_time = False
-        while self.images_seen < total and not out_of_time:
-            epoch = self.images_seen // c.images_per_epoch           # 0-based
-            first = (self.images_seen % c.images_per_epoch) // B     # step to start from
-            last = min(spe, first + (total - self.images_seen) // B)
-            order = data.epoch_order(c.seed, epoch)
-            for cb in callbacks:
-                cb.on_epoch_start(self, epoch + 1, first)
-            t0 = time.perf_counter()
+        with self.process_settings():
+            while self.images_seen < c.total_images:
+                if self._epoch(data, callbacks):
+                    break  # out of time (max_seconds)
+            self.finishing = True  # the end-of-run figures: a stop now cannot wait for a step
             try:
-                for step in range(first, last):
-                    real, labels = data.batch(order, step, B, self._part)
-                    full = self.stats.push(self.train_step(real, labels))
-                    self.images_seen += B
-                    for cb in callbacks:
-                        cb.on_step(self)
-                    # (several processes read and decide together, at the same steps)
-                    if full or step + 1 == last or (self.stop_requested and not self.dist.active):
-                        means = self.stats.flush(self.images_seen // B)
-                        spent = self.train_seconds + time.perf_counter() - t0
-                        out_of_time = c.max_seconds is not None and spent >= c.max_seconds
-                        if self.dist.active:
-                            out_of_time, self.stop_requested, signum = distributed.agree(
-                                out_of_time, self.stop_requested, self.stop_signal, device=self.device)
-                            self.stop_signal = self.stop_signal or signum
-                        rate = (step + 1 - first) * B / max(time.perf_counter() - t0, 1e-9)
-                        for cb in callbacks:
-                            cb.on_refresh(self, means, rate)
-                    if out_of_time:
-                        last = step + 1
-                        break
-                    if self.stop_requested:
-                        self.stats.seconds += time.perf_counter() - t0
-                        self.train_seconds += time.perf_counter() - t0
-                        for cb in callbacks:
-                            cb.on_interrupt(self)
-                        raise TrainingInterrupted(self.images_seen, self.stop_signal)
-            finally:
                 for cb in callbacks:
-                    cb.on_steps_end(self)
-            self.stats.seconds += time.perf_counter() - t0
-            self.train_seconds += time.perf_counter() - t0
-            self.stats.check_weights((("generator", self.G), ("discriminator", self.D)), self.images_seen // B)
-            objective = self.loss.objective
-            row = self.stats.row(epoch + 1, self.images_seen, c.images_per_epoch, c.batch_size, partial=last < spe,
-                                 costs=(objective.reports_cost_d, objective.reports_cost_g))
-            if last == spe:  # a new epoch starts from zero sums (before any checkpoint is taken)
-                self.stats.reset()
-            for cb in callbacks:
-                cb.on_epoch_end(self, row)
-        self.finishing = True  # the end-of-run figures: a stop now cannot wait for a step
+                    cb.on_train_end(self)
+            finally:
+                self.finishing = False
+
+    def _epoch(self, data: DeviceData, callbacks: Sequence["Callback"]) -> bool:
+        """The rest of the current epoch (or as much of it as the run has left); its row goes
+        to the callbacks. Returns whether the run is out of time."""
+        c = self.config
+        B, spe = c.batch_size, c.steps_per_epoch
+        epoch = self.images_seen // c.images_per_epoch           # 0-based
+        first = (self.images_seen % c.images_per_epoch) // B     # step to start from
+        last = min(spe, first + (c.total_images - self.images_seen) // B)
         for cb in callbacks:
-            cb.on_train_end(self)
-        self.finishing = False
+            cb.on_epoch_start(self, epoch + 1, first)
+        t0 = time.perf_counter()
+        try:
+            last, out_of_time = self._steps(data, data.epoch_order(c.seed, epoch), first, last, t0, callbacks)
+        finally:
+            for cb in callbacks:
+                cb.on_steps_end(self)
+        self._count_time(t0)
+        self.stats.check_weights((("generator", self.G), ("discriminator", self.D)), self.images_seen // B)
+        objective = objectives.OBJECTIVES[c.objective]
+        row = self.stats.row(epoch + 1, self.images_seen, c.images_per_epoch, B, partial=last < spe,
+                             costs=(objective.reports_cost_d, objective.reports_cost_g))
+        if last == spe:  # a new epoch starts from zero sums (before any checkpoint is taken)
+            self.stats.reset()
+        for cb in callbacks:
+            cb.on_epoch_end(self, row)
+        return out_of_time
+
+    def _steps(self, data: DeviceData, order: torch.Tensor, first: int, last: int, t0: float,
+               callbacks: Sequence["Callback"]) -> tuple[int, bool]:
+        """Steps first..last-1 of an epoch: (the step it stopped before, out of time)."""
+        B = self.config.batch_size
+        for step in range(first, last):
+            real, labels = data.batch(order, step, B, self._part)
+            full = self.stats.push(self.train_step(real, labels))
+            self.images_seen += B
+            for cb in callbacks:
+                cb.on_step(self)
+            # (several processes read and decide together, at the same steps)
+            if full or step + 1 == last or (self.stop_requested and not self.dist.active):
+                if self._refresh(step + 1 - first, t0, callbacks):
+                    return step + 1, True
+            if self.stop_requested:
+                self._count_time(t0)
+                for cb in callbacks:
+                    cb.on_interrupt(self)
+                raise TrainingInterrupted(self.images_seen, self.stop_signal, self.config.out)
+        return last, False
+
+    def _refresh(self, steps_done: int, t0: float, callbacks: Sequence["Callback"]) -> bool:
+        """Reads the statistics back (the loop's one sync), tells the callbacks, and decides
+        (with the other processes) whether to stop: returns whether the run is out of time."""
+        c = self.config
+        means = self.stats.flush(self.images_seen // c.batch_size)
+        spent = self.train_seconds + time.perf_counter() - t0
+        out_of_time = c.max_seconds is not None and spent >= c.max_seconds
+        if self.dist.active:
+            out_of_time, self.stop_requested, signum = distributed.agree(
+                out_of_time, self.stop_requested, self.stop_signal, device=self.device)
+            self.stop_signal = self.stop_signal or signum
+        rate = steps_done * c.batch_size / max(time.perf_counter() - t0, 1e-9)
+        for cb in callbacks:
+            cb.on_refresh(self, means, rate)
+        return out_of_time
+
+    def _count_time(self, t0: float) -> None:
+        elapsed = time.perf_counter() - t0
+        self.stats.seconds += elapsed
+        self.train_seconds += elapsed
 
     def request_stop(self) -> None:
         """Asks the loop to stop after the current step (safe to call from a signal handler)."""
@@ -266,11 +268,7 @@ class Trainer:
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         """Everything needed to continue exactly: (tensors, JSON metadata)."""
-        from . import checkpoint as ckpt
-
-        tensors = {**ckpt.module_tensors("G", self.G), **ckpt.module_tensors("D", self.D)}
-        if self.G_ema is not None:
-            tensors.update(ckpt.module_tensors("G_ema", self.G_ema))
+        tensors = ckpt.network_tensors(self.G, self.D, self.G_ema)
         og, og_info = ckpt.optimizer_state("opt_g", self.opt_g)
         od, od_info = ckpt.optimizer_state("opt_d", self.opt_d)
         rng, rng_info = runtime.capture_rng(self.noise)
@@ -290,14 +288,12 @@ class Trainer:
 
     def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any], path="checkpoint") -> None:
         """Restores what state() saved (the config must already match)."""
-        from . import checkpoint as ckpt
-
         try:
-            ckpt.load_module("G", self.G, tensors, path)
-            ckpt.load_module("D", self.D, tensors, path)
-            if self.G_ema is not None:
-                ckpt.load_module("G_ema", self.G_ema, tensors, path)
-                self._ema_stale = True  # batch-norm statistics are recomputed before use
+            ckpt.load_module(ckpt.G, self.G, tensors, path)
+            ckpt.load_module(ckpt.D, self.D, tensors, path)
+            if self.ema is not None:
+                ckpt.load_module(ckpt.G_EMA, self.ema.module, tensors, path)
+                self.ema.stale = True  # batch-norm statistics are recomputed before use
             ckpt.load_optimizer("opt_g", self.opt_g, tensors, meta["opt_g"], path)
             ckpt.load_optimizer("opt_d", self.opt_d, tensors, meta["opt_d"], path)
             runtime.restore_rng(self.noise, tensors, meta)

@@ -43,7 +43,8 @@ class Loaded:
 
     def __init__(self, path: Path):
         self.path, self.mtime = path, path.stat().st_mtime_ns
-        self.G, self.D, self.config = generation.load_networks(path, "cpu")
+        nets = generation.load_networks(path.parent.parent, "cpu")  # the run's newest that loads
+        self.G, self.D, self.config = nets.G, nets.D, nets.config
         self.net = None  # the dataset's classifier, loaded on the first verdict
         self.lock = threading.Lock()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import files
-from ..callbacks import read_log
+from ..rundir import read_log
 from ..config import TrainConfig
 
 STYLE = (Path(__file__).parent / "static" / "style.css")
