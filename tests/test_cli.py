@@ -247,3 +247,48 @@ def test_sigint_while_drawing_the_final_figures_says_so_and_resume_draws_them(tr
     monkeypatch.undo()
     assert main(["train", "--resume", str(run), "--no-progress"]) == 0
     assert (run / "progress.gif").exists() and (run / "losses.png").exists()
+
+
+def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before_everywhere(trained_run, tmp_path, capsys):
+    """load, sample, export, the page and --resume take one checkpoint: the newest that loads.
+    (Before, load, sample and export took the newest file and failed on a damaged one.)"""
+    import shutil
+
+    import numpy as np
+
+    import mnistgan
+    from mnistgan import checkpoint as ckpt
+    from mnistgan.export import export
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    older, newest = ckpt.list_checkpoints(run / "checkpoints")[-2:]
+    expected = mnistgan.load(older).sample(8, seed=1)
+    assert not np.array_equal(expected, mnistgan.load(newest).sample(8, seed=1))  # the two differ
+    newest.write_bytes(newest.read_bytes()[:1000])  # torn
+    assert np.array_equal(mnistgan.load(run).sample(8, seed=1), expected)
+    assert main(["sample", str(run), "--n", "8", "--seed", "1", "--out", str(tmp_path / "x.npy")]) == 0
+    assert np.array_equal(np.load(tmp_path / "x.npy"), expected)
+    _, card = export(run, tmp_path / "g.pt", "torchscript")
+    assert older.name in card.read_text() and newest.name not in card.read_text()
+    from mnistgan.generation import read_config
+    assert read_config(run).train_images == 500
+
+    pytest.importorskip("fastapi")
+    from fastapi import HTTPException
+
+    from mnistgan.generation import forge
+    from mnistgan.web.app import Site
+
+    site = Site(tmp_path)  # the page's networks
+    page = site.loaded("run")
+    assert page.path == older and np.array_equal(forge(page.G, page.config, 8, 1), expected)
+    # Nothing loads at all: one clear error, nothing deleted.
+    for path in ckpt.list_checkpoints(run / "checkpoints")[:-1]:
+        path.write_bytes(b"")
+    with pytest.raises(mnistgan.CheckpointError, match="no checkpoint of this run can be loaded"):
+        mnistgan.load(run)
+    with pytest.raises(HTTPException) as refused:
+        Site(tmp_path).loaded("run")
+    assert refused.value.status_code == 409
+    assert newest.exists() and older.exists()

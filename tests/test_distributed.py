@@ -164,6 +164,46 @@ def test_3_elastic_restart_after_a_killed_worker_ends_bit_identical(two_ranks, m
     assert_same_run(two_ranks, out)
 
 
+API_SCRIPT = """
+import sys
+
+import mnistgan
+
+_, _, out, data = sys.argv  # argv[1] is the word mnistgan, so that workers_of finds this process
+run = mnistgan.train("seed", out=out, data_dir=data, download=False, progress=False, device="cpu",
+                     train_images=20000, epochs=2)
+print("images seen", run.images_seen)
+"""
+
+
+def test_3b_the_python_api_under_torchrun_restarts_and_resumes_by_itself(two_ranks, mnist_dir, tmp_path):
+    """mnistgan.train() under `torchrun --max-restarts` behaves as `mnistgan train` does: it
+    joins the group, and after a worker is killed the restarted group continues the run from
+    its checkpoint, ending bit-identical to the uninterrupted two-rank run."""
+    script = tmp_path / "train_api.py"
+    script.write_text(API_SCRIPT)
+    out = tmp_path / "api"
+    cmd = [str(TORCHRUN), "--nproc-per-node", "2", "--max-restarts", "1", "--rdzv-backend", "c10d",
+           "--rdzv-endpoint", f"127.0.0.1:{free_port()}", str(script), "mnistgan", str(out), str(mnist_dir)]
+    agent = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
+    try:
+        deadline = time.time() + 300
+        while not ckpt.list_checkpoints(out / "checkpoints") and time.time() < deadline:
+            time.sleep(0.05)
+        assert ckpt.list_checkpoints(out / "checkpoints"), "no checkpoint appeared"
+        victims = workers_of(agent.pid)
+        assert len(victims) == 2, victims
+        os.kill(victims[-1], signal.SIGKILL)
+        stdout, err = agent.communicate(timeout=600)
+    finally:
+        agent.kill()
+    assert agent.returncode == 0, err[-4000:]
+    assert "restart 1 of the group: resuming" in err and "images seen 40000" in stdout
+    resumes = [json.loads(line) for line in (out / "resumes.jsonl").read_text().splitlines()]
+    assert len(resumes) == 1 and resumes[0]["images_seen"] >= 20000
+    assert_same_run(two_ranks, out)
+
+
 def test_4_two_nodes_on_localhost_end_identical_to_two_ranks(two_ranks, mnist_dir, tmp_path):
     out = tmp_path / "nodes"
     port = free_port()

@@ -39,74 +39,94 @@ STATIC = Path(__file__).parent / "static"
 
 
 class Loaded:
-    """A run's networks, loaded once and reused until a newer checkpoint appears."""
+    """A run's networks, loaded once and reused until a newer checkpoint appears: from the
+    newest checkpoint that loads (checkpoint.open_checkpoint), so a damaged newest one falls
+    back to the one before, as sample and --resume do."""
 
-    def __init__(self, path: Path):
-        self.path, self.mtime = path, path.stat().st_mtime_ns
-        nets = generation.load_networks(path.parent.parent, "cpu")  # the run's newest that loads
-        self.G, self.D, self.config = nets.G, nets.D, nets.config
+    def __init__(self, newest: Path):
+        self.newest, self.mtime = newest, newest.stat().st_mtime_ns
+        nets = generation.load_networks(newest.parent.parent, "cpu")
+        self.path, self.G, self.D, self.config = nets.path, nets.G, nets.D, nets.config
         self.net = None  # the dataset's classifier, loaded on the first verdict
         self.lock = threading.Lock()
 
 
+class Site:
+    """What every page shares: the runs folder, its rules, and the networks loaded so far."""
+
+    def __init__(self, runs_dir: str | Path):
+        self.root = Path(runs_dir).resolve()
+        self.cache: dict[str, Loaded] = {}
+        self.cache_lock = threading.Lock()
+
+    def run_dir(self, name: str) -> Path:
+        """The run NAME: a direct sub-folder of RUNS_DIR holding config.json, or a 404."""
+        if not name or "/" in name or "\\" in name or name in (".", "..") or "\x00" in name:
+            raise HTTPException(404, "no such run")
+        path = (self.root / name).resolve()
+        if path.parent != self.root or not (path / "config.json").is_file():
+            raise HTTPException(404, "no such run")
+        return path
+
+    def loaded(self, name: str) -> Loaded:
+        """The run's networks, from its newest loadable checkpoint, loaded once until a newer one appears."""
+        run = self.run_dir(name)
+        found = ckpt.list_checkpoints(run / "checkpoints")
+        if not found:
+            raise HTTPException(409, f"run {name} has no checkpoint yet")
+        newest = found[-1]
+        with self.cache_lock:
+            have = self.cache.get(name)
+            if have is None or have.newest != newest or have.mtime != newest.stat().st_mtime_ns:
+                try:
+                    self.cache[name] = Loaded(newest)
+                except MnistganError as e:  # nothing loads: an error for this run, the server goes on
+                    raise HTTPException(409, f"run {name}: {e}") from None
+            return self.cache[name]
+
+    def runs(self) -> list[dict[str, Any]]:
+        out = []
+        for path in sorted(p for p in self.root.iterdir() if p.is_dir() and (p / "config.json").is_file()):
+            if path.resolve().parent == self.root:  # a symlink leading out is not a run here
+                out.append(story.describe(path))
+        return out
+
+
+def nav(name: str | None = None) -> str:
+    links = ['<a href="/">runs</a>']
+    if name:
+        q = story.esc(name)
+        links += [f'<a href="/runs/{q}">story</a>', f'<a href="/runs/{q}/forge">forge</a>',
+                  f'<a href="/runs/{q}/police">police officer</a>']
+    return "<nav>" + " · ".join(links) + "</nav>"
+
+
 def create_app(runs_dir: str | Path):
-    """The FastAPI app serving RUNS_DIR."""
-    root = Path(runs_dir).resolve()
+    """The FastAPI app serving RUNS_DIR: the runs page, each run's story, forge and police pages."""
+    site = Site(runs_dir)
     app = FastAPI(title="mnistgan", docs_url=None, redoc_url=None, openapi_url=None)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    cache: dict[str, Loaded] = {}
-    cache_lock = threading.Lock()
 
     @app.exception_handler(HTTPException)
     async def _message(request: Request, exc: HTTPException):
         if request.url.path.startswith("/api/"):
             return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
-        return HTMLResponse(story.page("mnistgan: error", f"<p class=error>{story.esc(exc.detail)}</p>", _nav()),
+        return HTMLResponse(story.page("mnistgan: error", f"<p class=error>{story.esc(exc.detail)}</p>", nav()),
                             status_code=exc.status_code)
 
-    def run_dir(name: str) -> Path:
-        """The run NAME: a direct sub-folder of RUNS_DIR holding config.json, or a 404."""
-        if not name or "/" in name or "\\" in name or name in (".", "..") or "\x00" in name:
-            raise HTTPException(404, "no such run")
-        path = (root / name).resolve()
-        if path.parent != root or not (path / "config.json").is_file():
-            raise HTTPException(404, "no such run")
-        return path
+    for pages in (_runs_pages, _story_pages, _forge_pages, _police_pages):
+        pages(app, site)
+    return app
 
-    def loaded(name: str) -> Loaded:
-        run = run_dir(name)
-        found = ckpt.list_checkpoints(run / "checkpoints")
-        if not found:
-            raise HTTPException(409, f"run {name} has no checkpoint yet")
-        newest = found[-1]
-        with cache_lock:
-            have = cache.get(name)
-            if have is None or have.path != newest or have.mtime != newest.stat().st_mtime_ns:
-                try:
-                    cache[name] = Loaded(newest)
-                except MnistganError as e:  # damaged: an error for this run, the server goes on
-                    raise HTTPException(409, f"run {name}: {e}") from None
-            return cache[name]
 
-    def _nav(name: str | None = None) -> str:
-        links = ['<a href="/">runs</a>']
-        if name:
-            q = story.esc(name)
-            links += [f'<a href="/runs/{q}">story</a>', f'<a href="/runs/{q}/forge">forge</a>',
-                      f'<a href="/runs/{q}/police">police officer</a>']
-        return "<nav>" + " · ".join(links) + "</nav>"
-
-    def runs() -> list[dict[str, Any]]:
-        out = []
-        for path in sorted(p for p in root.iterdir() if p.is_dir() and (p / "config.json").is_file()):
-            if path.resolve().parent == root:  # a symlink leading out is not a run here
-                out.append(story.describe(path))
-        return out
+def _runs_pages(app: FastAPI, site: Site) -> None:
+    """/ : the runs, one row each (a damaged run shows its error)."""
+    root = site.root
 
     @app.get("/", response_class=HTMLResponse)
     def index():
         rows = []
-        for d in runs():
+        for d in site.runs():
             name = story.esc(d["name"])
             if d["error"]:
                 rows.append(f"<tr><td>{name}</td><td colspan=6 class=error>{story.esc(d['error'])}</td></tr>")
@@ -120,37 +140,52 @@ def create_app(runs_dir: str | Path):
         table = ("<table class=runs><tr><th>run</th><th></th><th>preset</th><th>dataset</th><th>epochs</th>"
                  "<th>state</th><th>FID</th></tr>" + "".join(rows) + "</table>") if rows else \
             f"<p class=muted>No runs in {story.esc(root)} yet: <code>mnistgan train --out {story.esc(root)}/NAME</code>.</p>"
-        return story.page("mnistgan: runs", f"<h2>Runs in {story.esc(root)}</h2>{table}", _nav())
+        return story.page("mnistgan: runs", f"<h2>Runs in {story.esc(root)}</h2>{table}", nav())
+
+
+def _story_pages(app: FastAPI, site: Site) -> None:
+    """/runs/NAME (the run's story, following it while it trains), its fragment and status, its pictures."""
 
     @app.get("/runs/{name}", response_class=HTMLResponse)
     def run_page(name: str):
-        run = run_dir(name)
+        run = site.run_dir(name)
         return story.page(f"mnistgan: {name}", story.story(run, lambda rel: f"/files/{name}/{rel}", live=True),
-                          _nav(name))
+                          nav(name))
 
     @app.get("/runs/{name}/fragment", response_class=HTMLResponse)
     def fragment(name: str):
-        run = run_dir(name)
+        run = site.run_dir(name)
         return story.story(run, lambda rel: f"/files/{name}/{rel}", live=True)
 
     @app.get("/api/runs/{name}/status")
     def status(name: str):
-        run = run_dir(name)
+        run = site.run_dir(name)
         d = story.describe(run)
         return {"epochs": len(story.grids(run)), "images_seen": d.get("images_seen", 0), "state": d.get("state")}
 
     @app.get("/files/{name}/{rel:path}")
     def files_of(name: str, rel: str):
-        run = run_dir(name)
+        run = site.run_dir(name)
         path = (run / rel).resolve()
         if not path.is_relative_to(run) or path.suffix.lower() not in SERVED or not path.is_file():
             raise HTTPException(404, "no such file")
         kind = "image/gif" if path.suffix.lower() == ".gif" else "image/png"
         return Response(path.read_bytes(), media_type=kind, headers={"Cache-Control": "no-cache"})
 
+
+def _labels_check(config, digit: int | None):
+    try:
+        generation.class_labels(config, 1, digit)
+    except MnistganError as e:
+        raise HTTPException(422, str(e).replace("--digit", "digit")) from None
+
+
+def _forge_pages(app: FastAPI, site: Site) -> None:
+    """/runs/NAME/forge: new forgeries, a digit picker, a latent walk (images under /api/)."""
+
     @app.get("/runs/{name}/forge", response_class=HTMLResponse)
     def forge_page(name: str):
-        run = run_dir(name)
+        run = site.run_dir(name)
         d = story.describe(run)
         if d["error"]:
             raise HTTPException(409, d["error"])
@@ -169,13 +204,7 @@ def create_app(runs_dir: str | Path):
                 "<img id=between class=pixel alt='the forgery at this point of the walk'>"
                 f"<p><label>steps <input id=steps type=range min=2 max={MAX_WALK} value=12></label></p>"
                 "<img id=walk class=pixel alt='latent walk'></section>")
-        return story.page(f"mnistgan: forge from {name}", body, _nav(name))
-
-    def _labels_check(config, digit: int | None):
-        try:
-            generation.class_labels(config, 1, digit)
-        except MnistganError as e:
-            raise HTTPException(422, str(e).replace("--digit", "digit")) from None
+        return story.page(f"mnistgan: forge from {name}", body, nav(name))
 
     @app.get("/api/runs/{name}/forge")
     def forge(name: str, n: int = 64, seed: int = 0, digit: int | None = None, format: str = "png"):
@@ -185,7 +214,7 @@ def create_app(runs_dir: str | Path):
             raise HTTPException(422, f"seed must be 0..2**63-1, got {seed}")
         if format not in ("png", "npy"):
             raise HTTPException(422, f"format must be png or npy, got {format!r}")
-        m = loaded(name)
+        m = site.loaded(name)
         _labels_check(m.config, digit)
         with m.lock:
             x = generation.forge(m.G, m.config, n, seed, digit)
@@ -207,7 +236,7 @@ def create_app(runs_dir: str | Path):
             raise HTTPException(422, f"t must be in [0, 1], got {t}")
         if seed < 0 or seed >= 2**63:
             raise HTTPException(422, f"seed must be 0..2**63-1, got {seed}")
-        m = loaded(name)
+        m = site.loaded(name)
         _labels_check(m.config, digit)
         buf = io.BytesIO()
         with m.lock:
@@ -223,9 +252,13 @@ def create_app(runs_dir: str | Path):
                 images.save_grid(buf, x, nrow=1, scale=6)
         return Response(buf.getvalue(), media_type="image/png")
 
+
+def _police_pages(app: FastAPI, site: Site) -> None:
+    """/runs/NAME/police: draw or drop an image; D's verdict and the classifier's guess."""
+
     @app.get("/runs/{name}/police", response_class=HTMLResponse)
     def police_page(name: str):
-        run_dir(name)
+        site.run_dir(name)
         body = (f"<section class=police data-run='{story.esc(name)}'><h2>The police officer of {story.esc(name)}</h2>"
                 "<p>Draw a digit (white on black, as MNIST) or drop an image; the discriminator says how real it "
                 "looks, the classifier what it is.</p>"
@@ -233,7 +266,7 @@ def create_app(runs_dir: str | Path):
                 "<div><button id=judge>Judge</button> <button id=clear>Clear</button> "
                 "<input id=upload type=file accept='image/png,image/jpeg,image/bmp,image/gif,image/webp'></div>"
                 "<p id=verdict aria-live=polite></p><p id=police-error class=error></p></section>")
-        return story.page(f"mnistgan: police officer of {name}", body, _nav(name))
+        return story.page(f"mnistgan: police officer of {name}", body, nav(name))
 
     @app.post("/api/runs/{name}/verdict")
     async def verdict(name: str, request: Request):
@@ -254,7 +287,7 @@ def create_app(runs_dir: str | Path):
             body += chunk
             if len(body) > MAX_UPLOAD:
                 raise HTTPException(413, f"images up to {MAX_UPLOAD // 1024} KiB")
-        m = loaded(name)
+        m = site.loaded(name)
         try:
             frame = to_frame(io.BytesIO(body))
         except Exception as e:
@@ -281,8 +314,6 @@ def create_app(runs_dir: str | Path):
         real = 1 / (1 + np.exp(-logit)) if probability else None
         return {"real_probability": real, "critic_score": None if probability else logit, "classifier": guess,
                 "classifier_error": str(m.net) if isinstance(m.net, Exception) else None}
-
-    return app
 
 
 def serve(runs_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, log: bool = True) -> None:
