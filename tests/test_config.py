@@ -92,3 +92,17 @@ def test_fixed_fields_cover_the_maths():
     fixed = fixed_fields()
     assert {"model", "z_dim", "lr", "lr_d", "aux_weight", "batch_size", "seed", "objective"} <= fixed
     assert not {"epochs", "out", "device", "progress"} & fixed
+
+
+def test_the_config_reads_by_concern_and_every_field_has_one():
+    import dataclasses
+
+    from mnistgan.config import CONCERNS, TrainConfig
+
+    declared = [f.name for f in dataclasses.fields(TrainConfig)]
+    assert [name for names in CONCERNS.values() for name in names] == declared  # each once, in the order declared
+    c = from_preset("dcgan")
+    assert c.section("optimiser")["beta1"] == 0.5 and c.section("model")["model"] == "dcgan"
+    assert set(c.section("data")) == {"dataset", "data_dir", "download", "invert", "train_images", "num_classes"}
+    with pytest.raises(ConfigError, match="unknown concern"):
+        c.section("misc")

@@ -1,4 +1,5 @@
-"""Run configuration: one flat dataclass, named presets (data, not code), validated overrides.
+"""Run configuration: one flat dataclass read by concern, named presets (data, not code),
+validated overrides.
 
 A preset is a dict of overrides on top of the defaults; the command line overrides the
 preset. Every resolved config is saved as ``config.json`` in the run folder and inside
@@ -22,14 +23,14 @@ INFO_CODES = 10  # the InfoGAN code's categories, whatever the dataset
 
 @dataclass
 class TrainConfig:
-    # --- what is trained -------------------------------------------------------------
-    preset: str = "seed"              # the preset these values started from (informational)
+    # --- data: what it learns from -------------------------------------------------------
     dataset: str = "mnist"            # mnist, fashion-mnist, folder:PATH (your images) or idx:PATH (four IDX files)
     data_dir: str | None = None       # folder holding the IDX files; None: search, then download
     download: bool = True             # allow downloading when no local copy is found
     invert: str = field(default="auto", metadata=FIXED)       # folder datasets: make dark-on-light images light-on-dark: auto (per image, from its border), yes, no
     train_images: int = field(default=55000, metadata=FIXED)  # train on the first N training images (the tutorial's reader held out the last 5,000); capped at the dataset's size
     num_classes: int = field(default=10, metadata=FIXED)      # the dataset's classes (0: no labels); set from the dataset when training starts
+    # --- model: the networks -------------------------------------------------------------
     model: str = field(default="mlp", metadata=FIXED)         # registered model family
     z_dim: int = field(default=128, metadata=FIXED)           # noise size; z ~ N(0, 1)
     hidden: int = field(default=256, metadata=FIXED)          # hidden width of the MLP networks
@@ -40,9 +41,8 @@ class TrainConfig:
     info_code: bool = field(default=False, metadata=FIXED)    # unconditional: G also takes a 10-way categorical code that D's head must recover from the forgery (InfoGAN, Chen et al. 2016); uses no labels
     spectral_norm: bool = field(default=False, metadata=FIXED)  # dcgan: spectral norm on D's layers
     g_conditioning: str = field(default="concat", metadata=FIXED)  # dcgan, conditional: how G takes the class: concat (embedding beside z) or cbn (class-conditional batch norm at every layer)
-    # --- how it is trained -----------------------------------------------------------
+    # --- objective: the losses and their regularisers ------------------------------------
     objective: str = field(default="nonsaturating", metadata=FIXED)  # registered objective (see objectives.py)
-    optimizer: str = field(default="adam-tf1", metadata=FIXED)      # adam-tf1 (TF1's epsilon placement) or adam (PyTorch's)
     d_steps: int = field(default=1, metadata=FIXED)           # D steps per G step (each on its own real batch)
     label_smoothing: float = field(default=0.0, metadata=FIXED)  # one-sided: real target 1 - s (minimax, nonsaturating)
     mode_seeking: float = field(default=0.0, metadata=FIXED)  # MSGAN's mode-seeking term weight (Mao et al. 2019): G keeps same-class forgeries apart; 0: off
@@ -51,26 +51,29 @@ class TrainConfig:
     gp_lambda: float = field(default=10.0, metadata=FIXED)    # wgan-gp: gradient-penalty weight
     aux_weight: float = field(default=0.0, metadata=FIXED)    # conditional: auxiliary-classifier head on D (Odena et al. 2017), weight of its cross-entropy in both losses; 0: off
     aux_twin: bool = field(default=False, metadata=FIXED)     # with aux_weight: TAC-GAN's twin classifier (Gong et al. 2019): a second head learns the classes of forgeries and G's loss subtracts its cross-entropy, which removes AC-GAN's pull toward easily classified forgeries
-    ema_half_life: int = field(default=0, metadata=FIXED)     # EMA of G's weights, half-life in images seen; 0: off
+    # --- optimiser: how the weights move, and for how long -------------------------------
+    optimizer: str = field(default="adam-tf1", metadata=FIXED)      # adam-tf1 (TF1's epsilon placement) or adam (PyTorch's)
     lr: float = field(default=2e-4, metadata=FIXED)           # learning rate of both networks (of G when lr_d is set)
     lr_d: float | None = field(default=None, metadata=FIXED)  # D's own learning rate (two time-scale update rule, Heusel et al. 2017); None: lr
     beta1: float = field(default=0.9, metadata=FIXED)         # Adam beta1
     beta2: float = field(default=0.999, metadata=FIXED)       # Adam beta2
     eps: float = field(default=1e-8, metadata=FIXED)          # Adam epsilon
     batch_size: int = field(default=100, metadata=FIXED)      # images per step (last partial batch of an epoch is dropped, as the tutorial did)
+    ema_half_life: int = field(default=0, metadata=FIXED)     # EMA of G's weights, half-life in images seen; 0: off
     epochs: int = 100                 # passes over the training images
     max_images: int | None = None     # stop once this many images have been seen (short runs); None: no limit
     max_seconds: float | None = None  # stop once training (pictures and checkpoints excluded) took this long; None: no limit
+    # --- runtime: where and how it runs (seeds included) ---------------------------------
     seed: int = field(default=0, metadata=FIXED)              # seeds weights, noise and epoch order
-    # --- where and how it runs -------------------------------------------------------
     device: str = "auto"              # auto (CUDA when present), cpu, cuda, cuda:N
     precision: str = field(default="fp32", metadata=FIXED)  # fp32, or bf16 (autocast for the networks' forward passes)
     tf32: bool = field(default=False, metadata=FIXED)       # allow TF32 matmuls on CUDA (off: exact fp32)
     flush_denormals: bool = field(default=True, metadata=FIXED)  # CPU: floats below 1.2e-38 become 0 (FTZ/DAZ, as in TensorFlow): keeps late training steps fast; off: IEEE gradual underflow
     compile: bool = False             # torch.compile the networks (CUDA: reduce-overhead mode, i.e. CUDA graphs)
     cuda_graph: bool = False          # CUDA: capture the whole training step (both phases, optimisers, EMA, noise) as CUDA graphs and replay them; other devices: ignored
+    # --- output: what it shows and leaves ------------------------------------------------
+    preset: str = "seed"              # the preset these values started from (informational)
     out: str = "runs/seed"            # run folder
-    # --- what it shows and leaves ----------------------------------------------------
     strip_every: int = 10             # the seed's 10-forgery strip at epoch 1 and every N epochs
     report_every: int = 10            # the classic "Epoch / Cost_D Cost_G" report every N epochs
     keep_checkpoints: int = 3         # keep the last K checkpoints
@@ -89,6 +92,12 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
         return apply_overrides(cls(), values)
+
+    def section(self, concern: str) -> dict[str, Any]:
+        """The values of one concern (CONCERNS: data, model, objective, optimiser, runtime, output)."""
+        if concern not in CONCERNS:
+            raise ConfigError(f"unknown concern {concern!r}; one of: {', '.join(CONCERNS)}")
+        return {name: getattr(self, name) for name in CONCERNS[concern]}
 
     @property
     def takes_labels(self) -> bool:
@@ -128,6 +137,19 @@ class TrainConfig:
         if self.max_images is None:
             return total
         return min(total, self.max_images // self.batch_size * self.batch_size)
+
+
+# The config read by concern (TrainConfig.section). The config stays one flat set of names:
+# `--set KEY` and every saved config.json and checkpoint name a field by its name alone, and
+# a key belongs to one concern only, so nesting would add a prefix to type and nothing else.
+CONCERNS: dict[str, tuple[str, ...]] = {
+    "data": ("dataset", "data_dir", "download", "invert", "train_images", "num_classes",),
+    "model": ("model", "z_dim", "hidden", "init_std", "layers", "width", "conditional", "info_code", "spectral_norm", "g_conditioning",),
+    "objective": ("objective", "d_steps", "label_smoothing", "mode_seeking", "diffaugment", "r1_gamma", "gp_lambda", "aux_weight", "aux_twin",),
+    "optimiser": ("optimizer", "lr", "lr_d", "beta1", "beta2", "eps", "batch_size", "ema_half_life", "epochs", "max_images", "max_seconds",),
+    "runtime": ("seed", "device", "precision", "tf32", "flush_denormals", "compile", "cuda_graph",),
+    "output": ("preset", "out", "strip_every", "report_every", "keep_checkpoints", "eval_every", "eval_n", "progress", "tensorboard",),
+}
 
 
 _DCGAN = {"model": "dcgan", "optimizer": "adam", "lr": 2e-4, "beta1": 0.5, "batch_size": 64,
