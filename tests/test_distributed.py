@@ -142,23 +142,31 @@ def workers_of(agent: int) -> list[int]:
     return pids
 
 
-def test_3_elastic_restart_after_a_killed_worker_ends_bit_identical(two_ranks, mnist_dir, tmp_path):
-    out = tmp_path / "elastic"
-    cmd = [str(TORCHRUN), "--nproc-per-node", "2", "--max-restarts", "1", "--rdzv-backend", "c10d",
-           "--rdzv-endpoint", f"127.0.0.1:{free_port()}", "-m", "mnistgan", *train_args(out, mnist_dir)]
+def kill_a_worker_mid_run(cmd: list[str], out: Path) -> tuple[str, str]:
+    """Starts torchrun (cmd, two workers, --max-restarts), SIGKILLs one worker once the run's
+    first checkpoint exists (the workers are then mid-run), and waits for the group to
+    finish after its restart: (stdout, stderr); the agent must exit 0."""
     agent = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
     try:
         deadline = time.time() + 300
         while not ckpt.list_checkpoints(out / "checkpoints") and time.time() < deadline:
-            time.sleep(0.05)       # the first epoch's checkpoint: now the workers are mid-run
+            time.sleep(0.05)
         assert ckpt.list_checkpoints(out / "checkpoints"), "no checkpoint appeared"
         victims = workers_of(agent.pid)
         assert len(victims) == 2, victims
         os.kill(victims[-1], signal.SIGKILL)
-        _, err = agent.communicate(timeout=600)
+        stdout, err = agent.communicate(timeout=600)
     finally:
         agent.kill()
     assert agent.returncode == 0, err[-4000:]
+    return stdout, err
+
+
+def test_3_elastic_restart_after_a_killed_worker_ends_bit_identical(two_ranks, mnist_dir, tmp_path):
+    out = tmp_path / "elastic"
+    cmd = [str(TORCHRUN), "--nproc-per-node", "2", "--max-restarts", "1", "--rdzv-backend", "c10d",
+           "--rdzv-endpoint", f"127.0.0.1:{free_port()}", "-m", "mnistgan", *train_args(out, mnist_dir)]
+    _, err = kill_a_worker_mid_run(cmd, out)
     resumes = [json.loads(line) for line in (out / "resumes.jsonl").read_text().splitlines()]
     assert len(resumes) == 1 and resumes[0]["images_seen"] >= 20000 and resumes[0]["changes"] == {}
     assert_same_run(two_ranks, out)
@@ -185,19 +193,7 @@ def test_3b_the_python_api_under_torchrun_restarts_and_resumes_by_itself(two_ran
     out = tmp_path / "api"
     cmd = [str(TORCHRUN), "--nproc-per-node", "2", "--max-restarts", "1", "--rdzv-backend", "c10d",
            "--rdzv-endpoint", f"127.0.0.1:{free_port()}", str(script), "mnistgan", str(out), str(mnist_dir)]
-    agent = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
-    try:
-        deadline = time.time() + 300
-        while not ckpt.list_checkpoints(out / "checkpoints") and time.time() < deadline:
-            time.sleep(0.05)
-        assert ckpt.list_checkpoints(out / "checkpoints"), "no checkpoint appeared"
-        victims = workers_of(agent.pid)
-        assert len(victims) == 2, victims
-        os.kill(victims[-1], signal.SIGKILL)
-        stdout, err = agent.communicate(timeout=600)
-    finally:
-        agent.kill()
-    assert agent.returncode == 0, err[-4000:]
+    stdout, err = kill_a_worker_mid_run(cmd, out)
     assert "restart 1 of the group: resuming" in err and "images seen 40000" in stdout
     resumes = [json.loads(line) for line in (out / "resumes.jsonl").read_text().splitlines()]
     assert len(resumes) == 1 and resumes[0]["images_seen"] >= 20000

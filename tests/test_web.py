@@ -6,9 +6,6 @@ import http.client
 import io
 import os
 import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -46,22 +43,11 @@ def runs(mnist_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(runs):
-    import uvicorn
+    from mnistgan.web.app import serve_in_thread
 
-    from mnistgan.web.app import create_app
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(create_app(runs), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(10)
+    base, stop = serve_in_thread(runs)
+    yield base
+    stop()
 
 
 @pytest.fixture(scope="module")

@@ -41,7 +41,7 @@ class SeedStep:
     written with out= / in-place operations. At these sizes a fresh output per product is not
     free: the allocator hands out other blocks each step, so results land in memory that is
     not in cache, and the allocator's own work adds up over ~40 tensors (the measured gain is
-    in docs/MEASUREMENTS.md, "Where the seed step's time goes"). The products and their order
+    in docs/MEASUREMENTS.md, beside benchmarks/seed_breakdown.py's figures). The products and their order
     are those of the autograd step, so the results are bit-identical to the
     unbuffered form (the golden hashes hold)."""
 

@@ -69,7 +69,11 @@ def recalibrate_batch_norm(G: torch.nn.Module, config: TrainConfig, device, batc
     """Recomputes G's batch-norm running statistics for its current weights: the exact
     average over `batches` fixed noise batches (momentum None). An EMA generator needs this:
     the raw G's statistics belong to other weights, and sampling with them was measured to
-    score clearly worse. Deterministic, so resumed runs stay exact."""
+    score clearly worse. Deterministic, so resumed runs stay exact.
+
+    Not torch.optim.swa_utils.update_bn, which does the same for a loader of inputs: it
+    passes each batch's first element alone to the model, and a conditional generator must
+    also be given its labels; and its batches would have to be drawn here anyway."""
     norms = [m for m in G.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     if not norms:
         return

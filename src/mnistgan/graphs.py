@@ -2,7 +2,7 @@
 
 On a GPU the small networks of this project are launch-bound: the seed's step is ~60
 kernels of a few microseconds each, and the host's time to launch them, not the GPU's time
-to run them, sets the pace (an H200 ran it at 16% of its matmul rate). A CUDA graph records
+to run them, sets the pace (docs/MEASUREMENTS.md has the one GPU's figures). A CUDA graph records
 the kernels of one whole step once (G's forward, D's phase, both backward passes, both
 optimiser updates, the EMA, the step's random draws) and replays them with one launch.
 
@@ -24,9 +24,9 @@ What a capture needs, and how the step provides it:
   of the run), so that both optimisers' state exists and cuBLAS/cuDNN have chosen their
   kernels before anything is recorded.
 
-Where the device is not CUDA, the option does nothing (the run says so). Measured: nothing
-yet; no GPU was lent while this was written. `benchmarks/cuda_graph_check.py` is the
-prepared check: same seed with and without graphs, weights compared, images/s of both.
+Where the device is not CUDA, the option does nothing (the run says so). What it gives on a
+GPU is in docs/MEASUREMENTS.md; `benchmarks/cuda_graph_check.py` is the check: same seed
+with and without graphs, weights compared, images/s of both.
 """
 from __future__ import annotations
 

@@ -36,8 +36,8 @@ class AdamTF1(torch.optim.Adam):
       equal to the fused form within rounding, not bit for bit.
 
     Private torch APIs, and why: `torch._fused_adam_` (the fused kernel without
-    torch.optim.Adam.step's ~0.2 ms of Python a call re-collecting its state, as much as the
-    kernel itself at the seed's sizes), `torch.optim.optimizer._global_optimizer_pre_hooks`
+    torch.optim.Adam.step's Python re-collecting its state every call, which at the seed's
+    sizes takes as long as the kernel itself), `torch.optim.optimizer._global_optimizer_pre_hooks`
     and `_post_hooks` (update() must run the hooks step() would, and torch has no public
     way to ask whether any are registered), and `torch._foreach_*` in the device form (the
     multi-tensor kernels torch.optim itself is built on)."""
@@ -63,8 +63,8 @@ class AdamTF1(torch.optim.Adam):
         return None
 
     def update(self) -> None:
-        """step() without torch.optim's per-call wrapper (a profiler record and hook checks,
-        ~0.08 ms a call, half the fused kernel's own time at the seed's sizes). Hooks, where
+        """step() without torch.optim's per-call wrapper (a profiler record and hook checks:
+        at the seed's sizes half the fused kernel's own time). Hooks, where
         any are registered, still run: through step()."""
         if self._capturable:
             self._device_update()

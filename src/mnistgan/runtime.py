@@ -75,7 +75,7 @@ def flush_denormals(on: bool) -> bool:
     Why: late in training some of Adam's second moments and gradients fall below float32's
     smallest normal number (1.2e-38), and x86 CPUs take a slow microcode path for each such
     operand: the seed's step slows down by a quarter once they appear, and flushed, the 100
-    epochs end with the same weights (measured in docs/MEASUREMENTS.md, "Denormal floats").
+    epochs end with the same weights (docs/MEASUREMENTS.md, "Denormal floats").
     TensorFlow runs every op with FTZ/DAZ on, the seed tutorial's TF1 graph included. Values
     this small change no update: Adam divides by sqrt(v) + 1e-8.
 
@@ -136,7 +136,7 @@ def keep_freed_memory() -> bool:
     system after every step. A conv training step allocates and frees activations of up to
     ~6 MB; with glibc's defaults those are mapped afresh (or the heap top trimmed) each time,
     and the CPU spends thousands of page faults a step zeroing new pages (docs/MEASUREMENTS.md,
-    "Page faults"). PyTorch's CPU tuning guide suggests preloading jemalloc or tcmalloc for
+    "glibc malloc told to keep freed memory"; tests/test_training.py counts the faults). PyTorch's CPU tuning guide suggests preloading jemalloc or tcmalloc for
     the same reason; this does it without an extra library. Process-wide, for the rest of
     the process (glibc cannot say what the thresholds were, so they cannot be restored), and
     glibc-only (elsewhere it does nothing); the CLI's training does it, the Python API's

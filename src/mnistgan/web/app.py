@@ -321,3 +321,29 @@ def serve(runs_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, log: 
     import uvicorn
 
     uvicorn.run(create_app(runs_dir), host=host, port=port, log_level="info" if log else "warning")
+
+
+def serve_in_thread(runs_dir: str | Path, host: str = "127.0.0.1", timeout: float = 30.0):
+    """Serves RUNS_DIR from a background thread on a free port of host (for a notebook beside
+    a training run, a script or a test): returns (its base URL, a function that stops it)."""
+    import socket
+    import time
+
+    import uvicorn
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(runs_dir), host=host, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + timeout
+    while not server.started and thread.is_alive() and time.time() < deadline:
+        time.sleep(0.05)
+    if not server.started:
+        raise MnistganError(f"the page did not start on {host}:{port}")
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(10)
+    return f"http://{'[' + host + ']' if ':' in host else host}:{port}", stop
