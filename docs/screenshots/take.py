@@ -3,8 +3,8 @@
 its forge page (class 7 when the run is conditional) and its police officer (one drawn stroke),
 then opens `mnistgan report RUN` offline.
 
-    mnistgan train --preset best --epochs 4 --out runs/best --data-dir ../shared/data/mnist
-    mnistgan train --epochs 30 --out runs/seed --data-dir ../shared/data/mnist
+    mnistgan train --preset best --epochs 3 --out runs/best --data-dir ../shared/data/mnist
+    mnistgan train --epochs 20 --out runs/seed --data-dir ../shared/data/mnist
     mnistgan evaluate runs/best
     python docs/screenshots/take.py runs best --out docs/screenshots
 """

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 class TrainingInterrupted(Exception):
     """The loop stopped on request after a complete step, and the callbacks' on_interrupt has
-    run (the run folder's writes a checkpoint there). `run`: the run's folder."""
+    run (the run folder writes a checkpoint there). `run`: the run's folder."""
 
     def __init__(self, images_seen: int, signum: int | None = None, run: str | None = None):
         super().__init__(f"stopped after {images_seen:,} images")
