@@ -7,7 +7,7 @@ For each preset: two trainers from the same seed, one replaying CUDA graphs, one
 the same real batches (random images: the check is of arithmetic, not of learning); then
 every tensor of their state (G, D, EMA, both optimisers) is compared, and the largest
 difference printed relative to the tensor's scale. Then images/s of both for --seconds.
-The bar (issue 16, item 5): equal within float tolerance (the graphed step's adam-tf1 is the
+The bar: equal within float tolerance (the graphed step's adam-tf1 is the
 same maths in another order, so not bit for bit); the seed's 100 epochs under 30 s of
 training time and `dcgan` above 50,000 images/s on an H200.
 Needs CUDA; on a CPU it says so and exits 2 (the CPU tests cover the plumbing around the

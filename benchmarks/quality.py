@@ -8,7 +8,7 @@ wall-clock budget on this machine, then measured with `mnistgan evaluate`'s metr
 
 Each entry trains one preset (`--budget`: seconds of training, pictures and checkpoints
 excluded; `--epochs`: whole epochs instead). Prints one row per preset and then the
-issue's bars, each with PASS or FAIL:
+quality bars, each with PASS or FAIL:
   - the best preset's FID at most 1/8 of the seed preset's after the same budget, and at
     most 5x the real-vs-real FID (train[:10000] against the test split);
   - the conditional preset (cdcgan): at least 97% of `--digit k` samples classified as k, for

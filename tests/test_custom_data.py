@@ -182,8 +182,8 @@ def test_the_data_command_describes_a_folder(tmp_path, isolated_env, capsys):
 def test_a_conditional_preset_learns_to_draw_the_class_asked_for_on_your_own_images(tmp_path, isolated_env):
     """cdcgan on 1,200 images of three shapes (400 a class, mixed formats, sizes, a quarter
     dark on light), judged by the classifier `mnistgan classifier train` makes for the set.
-    Measured with the class through class-conditional batch norm (cdcgan since the seventh
-    session): 0.98, 1.00, 0.995 after 36,000 images (~45 s); at 24,000 the worst class was
+    Measured with the class through class-conditional batch norm (as cdcgan takes it
+    now): 0.98, 1.00, 0.995 after 36,000 images (~45 s); at 24,000 the worst class was
     0.895 (cbn's class gains start at zero and grow as training finds them useful; the class
     concatenated to z gave 1.00 there). An untrained generator's forgeries all land in one
     class, so the check below can fail."""

@@ -1,4 +1,4 @@
-"""Issue 15's check: on a short Fashion-MNIST run the forgeries of one class must not be
+"""Variety within each class: on a short Fashion-MNIST run the forgeries of one class must not be
 near-duplicates of each other. Measured (Intel Xeon AVX-512, 2 epochs, 5,000 forgeries):
 `best` as it was shipped before (the class concatenated to z: `g_conditioning=concat`) drew
 0.27 of same-class pairs as near-duplicates (real images: ~0.01), within-class ratio 0.54: the

@@ -48,7 +48,7 @@ def test_events_match_the_log_across_interrupted_and_repeated_work(tmp_path, mon
     resume(run)
     assert [e.step for e in events(run).Scalars("loss/D")] == [500, 1000, 1500]
     # The newest checkpoint damaged: resume redoes epoch 3 from the one before, and the
-    # first session's events at 1500 must not show beside the new ones.
+    # first process's events at 1500 must not show beside the new ones.
     newest = sorted((run / "checkpoints").glob("*.safetensors"))[-1]
     newest.write_bytes(newest.read_bytes()[:100])
     resume(run)
