@@ -50,17 +50,17 @@ def run(path: str, n: int = 10000, seed: int = 0, out: str | None = None, metric
     RUN/metrics.json, written under the run's lock). Under torchrun every process calls this;
     rank 0 returns the Evaluation, the others None."""
     check_count(n)
-    config = generation.read_config(path)
-    dataset = dataset or config.dataset
-    invert = invert or (config.invert if dataset == config.dataset else "auto")
-    data_dir = data_dir or config.data_dir
     place = distributed.current()
     target = Path(out or Path(path) / "metrics.json")
     _outputs(target, metrics, force)  # every process checks, so that all stop together
-    fake = None
     if place.active:
         device = distributed.device_for(device, place)
-        G, config = generation.load_generator(path, device)
+    G, config = generation.load_generator(path, device)  # the one read of the checkpoint
+    dataset = dataset or config.dataset
+    invert = invert or (config.invert if dataset == config.dataset else "auto")
+    data_dir = data_dir or config.data_dir
+    fake = None
+    if place.active:
         net = Reference(dataset, data_dir, device=device, invert=invert).net
 
         def measured(share: slice):
@@ -72,7 +72,7 @@ def run(path: str, n: int = 10000, seed: int = 0, out: str | None = None, metric
             return None
         imgs, fake = gathered[0].numpy(), gathered[1:]
     else:
-        imgs = generation.sample(path, n=n, seed=seed, device=device)
+        imgs = generation.forge(G, config, n, seed)
     result, ctx = evaluate(np.asarray(imgs), dataset, metrics, data_dir, progress=progress, device=device,
                            fake=fake, invert=invert)
     in_run = (target.parent / "config.json").is_file()  # a run folder: write under its lock

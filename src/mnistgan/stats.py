@@ -17,10 +17,13 @@ NAMES = ("d_loss", "g_loss", "d_real", "d_fake", "g_steps")
 _ADVICE = "the run stopped and its last checkpoint is kept as it was. Try a lower --lr."
 
 
+_NAME_SET = frozenset(NAMES)
+
+
 def pack(**values: torch.Tensor) -> torch.Tensor:
     """One step's statistics, given by name (each a 0-d device tensor), as the row the window
     keeps: the one place that knows the order of NAMES."""
-    if values.keys() != set(NAMES):
+    if values.keys() != _NAME_SET:
         raise KeyError(f"a step's statistics are {', '.join(NAMES)}; got {', '.join(values)}")
     return torch.stack([values[name] for name in NAMES])
 
