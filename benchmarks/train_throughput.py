@@ -3,6 +3,7 @@ when TensorFlow is installed, the original tutorial's TensorFlow 1 graph in the 
 
     python benchmarks/train_throughput.py [--seconds 20] [--presets seed] [--variants fp32,bf16,compile]
                                           [--device cpu] [--tf auto|on|off] [--data-dir DIR]
+                                          [--threads auto|N] [--busy 0,1]
 
 For each preset and variant (fp32; bf16 autocast; fp32 with torch.compile; fp32 with the
 whole step captured as CUDA graphs, `graph`, for --device cuda), in a fresh
@@ -12,10 +13,17 @@ torch.utils.flop_counter), the fraction of this machine's measured fp32 matmul r
 exactly the step's matmul shapes (recorded from one step and replayed with torch.mm), and
 the process's peak resident memory. Then, when TensorFlow is installed, the tutorial's
 TF1 graph for the same number of seconds, and the seed preset's rate as a ratio of it.
+
+Contention (`--busy 0,1`): each count is a number of busy processes (a spinning loop each,
+started by this script before the measurements and stopped after them, with a deadline of
+their own) running beside every measurement of that round: ours and the anchors', alone
+(0) and contended, in alternating rounds, then each one's contended rate as a fraction of
+its alone rate. `--threads 2` pins the count (what training did before it followed the load).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -89,16 +97,20 @@ VARIANTS = {"fp32": {}, "bf16": {"precision": "bf16"}, "compile": {"compile": Tr
             "graph": {"cuda_graph": True}}  # graph: the whole step as CUDA graphs (a CPU runs it uncaptured)
 
 
-def bench_preset(name: str, variant: str, data: DeviceData, device, seconds: float) -> dict:
-    cfg = from_preset(name, {"progress": False, "device": str(device), **VARIANTS[variant]})
+def bench_preset(name: str, variant: str, data: DeviceData, device, seconds: float, threads: str = "auto") -> dict:
+    cfg = from_preset(name, {"progress": False, "device": str(device), "threads": threads, **VARIANTS[variant]})
     t = Trainer(cfg, device)
     if device.type == "cpu":
         runtime.keep_freed_memory()  # as training through the CLI and the API does
-    with t.process_settings():  # (the run's float settings, as Trainer.fit has them)
-        return measure_trainer(t, name, variant, data, device, seconds)
+    with t.process_settings() as governor:  # (the run's process settings, as Trainer.fit has them)
+        r = measure_trainer(t, name, variant, data, device, seconds, governor.tick)
+        r["threads"] = governor.describe()
+        r["threads_now"], r["thread_changes"] = governor.threads, governor.changes
+        return r
 
 
-def measure_trainer(t: Trainer, name: str, variant: str, data: DeviceData, device, seconds: float) -> dict:
+def measure_trainer(t: Trainer, name: str, variant: str, data: DeviceData, device, seconds: float,
+                    tick=lambda: None) -> dict:
     cfg = t.config
     B = cfg.batch_size
     order = data.epoch_order(0, 0)
@@ -121,11 +133,13 @@ def measure_trainer(t: Trainer, name: str, variant: str, data: DeviceData, devic
         print(f"(FLOPs not counted for {name}: {str(e).splitlines()[0]})", file=sys.stderr)
     for s in range(20):  # warm-up
         t.stats.window[0].copy_(t.train_step(*data.batch(order, s % spe, B)))
+        tick()
     sync(device)
     steps, t0 = 0, time.perf_counter()
     while True:
         for _ in range(25):
             t.stats.window[0].copy_(t.train_step(*data.batch(order, steps % spe, B)))
+            tick()  # (the thread count follows the load, as in Trainer.fit)
             steps += 1
         sync(device)
         if time.perf_counter() - t0 >= seconds:
@@ -165,11 +179,33 @@ def child(a) -> None:
     images, labels = load_split("mnist", "train", a.data_dir, download=False, progress=False)
     data = DeviceData(images, labels, device)
     preset, variant = a.child.split(":")
-    r = bench_preset(preset, variant, data, device, a.seconds)
+    r = bench_preset(preset, variant, data, device, a.seconds, a.threads)
     r["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if device.type == "cuda":
         r["peak_gpu_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
     print("RESULT " + json.dumps(r))
+
+
+BUSY = "import sys, time\nend = time.monotonic() + float(sys.argv[1])\nwhile time.monotonic() < end: pass\n"
+
+
+@contextlib.contextmanager
+def busy_processes(count: int, deadline: float):
+    """`count` processes that spin (a stand-in for a browser tab, a compile, a page being
+    served) while the block runs; each also stops by itself after `deadline` seconds."""
+    procs = [subprocess.Popen([sys.executable, "-c", BUSY, str(deadline)]) for _ in range(count)]
+    try:
+        if procs:
+            time.sleep(1.0)  # (their interpreters starting)
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
+def median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
 
 
 def main() -> None:
@@ -184,14 +220,20 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds of mnistgan vs the TF1 graph")
     p.add_argument("--tf-python", default=sys.executable,
                    help="the python that has tensorflow (e.g. another venv's); default: this one")
+    p.add_argument("--threads", default="auto", help="the runs' threads setting: auto (default) or a count")
+    p.add_argument("--busy", default="0",
+                   help="comma-separated counts of busy processes beside the anchor rounds, e.g. 0,1")
     p.add_argument("--child", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.child:
         return child(a)
-    print(f"{describe()}; device {a.device}, {a.seconds:g} s per measurement")
+    busy_counts = [int(b) for b in a.busy.split(",")]
+    print(f"{describe()}; device {a.device}, {a.seconds:g} s per measurement, threads {a.threads}")
+
     def measure(name: str, variant: str) -> dict | None:
         proc = subprocess.run([sys.executable, __file__, "--child", f"{name}:{variant}", "--seconds", str(a.seconds),
-                               "--device", a.device, "--data-dir", a.data_dir], capture_output=True, text=True)
+                               "--device", a.device, "--data-dir", a.data_dir, "--threads", a.threads],
+                              capture_output=True, text=True)
         line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT ")), None)
         if line is None:
             print(f"{name:>8} {variant:>8}: failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
@@ -208,34 +250,61 @@ def main() -> None:
         print(f"{r['preset']:>8} {r['variant']:>8}: {r['steps_s']:8.1f} steps/s {r['images_s']:10,.0f} images/s{epoch} | "
               f"{flops} | peak RSS {r['peak_mib']:.0f} MiB{gpu}", flush=True)
 
-    for name in a.presets.split(","):
-        for variant in a.variants.split(","):
-            r = measure(name, variant)
-            if r:
-                show(r)
+    if busy_counts == [0]:
+        for name in a.presets.split(","):
+            for variant in a.variants.split(","):
+                r = measure(name, variant)
+                if r:
+                    show(r)
     have_tf = False
     if a.tf != "off":
         have_tf = subprocess.run([a.tf_python, "-c", "import tensorflow"], capture_output=True).returncode == 0
         if not have_tf and a.tf == "on":
             sys.exit("--tf on but tensorflow is not importable (pip install tensorflow-cpu, or --tf-python)")
-    if have_tf and a.device == "cpu":
-        # This machine is shared and its speed drifts by tens of percent within a minute, so
-        # each preset and its anchor are measured in alternating rounds, each round's ratio
-        # reported: the seed beside the tutorial's TF1 graph, dcgan beside the Keras DCGAN step.
-        anchors = {"seed": (TF_SCRIPT, "the tutorial's TF1 graph"), "dcgan": (KERAS_SCRIPT, "the Keras DCGAN step")}
-        for name in [p for p in a.presets.split(",") if p in anchors]:
-            script, what = anchors[name]
-            ratios = []
-            for i in range(a.rounds):
-                ours = measure(name, "fp32")
-                tf_rate = run_tf(a.seconds, a.data_dir, a.tf_python, script)
-                if ours and tf_rate:
-                    ratios.append(ours["images_s"] / tf_rate)
-                    print(f"round {i + 1}: mnistgan {name} fp32 {ours['images_s']:,.0f} images/s, "
-                          f"{what} {tf_rate:,.0f} images/s: {ratios[-1]:.2f}x", flush=True)
-            if ratios:
-                print(f"{name} preset vs {what}: median {sorted(ratios)[len(ratios) // 2]:.2f}x "
-                      f"over {len(ratios)} alternating rounds (min {min(ratios):.2f}x, max {max(ratios):.2f}x)")
+    if a.device == "cpu" and (have_tf or busy_counts != [0]):
+        anchor_rounds(a, busy_counts, measure, have_tf)
+
+
+ANCHORS = {"seed": (TF_SCRIPT, "the tutorial's TF1 graph"), "dcgan": (KERAS_SCRIPT, "the Keras DCGAN step")}
+
+
+def anchor_rounds(a, busy_counts: list[int], measure, have_tf: bool) -> None:
+    """Each preset beside its anchor (the seed beside the tutorial's TF1 graph, dcgan beside
+    the Keras DCGAN step), in alternating rounds (this machine is shared and its speed drifts
+    by tens of percent within a minute), each round once per busy count; then the medians,
+    ours over the anchor's, and each one's contended rate over its alone rate."""
+    for name in a.presets.split(","):
+        script, what = ANCHORS.get(name, (None, None))
+        ours: dict[int, list[float]] = {b: [] for b in busy_counts}
+        theirs: dict[int, list[float]] = {b: [] for b in busy_counts}
+        for i in range(a.rounds):
+            for b in busy_counts:
+                with busy_processes(b, deadline=6 * a.seconds + 180):
+                    r = measure(name, "fp32")
+                    anchor = run_tf(a.seconds, a.data_dir, a.tf_python, script) if have_tf and script else None
+                if r:
+                    ours[b].append(r["images_s"])
+                if anchor:
+                    theirs[b].append(anchor)
+                beside = f"beside {b} busy" if b else "alone"
+                print(f"round {i + 1}, {beside}: mnistgan {name} {r['images_s'] if r else float('nan'):,.0f} images/s "
+                      f"({r['threads'] if r else '?'}; {r['threads_now'] if r else '?'} at the end)"
+                      + (f", {what} {anchor:,.0f} images/s: {r['images_s'] / anchor:.2f}x" if anchor and r else ""),
+                      flush=True)
+        for b in busy_counts:
+            if not ours[b]:
+                continue
+            beside = f"beside {b} busy process{'es' if b > 1 else ''}" if b else "alone"
+            line = f"{name} {beside}: mnistgan median {median(ours[b]):,.0f} images/s"
+            if theirs[b]:
+                line += (f", {what} {median(theirs[b]):,.0f}: {median(ours[b]) / median(theirs[b]):.2f}x "
+                         f"(per round: {', '.join(f'{o / t:.2f}' for o, t in zip(ours[b], theirs[b]))})")
+            if b and ours.get(0):
+                line += f"; of its alone rate: mnistgan {median(ours[b]) / median(ours[0]):.2f}"
+                if theirs[b] and theirs.get(0):
+                    line += f", {what} {median(theirs[b]) / median(theirs[0]):.2f}"
+            print(line)
+
 
 if __name__ == "__main__":
     main()

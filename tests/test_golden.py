@@ -14,6 +14,7 @@ import io
 from pathlib import Path
 
 import pytest
+import torch
 
 from golden import machine_kind
 
@@ -26,7 +27,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def hashes_of(src: Path, data_dir: Path, tmp_path: Path) -> dict:
     """Runs golden.py with `src` first on the import path, in a fresh process."""
     out = tmp_path / f"golden-{src.parent.name}.json"
-    env = {**os.environ, "PYTHONPATH": str(src), "MNISTGAN_CACHE": str(tmp_path / "cache")}
+    # The thread count pinned where the code would follow the machine's load: a convolution's
+    # sums split by thread count, and a CI neighbour must not change a hash.
+    env = {**os.environ, "PYTHONPATH": str(src), "MNISTGAN_CACHE": str(tmp_path / "cache"),
+           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS") or str(torch.get_num_threads())}
     code = ("import sys, mnistgan; assert mnistgan.__file__.startswith(sys.argv[1]), mnistgan.__file__; "
             "sys.argv = sys.argv[2:]; import runpy; runpy.run_path(sys.argv[0], run_name='__main__')")
     proc = subprocess.run([sys.executable, "-c", code, str(src), str(HERE / "golden.py"), str(data_dir), str(out)],

@@ -26,6 +26,14 @@ def _int_at_least(low: int):
 _positive_int, _nonneg_int = _int_at_least(1), _int_at_least(0)
 
 
+def _threads(text: str) -> str:
+    from .threads import parse
+    try:
+        return str(parse(text))
+    except MnistganError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _float(text: str) -> float:
     try:
         return float(text)
@@ -70,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-images", type=_positive_int, help="stop after this many images (short runs)")
     t.add_argument("--precision", choices=["fp32", "bf16"], help="fp32 (default) or bf16 autocast")
     t.add_argument("--compile", action="store_true", default=None, help="torch.compile the networks")
+    t.add_argument("--threads", type=_threads,
+                   help="CPU threads: auto (default: one a core, fewer while other work takes cores) or a count")
     t.add_argument("--cuda-graph", action="store_true", default=None,
                    help="CUDA: capture the whole training step as CUDA graphs (ignored elsewhere)")
     t.add_argument("--no-download", action="store_true", help="never download; fail if no local copy")
@@ -104,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", help="metrics JSON path (default: RUN/metrics.json; with --images: metrics.json)")
     e.add_argument("--device", default="cpu")
     e.add_argument("--force", action="store_true", help="replace metrics.json and novelty.png if they exist")
+    e.add_argument("--threads", type=_threads, default="auto",
+                   help="CPU threads: auto (default: one a core, fewer while other work takes cores) or a count")
 
     k = sub.add_parser("classifier", help="train the feature network the metrics use")
     k.add_argument("action", choices=["train"])
@@ -127,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("runs", nargs="?", default="runs", help="folder of runs (default: runs)")
     w.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     w.add_argument("--port", type=_positive_int, default=8000)
+    w.add_argument("--full-priority", action="store_true",
+                   help="compete for the CPU as an equal (default: one torch thread and a lower priority, "
+                        "so that a run training beside the page keeps its cores)")
 
     r = sub.add_parser("report", help="a run's story as one self-contained HTML file")
     r.add_argument("run", help="run folder")
@@ -149,7 +164,7 @@ def cmd_train(a: argparse.Namespace) -> int:
 
     flags = {"epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr, "seed": a.seed, "device": a.device,
              "dataset": a.dataset, "data_dir": a.data_dir, "max_images": a.max_images, "precision": a.precision,
-             "compile": a.compile, "cuda_graph": a.cuda_graph, "invert": a.invert, "tensorboard": a.tensorboard,
+             "compile": a.compile, "threads": a.threads, "cuda_graph": a.cuda_graph, "invert": a.invert, "tensorboard": a.tensorboard,
              "out": a.out, "download": False if a.no_download else None, "progress": False if a.no_progress else None}
     settings = merge_settings(flags, parse_sets(a.set))
     try:
@@ -196,7 +211,8 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
         if place.active and not a.run:
             raise MnistganError("under torchrun, evaluate samples a RUN; score --images in one process")
         common = {"out": a.out, "metrics": metrics, "dataset": a.dataset, "data_dir": a.data_dir,
-                  "invert": a.invert, "device": a.device, "force": a.force, "progress": progress_bar}
+                  "invert": a.invert, "device": a.device, "force": a.force, "progress": progress_bar,
+                  "threads": a.threads}
         done = evaluation.run(a.run, a.n, a.seed, **common) if a.run else evaluation.images_file(a.images, **common)
     finally:
         distributed.shutdown()
@@ -242,7 +258,7 @@ def cmd_serve(a: argparse.Namespace) -> int:
         print(f"mnistgan: warning: listening on {a.host}: the page is reachable from other machines", file=sys.stderr)
     print(f"mnistgan: serving {a.runs} at http://{'[' + a.host + ']' if ':' in a.host else a.host}:{a.port}/ "
           "(Ctrl-C stops)", file=sys.stderr)
-    serve(a.runs, a.host, a.port)
+    serve(a.runs, a.host, a.port, yield_cpu=not a.full_priority)
     return 0
 
 

@@ -70,6 +70,7 @@ class TrainConfig:
     tf32: bool = field(default=False, metadata=FIXED)       # allow TF32 matmuls on CUDA (off: exact fp32)
     flush_denormals: bool = field(default=True, metadata=FIXED)  # CPU: floats below 1.2e-38 become 0 (FTZ/DAZ, as in TensorFlow): keeps late training steps fast; off: IEEE gradual underflow
     compile: bool = False             # torch.compile the networks (CUDA: reduce-overhead mode, i.e. CUDA graphs)
+    threads: str = "auto"             # CPU threads: auto (one a core, fewer while other work takes cores; see threads.py) or a count; OMP_NUM_THREADS also fixes it
     cuda_graph: bool = False          # CUDA: capture the whole training step (both phases, optimisers, EMA, noise) as CUDA graphs and replay them; other devices: ignored
     # --- output: what it shows and leaves ------------------------------------------------
     preset: str = "seed"              # the preset these values started from (informational)
@@ -147,7 +148,7 @@ CONCERNS: dict[str, tuple[str, ...]] = {
     "model": ("model", "z_dim", "hidden", "init_std", "layers", "width", "conditional", "info_code", "spectral_norm", "g_conditioning",),
     "objective": ("objective", "d_steps", "label_smoothing", "mode_seeking", "diffaugment", "r1_gamma", "gp_lambda", "aux_weight", "aux_twin",),
     "optimiser": ("optimizer", "lr", "lr_d", "beta1", "beta2", "eps", "batch_size", "ema_half_life", "epochs", "max_images", "max_seconds",),
-    "runtime": ("seed", "device", "precision", "tf32", "flush_denormals", "compile", "cuda_graph",),
+    "runtime": ("seed", "device", "precision", "tf32", "flush_denormals", "compile", "threads", "cuda_graph",),
     "output": ("preset", "out", "strip_every", "report_every", "keep_checkpoints", "eval_every", "eval_n", "progress", "tensorboard",),
 }
 
@@ -326,6 +327,9 @@ def validate(c: TrainConfig) -> None:
          f"batch_size ({c.batch_size}) must not exceed train_images ({c.train_images})")
     need(c.max_images is None or c.batch_size <= c.max_images <= 10**15,
          f"max_images must be at least one batch ({c.batch_size}) and at most 10**15, got {c.max_images}")
+    word = str(c.threads).strip().lower()  # (threads.parse reads it the same way)
+    need(word == "auto" or (word.isdigit() and 1 <= int(word) <= 1024),
+         f"threads must be auto or a thread count from 1 to 1024, got {c.threads!r}")
     need(bool(re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", c.device)),
          f"device must be auto, cpu, cuda, cuda:N or mps, got {c.device!r}")
     need(bool(c.out), "out must name a folder")

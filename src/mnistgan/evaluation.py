@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from . import distributed, files, generation
+from . import threads as threads_
 from .errors import MnistganError
 from .metrics import MAX_IMAGES, Reference, evaluate, read_images, report
 
@@ -34,22 +35,30 @@ def _outputs(out: Path, metrics: list[str] | None, force: bool) -> Path:
 
 def images_file(path: str, out: str | None = None, metrics: list[str] | None = None, dataset: str | None = None,
                 data_dir=None, invert: str | None = None, device: str = "cpu", force: bool = False,
-                progress=None) -> Evaluation:
-    """Scores a .npy of N x 28 x 28 images (uint8, or floats in [0, 1]) into out (default metrics.json)."""
+                progress=None, threads: str | int = "auto") -> Evaluation:
+    """Scores a .npy of N x 28 x 28 images (uint8, or floats in [0, 1]) into out (default
+    metrics.json). threads: the CPU thread count, or auto (threads.py)."""
     target = _outputs(Path(out or "metrics.json"), metrics, force)
     imgs = read_images(path)
-    result, ctx = evaluate(imgs, dataset or "mnist", metrics, data_dir, progress=progress, device=device,
-                           invert=invert or "auto")
+    with threads_.governed(threads):
+        result, ctx = evaluate(imgs, dataset or "mnist", metrics, data_dir, progress=progress, device=device,
+                               invert=invert or "auto")
     return Evaluation(result, report.write(result, ctx, target, force))
 
 
 def run(path: str, n: int = 10000, seed: int = 0, out: str | None = None, metrics: list[str] | None = None,
         dataset: str | None = None, data_dir=None, invert: str | None = None, device: str = "cpu",
-        force: bool = False, progress=None) -> Evaluation | None:
+        force: bool = False, progress=None, threads: str | int = "auto") -> Evaluation | None:
     """Draws n forgeries from the run's newest checkpoint and scores them into out (default
     RUN/metrics.json, written under the run's lock). Under torchrun every process calls this;
-    rank 0 returns the Evaluation, the others None."""
+    rank 0 returns the Evaluation, the others None. threads: the CPU thread count, or auto
+    (threads.py)."""
     check_count(n)
+    with threads_.governed(threads):
+        return _run(path, n, seed, out, metrics, dataset, data_dir, invert, device, force, progress)
+
+
+def _run(path, n, seed, out, metrics, dataset, data_dir, invert, device, force, progress) -> Evaluation | None:
     place = distributed.current()
     target = Path(out or Path(path) / "metrics.json")
     _outputs(target, metrics, force)  # every process checks, so that all stop together

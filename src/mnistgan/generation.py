@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from . import checkpoint as ckpt
-from . import files, images, runtime
+from . import files, images, runtime, threads
 from .config import TrainConfig
 from .errors import ConfigError
 
@@ -166,6 +166,7 @@ def sample_chunks(G: torch.nn.Module, config: TrainConfig, n: int, seed: int = 0
             start = block + i * CHUNK
             if chunks is not None and not chunks.start <= start // CHUNK < chunks.stop:
                 continue
+            threads.tick()  # (the thread count follows the load inside threads.governed)
             yield images.to_uint8(generate(G, part, None if labels is None else labels[start:start + len(part)]))
 
 

@@ -175,6 +175,18 @@ def _frame_or_error(path: str, invert: str) -> np.ndarray | str:
 PARALLEL_FROM = 2000  # images; fewer are converted in this process (starting workers costs ~0.5 s)
 
 
+def _workers() -> int:
+    """Worker processes for a conversion: the CPUs other work leaves free now (threads.py's
+    rule: beside one busy process on 2 cores, one worker, not two that each wait for a core),
+    at most 8; MNISTGAN_WORKERS sets the count."""
+    given = os.environ.get("MNISTGAN_WORKERS", "").strip()
+    if given.isdigit() and int(given) >= 1:
+        return int(given)
+    from . import threads  # (here: the spawned workers import this module, and need no torch)
+
+    return min(8, threads.available())
+
+
 def _convert(paths: list[Path], root: Path, invert: str, progress: Progress) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(frames of the readable paths, N x 28 x 28; which paths were readable, a boolean mask;
     the skipped files with their reasons).
@@ -186,10 +198,9 @@ def _convert(paths: list[Path], root: Path, invert: str, progress: Progress) -> 
     readable = np.ones(len(paths), bool)
     skipped: list[str] = []
     bar = progress(total=len(paths), desc="converting images", unit="img", leave=False) if callable(progress) else None
-    workers = min(8, os.cpu_count() or 1)
     names = [str(p) for p in paths]
     with contextlib.ExitStack() as stack:
-        if len(paths) >= PARALLEL_FROM and workers > 1:
+        if len(paths) >= PARALLEL_FROM and (workers := _workers()) > 1:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 

@@ -16,6 +16,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
+from . import threads as threads_
 from .errors import ConfigError
 
 # Purposes of derived seeds: each random stream of a run has its own.
@@ -37,22 +38,30 @@ def resolve_device(name: str) -> torch.device:
 
 
 @contextlib.contextmanager
-def process_settings(device: torch.device, tf32: bool, flush: bool = True) -> Iterator[None]:
+def process_settings(device: torch.device, tf32: bool, flush: bool = True,
+                     threads: str | int = "auto") -> Iterator["threads_.Governor"]:
     """While open, the process-wide settings a run's maths asks for; on exit, what the process
-    had before. On a CPU, denormal floats flushed to zero on every thread (flush_denormals)
-    or IEEE gradual underflow; on CUDA, TF32 matmuls only when the config allows them (they
-    round fp32 inputs to 10 mantissa bits, and the seed preset is exact). These settings are
-    the process's, not the run's: a notebook's other float work sees them while a run trains,
-    and not after."""
-    restore = []
-    if device.type == "cpu":
-        threads = torch.get_num_threads()
-        before = _denormals_flushed(threads)
+    had before. On a CPU, the intra-op thread count (`threads`: a count, or auto: following
+    the load, see threads.py; yields the Governor whose tick() the loop calls) and denormal
+    floats flushed to zero on every thread (flush_denormals) or IEEE gradual underflow; on
+    CUDA, TF32 matmuls only when the config allows them (they round fp32 inputs to 10
+    mantissa bits, and the seed preset is exact), and the thread count only when one is
+    given. These settings are the process's, not the run's: a notebook's other float work
+    sees them while a run trains, and not after."""
+    cpu = device.type == "cpu"
+    governor = threads_.Governor(threads if cpu or threads != "auto" else torch.get_num_threads(),
+                                 on_resize=(lambda _: flush_denormals(flush)) if cpu else None)
+    restore = [lambda: governor.__exit__(None, None, None)]  # the count first, so that the
+    if cpu:                                                  # flags are restored on every thread
+        before = _denormals_flushed(torch.get_num_threads())
+        governor.__enter__()
         if not flush_denormals(flush) and flush:
             warnings.warn("denormal floats could not be flushed to zero on every CPU thread: training runs "
                           "with IEEE gradual underflow on some (slower once values below 1.2e-38 appear)",
                           RuntimeWarning, stacklevel=3)
         restore.append(lambda: flush_denormals(before))
+    else:
+        governor.__enter__()
     if device.type == "cuda":
         matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
@@ -61,7 +70,7 @@ def process_settings(device: torch.device, tf32: bool, flush: bool = True) -> It
             torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
         restore.append(untf32)
     try:
-        yield
+        yield governor
     finally:
         for undo in restore:
             undo()

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import torch
 
 from . import checkpoint as ckpt
+from . import threads
 from . import distributed, generation, models, objectives, optim, runtime, steps
 from .config import TrainConfig
 from .data import DeviceData
@@ -106,6 +107,7 @@ class Trainer:
         self.stop_requested = False
         self.stop_signal: int | None = None
         self.finishing = False
+        self.threads: threads.Governor | None = None  # the thread count's governor while fit() runs
 
     def _fixed_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The fixed noise (and labels) behind every epoch's grid: 100 forgeries; conditional,
@@ -131,7 +133,8 @@ class Trainer:
         TF32 on CUDA, as the config says) while it is open, the process's own after
         (runtime.process_settings). fit() trains inside it; a caller that runs train_step
         itself opens it around the steps."""
-        return runtime.process_settings(self.device, self.config.tf32, self.config.flush_denormals)
+        return runtime.process_settings(self.device, self.config.tf32, self.config.flush_denormals,
+                                        self.config.threads)
 
     # ------------------------------------------------------------------ sampling
     def make_noise(self, n: int, seed: int) -> torch.Tensor:
@@ -177,7 +180,7 @@ class Trainer:
         c = self.config
         if len(data) < c.train_images:
             raise ConfigError(f"train_images is {c.train_images} but the data holds {len(data)} images")
-        with self.process_settings():
+        with self.process_settings() as self.threads:
             while self.images_seen < c.total_images:
                 if self._epoch(data, callbacks):
                     break  # out of time (max_seconds)
@@ -219,10 +222,12 @@ class Trainer:
                callbacks: Sequence["Callback"]) -> tuple[int, bool]:
         """Steps first..last-1 of an epoch: (the step it stopped before, out of time)."""
         B = self.config.batch_size
+        follow_load = self.threads.tick if self.threads is not None else lambda: None
         for step in range(first, last):
             real, labels = data.batch(order, step, B, self._part)
             full = self.stats.push(self.train_step(real, labels))
             self.images_seen += B
+            follow_load()  # (the thread count; a clock read on most steps: threads.py)
             for cb in callbacks:
                 cb.on_step(self)
             # (several processes read and decide together, at the same steps)

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import threads
 from ..errors import MnistganError
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
@@ -91,6 +92,7 @@ class FeatureNet:
         x = torch.as_tensor(np.array(images, copy=True)) if isinstance(images, np.ndarray) else images
         feats, probs = [], []
         for chunk in x.split(batch):
+            threads.tick()  # (the thread count follows the load inside threads.governed)
             chunk = chunk.to(self.device)
             if chunk.dtype == torch.uint8:
                 chunk = chunk.float().div_(255.0)

@@ -15,7 +15,9 @@ safetensors (nothing is unpickled); a damaged one is an error for that run alone
 """
 from __future__ import annotations
 
+import contextlib
 import io
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -316,9 +318,25 @@ def _police_pages(app: FastAPI, site: Site) -> None:
                 "classifier_error": str(m.net) if isinstance(m.net, Exception) else None}
 
 
-def serve(runs_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, log: bool = True) -> None:
-    """Runs the app until Ctrl-C."""
+NICE = 10  # serve's priority below a training run's (Linux: 0 is the default, 19 the lowest)
+
+
+def serve(runs_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, log: bool = True,
+          yield_cpu: bool = True) -> None:
+    """Runs the app until Ctrl-C. yield_cpu: the page's work (forging, the police officer's
+    verdict, reading runs) runs on one torch thread, at a priority 10 below a training run's,
+    so that a run training beside it keeps its cores: the kernel gives the page the CPU time
+    the run leaves, and all of it when nothing else runs (on 2 cores, a training run beside a
+    page at the same priority lost most of its speed: docs/MEASUREMENTS.md, "Beside a busy
+    process"). Before any thread starts, so that every thread of the server inherits both."""
     import uvicorn
+
+    if yield_cpu:
+        import torch
+
+        torch.set_num_threads(1)
+        with contextlib.suppress(OSError, AttributeError):  # (not on Windows; refused in a few sandboxes)
+            os.nice(NICE)
 
     uvicorn.run(create_app(runs_dir), host=host, port=port, log_level="info" if log else "warning")
 
