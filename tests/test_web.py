@@ -220,3 +220,37 @@ def test_the_report_opens_offline_with_every_image_rendered(runs, page, tmp_path
     assert page.inner_text("#grid-epoch") == "1"
     shot(page, "report", tmp_path)
     assert page.errors == []
+
+
+@pytest.mark.parametrize("flags, nice", [([], 10), (["--full-priority"], 0)])
+def test_serve_yields_the_cpu_to_training_unless_asked_not_to(tmp_path, flags, nice):
+    """`mnistgan serve` runs below a training run's priority (the kernel gives the page the
+    CPU time training leaves), every thread of it; --full-priority competes as an equal."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    if os.getpriority(os.PRIO_PROCESS, 0) != 0:
+        pytest.skip("this test process does not run at the default priority")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / "runs").mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "mnistgan", "serve", str(tmp_path / "runs"), "--port", str(port),
+                             *flags], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if raw_get(f"http://127.0.0.1:{port}", "/")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.2)
+        tasks = list(Path(f"/proc/{proc.pid}/task").iterdir())
+        assert len(tasks) >= 2  # (the server's threads exist: each must have inherited it)
+        for task in tasks:
+            assert int((task / "stat").read_text().rsplit(")", 1)[1].split()[16]) == nice
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

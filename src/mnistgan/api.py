@@ -68,9 +68,15 @@ def train(preset: str | None = None, *, resume: str | os.PathLike | None = None,
     faster), which lasts for the rest of the process: tune_malloc=False leaves malloc as it
     was (runtime.keep_freed_memory)."""
     from . import runs
+    from .callbacks import Callback
     from .errors import ConfigError
 
     settings = {**(settings or {}), **more}
+    if callbacks is not None and (isinstance(callbacks, (str, bytes, Callback)) or
+                                  not all(isinstance(cb, Callback) for cb in callbacks)):
+        raise ConfigError(f"callbacks must be a list of mnistgan.callbacks.Callback objects, got {callbacks!r}")
+    if resume is not None and not isinstance(resume, (str, os.PathLike)):
+        raise ConfigError(f"resume must be a run folder's path, got {resume!r}")
     if resume is not None:
         if preset is not None or config is not None:
             raise ConfigError("resume continues a run with its own preset and config; preset and config do not apply")
@@ -90,6 +96,10 @@ class Generator:
 
     def __init__(self, run_or_checkpoint: str | os.PathLike, device: str = "cpu"):
         from . import generation
+        from .errors import ConfigError
+
+        if not isinstance(run_or_checkpoint, (str, os.PathLike)):
+            raise ConfigError(f"load takes a run folder or a checkpoint file's path, got {run_or_checkpoint!r}")
 
         self.G, self.config = generation.load_generator(run_or_checkpoint, device)
         self.device = next(self.G.parameters()).device

@@ -26,6 +26,13 @@ def _int_at_least(low: int):
 _positive_int, _nonneg_int = _int_at_least(1), _int_at_least(0)
 
 
+def _port(text: str) -> int:
+    value = _positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1..65535, got {value}")
+    return value
+
+
 def _threads(text: str) -> str:
     from .threads import parse
     try:
@@ -138,7 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("serve", help="a local web page over a folder of runs: stories, forging, the police officer")
     w.add_argument("runs", nargs="?", default="runs", help="folder of runs (default: runs)")
     w.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    w.add_argument("--port", type=_positive_int, default=8000)
+    w.add_argument("--port", type=_port, default=8000)
+    w.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="answer requests for this host name too (repeatable; the loopback names and --host "
+                        "are answered; others are refused, against DNS rebinding; '*' answers any)")
     w.add_argument("--full-priority", action="store_true",
                    help="compete for the CPU as an equal (default: one torch thread and a lower priority, "
                         "so that a run training beside the page keeps its cores)")
@@ -258,7 +268,7 @@ def cmd_serve(a: argparse.Namespace) -> int:
         print(f"mnistgan: warning: listening on {a.host}: the page is reachable from other machines", file=sys.stderr)
     print(f"mnistgan: serving {a.runs} at http://{'[' + a.host + ']' if ':' in a.host else a.host}:{a.port}/ "
           "(Ctrl-C stops)", file=sys.stderr)
-    serve(a.runs, a.host, a.port, yield_cpu=not a.full_priority)
+    serve(a.runs, a.host, a.port, yield_cpu=not a.full_priority, allow_hosts=a.allow_host)
     return 0
 
 

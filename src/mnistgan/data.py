@@ -92,6 +92,7 @@ def get_spec(name: str) -> DatasetSpec:
 # What an IDX file of each kind must be: its magic number and its shape after the count.
 KINDS = {"images": (IMAGE_MAGIC, (28, 28), "N x 28 x 28 images"), "labels": (LABEL_MAGIC, (), "N labels")}
 MAX_IDX_BYTES = 1 << 31  # data an IDX file may promise (2 GiB; MNIST's training images are 47 MB)
+MAX_LABELS = MAX_IDX_BYTES // (28 * 28)  # labels a file may promise: one per image of a largest image file
 
 
 def _describe(magic: int, dims: tuple[int, ...]) -> str:
@@ -143,6 +144,9 @@ def _read_idx_stream(f, path: Path, kind: str | None, count: int | None) -> np.n
             raise DataError(f"{path}: its header says it holds {dims[0]} {kind}; expected {count}")
     size = math.prod(dims)  # a Python integer: no overflow
     shape = " x ".join(map(str, dims))
+    if ndim == 1 and dims[0] > MAX_LABELS:  # (a label per image: no more labels than images could be read)
+        raise DataError(f"{path}: its header promises {dims[0]:,} labels, more than the {MAX_LABELS:,} images "
+                        "this reader accepts")
     if size > MAX_IDX_BYTES:
         raise DataError(f"{path}: its header ({shape}) promises {size:,} bytes of data, more than the "
                         f"{MAX_IDX_BYTES:,} this reader accepts")
@@ -367,9 +371,6 @@ class Dataset:
                                 f"{'train' if role.startswith('train') else 't10k or test'} and "
                                 f"{'images or idx3' if role.endswith('images') else 'labels or idx1'}), found "
                                 f"{', '.join(p.name for p in found) or 'none'}")
-        h = hashlib.sha256()
-        for role in ROLES:
-            h.update(roles[role][0].read_bytes())
         labels = {s: read_labels(roles[f"{s}_labels"][0], num_classes=256) for s in ("train", "test")}
         k = int(labels["train"].max()) + 1 if labels["train"].size else 0
         if not 2 <= k <= MAX_CLASSES:
@@ -380,6 +381,11 @@ class Dataset:
         for s in ("train", "test"):
             imgs = read_images(roles[f"{s}_images"][0], len(labels[s]))
             self._splits[s] = (imgs, labels[s])
+        h = hashlib.sha256()  # (after the reads: each file's header and size were checked; hashed as a stream)
+        for role in ROLES:
+            with open(roles[role][0], "rb") as f:
+                while chunk := f.read(1 << 20):
+                    h.update(chunk)
         self.key, self.classes = f"idx-{h.hexdigest()[:16]}", tuple(str(i) for i in range(k))
 
 

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import socket
+import stat
 import sys
 import tempfile
 from contextlib import contextmanager
@@ -97,6 +98,9 @@ def refuse_existing(paths: Iterable[str | os.PathLike], force: bool = False) -> 
     from .errors import ConfigError
 
     for p in paths:
+        if os.path.lexists(p) and not (os.path.isfile(p) or os.path.islink(p) and not os.path.exists(p)):
+            raise ConfigError(f"{p} exists and is not a regular file (a folder, a device or a FIFO); "
+                              "nothing was replaced, --force or not")
         if not force and os.path.lexists(p):
             raise ConfigError(f"{p} already exists; nothing was overwritten (--force replaces it)")
 
@@ -165,6 +169,46 @@ def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
     return rows
 
 
+def read_inside(root: str | os.PathLike, path: str | os.PathLike, limit: int, tail: bool = False) -> bytes:
+    """The bytes of `path` when it is a regular file inside `root` once every link is
+    resolved: at most `limit` bytes (tail: its last `limit` bytes, from the start of a line;
+    else a larger file is refused). A FIFO, a device, a socket, a link leading out of root or
+    a name with a NUL byte is refused without being opened for reading (a FIFO is opened
+    non-blocking, to be told apart), so a hostile file can neither block the reader nor feed
+    it without end. Raises FileNotFoundError when absent, OSError with the reason otherwise."""
+    root = Path(root).resolve()
+    try:
+        real = Path(path).resolve()
+    except (ValueError, RuntimeError):  # a NUL byte; a symlink loop
+        raise OSError(errno.EINVAL, f"{path}: not a usable file name") from None
+    if not real.is_relative_to(root):
+        raise OSError(errno.EACCES, f"{path} leads outside {root}")
+    fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NOCTTY", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, f"{path} is not a regular file")
+        if info.st_size > limit and not tail:
+            raise OSError(errno.EFBIG, f"{path} holds {info.st_size:,} bytes, more than the {limit:,} read")
+        start = max(0, info.st_size - limit)
+        os.lseek(fd, start, os.SEEK_SET)
+        chunks, left = [], limit + 1  # (a file that grows meanwhile is still read only so far)
+        while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
+            chunks.append(chunk)
+            left -= len(chunk)
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > limit:
+        if not tail:
+            raise OSError(errno.EFBIG, f"{path} grew past the {limit:,} bytes read")
+        data = data[-limit:]
+        start = 1
+    if tail and start > 0:  # the first line is cut: drop it
+        data = data[data.find(b"\n") + 1:] if b"\n" in data else b""
+    return data
+
+
 def remove_stale_temporaries(folder: str | os.PathLike) -> None:
     """Deletes the temporary files that interrupted atomic writes left in folder."""
     for stale in Path(folder).glob(".*.tmp"):
@@ -208,11 +252,13 @@ class RunLock:
     @classmethod
     def held(cls, folder: str | os.PathLike) -> bool:
         """Whether a process holds the folder's lock now (without taking or changing it)."""
-        try:
-            fd = os.open(Path(folder) / cls.NAME, os.O_RDONLY)
+        try:  # (non-blocking and regular only: a FIFO named .lock must not hold up a reader)
+            fd = os.open(Path(folder) / cls.NAME, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
         except OSError:
             return False
         try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return False
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
             fcntl.flock(fd, fcntl.LOCK_UN)
             return False

@@ -140,7 +140,22 @@ MAX_SAMPLES = 10_000_000   # forgeries one request may ask for (7.8 GB as uint8)
 MAX_GRID = 10_000          # forgeries a PNG grid may show (100 x 100 at 2x: 6,004 pixels a side)
 
 
+def whole(name: str, value, low: int = 0, high: int | None = None, optional: bool = False):
+    """value as a whole number in low..high (None allowed when optional), or a ConfigError
+    naming it: a bool, a float such as 7.5, or a string is refused, not passed on."""
+    import numbers
+
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ConfigError(f"{name} must be a whole number, got {value!r} ({type(value).__name__})")
+    if value < low or (high is not None and value > high):
+        raise ConfigError(f"{name} must be {low}..{high if high is not None else ''}, got {value}")
+    return int(value)
+
+
 def _check_count(n: int) -> None:
+    whole("n", n)
     if n < 1:
         raise ConfigError(f"--n must be at least 1, got {n}")
     if n > MAX_SAMPLES:
@@ -158,7 +173,8 @@ def sample_chunks(G: torch.nn.Module, config: TrainConfig, n: int, seed: int = 0
     (a slice of chunk numbers) yields only those: one process's share of the work, the
     same images as one process would make for them."""
     _check_count(n)
-    labels = class_labels(config, n, digit)
+    seed = whole("seed", seed, 0, 2**64 - 1)
+    labels = class_labels(config, n, whole("digit", digit, optional=True, low=-2**63))
     gen = torch.Generator().manual_seed(seed)
     for block in range(0, n, 16 * CHUNK):
         z = torch.randn(min(16 * CHUNK, n - block), config.z_dim, generator=gen)

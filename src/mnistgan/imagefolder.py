@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 from dataclasses import dataclass, field
@@ -43,7 +44,8 @@ EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 INVERT = ("auto", "yes", "no")
 MAX_CLASSES = 100
 MAX_IMAGES = 1_000_000    # 784 MB as uint8 frames
-MAX_PIXELS = 50_000_000   # a larger image is skipped as "too large" before it is decoded
+MAX_PIXELS = 50_000_000   # an image larger than this, decoded or padded to a square, is skipped as "too large" before it is decoded
+PAD_SIDE = 4096           # a longer side is shrunk to this before padding: the square holds at most 16.8 M pixels
 HOLDOUT = 6               # without train/ and test/: every 6th image of a class is a test image
 FORMAT = 1                # bump when the conversion changes: old caches are then not used
 Progress = Optional[Callable[..., Any]]
@@ -60,13 +62,18 @@ class FolderDataset:
     held_out: bool = False                    # test split held out from the class folders
 
 
-def to_frame(path: str | os.PathLike, invert: str = "auto") -> np.ndarray:
-    """One image file as a 28 x 28 uint8 frame, light strokes on black (see module doc)."""
+def to_frame(path: str | os.PathLike | io.BytesIO, invert: str = "auto", max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """One image file as a 28 x 28 uint8 frame, light strokes on black (see module doc).
+    Its size is read from the header before anything is decoded: an image of more than
+    max_pixels pixels is refused, so a small file that decodes to a huge image costs nothing;
+    and an image whose longer side passes PAD_SIDE is shrunk to that side before it is padded
+    to a square, so a very thin one (60,000 x 833) is never padded at full size."""
     from PIL import Image, ImageOps
 
     with Image.open(path) as img:
-        if img.size[0] * img.size[1] > MAX_PIXELS:
-            raise ValueError(f"too large ({img.size[0]} x {img.size[1]} pixels; at most {MAX_PIXELS:,})")
+        w, h = img.size
+        if w * h > max_pixels:
+            raise ValueError(f"too large ({w} x {h} pixels; at most {max_pixels:,})")
         img = ImageOps.exif_transpose(img)
         if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
             rgba = img.convert("RGBA")
@@ -84,6 +91,10 @@ def to_frame(path: str | os.PathLike, invert: str = "auto") -> np.ndarray:
         a = np.asarray(grey)
         border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
     w, h = grey.size
+    if max(w, h) > PAD_SIDE:  # (images up to PAD_SIDE convert exactly as they always did)
+        scale = PAD_SIDE / max(w, h)
+        grey = grey.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS)
+        w, h = grey.size
     if w != h:
         side = max(w, h)
         square = Image.new("L", (side, side), int(np.median(border)))
@@ -139,27 +150,48 @@ def _layout(root: Path) -> tuple[tuple[str, ...], dict[str, list[tuple[Path, int
                             f"{list(train_classes) or 'none'}, test has {list(test_classes) or 'none'}")
         return train_classes, {"train": train, "test": test}, False
     classes, items = _class_folders(root, str(root))
+    if len(items) < HOLDOUT:
+        raise DataError(f"{root} holds {len(items)} image(s): too few to hold out a test split (every {HOLDOUT}th "
+                        f"image); give at least {HOLDOUT}, or train/ and test/ folders")
     train, test = [], []
     for label in range(max(len(classes), 1)):
         mine = [it for it in items if it[1] == label]
         for i, it in enumerate(mine):
             (test if i % HOLDOUT == HOLDOUT - 1 else train).append(it)
+    if not test:  # every class smaller than HOLDOUT: every HOLDOUT-th image of the whole folder instead
+        train, test = [it for i, it in enumerate(items) if i % HOLDOUT != HOLDOUT - 1], items[HOLDOUT - 1::HOLDOUT]
     return classes, {"train": train, "test": test}, True
 
 
+MAX_FILE_BYTES = 256 << 20  # an image file larger than this is not read (not hashed, skipped as too large)
+
+
+def _name(path: Path) -> bytes:
+    """A path's bytes as the file system has them (names need not be UTF-8)."""
+    return os.fsencode(path)
+
+
 def _quick_key(root: Path, paths: list[Path], invert: str) -> str:
-    h = hashlib.sha256(f"{FORMAT}\0{invert}\0{root.resolve()}".encode())
+    h = hashlib.sha256(f"{FORMAT}\0{invert}\0".encode() + _name(root.resolve()))
     for p in paths:
         st = p.stat()
-        h.update(f"{p.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+        h.update(_name(p.relative_to(root)) + f"\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
     return h.hexdigest()
 
 
 def _content_key(root: Path, paths: list[Path], invert: str) -> str:
+    """sha256 over every image's name and content, each file hashed as a stream after its
+    size is checked (a file past MAX_FILE_BYTES, a sparse 2 GiB one say, counts by its size
+    alone: it is skipped as too large when converted)."""
     h = hashlib.sha256(f"{FORMAT}\0{invert}\0".encode())
     for p in paths:
-        h.update(f"{p.relative_to(root)}\0".encode())
-        h.update(hashlib.sha256(p.read_bytes()).digest())
+        h.update(_name(p.relative_to(root)) + b"\0")
+        size = p.stat().st_size
+        if size > MAX_FILE_BYTES:
+            h.update(hashlib.sha256(f"too large: {size}".encode()).digest())
+            continue
+        with open(p, "rb") as f:
+            h.update(hashlib.file_digest(f, "sha256").digest())
     return h.hexdigest()
 
 
@@ -167,6 +199,9 @@ def _frame_or_error(path: str, invert: str) -> np.ndarray | str:
     """One image's frame, or why it cannot be read (PIL raises many kinds: OSError,
     ValueError, SyntaxError, DecompressionBombError, ...)."""
     try:
+        size = os.stat(path).st_size
+        if size > MAX_FILE_BYTES:
+            return f"ValueError: too large ({size:,} bytes; at most {MAX_FILE_BYTES:,})"
         return to_frame(path, invert)
     except Exception as e:
         return f"{type(e).__name__}: {e}"
@@ -235,7 +270,8 @@ def load_folder(path: str | os.PathLike, invert: str = "auto", progress: Progres
     if len(every) > MAX_IMAGES:
         raise DataError(f"folder:{path} holds {len(every):,} images; at most {MAX_IMAGES:,} are supported")
     cache = cache_dir() / "folders"
-    quick = cache / "index" / f"{_quick_key(root, every, invert)[:32]}.json"
+    before = _quick_key(root, every, invert)  # (names, sizes, times: compared again after a conversion)
+    quick = cache / "index" / f"{before[:32]}.json"
     key = None
     if quick.exists():
         try:
@@ -272,6 +308,13 @@ def load_folder(path: str | os.PathLike, invert: str = "auto", progress: Progres
             raise DataError(f"folder:{path}: no readable images for its {split} split"
                             + (f" ({len(skipped)} unreadable, e.g. {skipped[0]})" if skipped else "")
                             + f"; images must end in {', '.join(sorted(EXTENSIONS))}")
+    try:
+        changed = _quick_key(root, every, invert) != before
+    except OSError:  # a file removed meanwhile
+        changed = True
+    if changed:  # its frames would not match the content key taken before: never cache them
+        raise DataError(f"folder:{path} changed while its images were converted (a file was written, replaced or "
+                        "removed); nothing was cached: run again once the folder is complete")
     info = {"classes": list(classes), "skipped": skipped, "held_out": held_out, "source": str(root.resolve()),
             "invert": invert, "format": FORMAT}
     cache.mkdir(parents=True, exist_ok=True)

@@ -127,6 +127,9 @@ def train_classifier(dataset: str, data_dir=None, epochs: int = 4, seed: int = 0
     files.refuse_existing((wpath, ipath), force)  # before minutes of training; again, atomically, at the end
     x, y = source.split("train")
     xt, yt = source.split("test")
+    if len(xt) == 0 or len(x) == 0:
+        raise MnistganError(f"{dataset} has an empty {'test' if len(x) else 'training'} split: the classifier's "
+                            "accuracy is measured on the test split, so it needs images in both")
     X = torch.from_numpy(x.copy()).unsqueeze(1)
     Y = torch.from_numpy(y.astype(np.int64))
     batch = min(100, len(X))

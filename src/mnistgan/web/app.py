@@ -10,15 +10,22 @@ drop an image, get D's verdict and the classifier's guess). JSON and images unde
 
 Safe by default: only direct sub-folders of RUNS_DIR that are runs are served, and only
 their pictures; any path that resolves outside (.., %2e%2e, absolute paths, symlinks) is a
-404. Every request has limits (a 4xx with a message beyond them). Checkpoints are read with
-safetensors (nothing is unpickled); a damaged one is an error for that run alone.
+404, and a run's files are read only as regular files inside it, up to a size (story.py).
+Every request has limits (a 4xx with a message beyond them). Checkpoints are read with
+safetensors (nothing is unpickled); a damaged one is an error for that run alone. Requests
+whose Host header is not this machine's loopback name (or the --host given, or an
+--allow-host name) are refused, so a page elsewhere cannot reach the server through DNS
+rebinding. The event loop does no CPU work: forging, walks and verdicts run one at a time
+on a worker thread (`Work`), with at most QUEUE waiting; more is a 503 that says so.
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import os
 import threading
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +33,11 @@ import numpy as np
 from fastapi import FastAPI, HTTPException, Request  # the serve extra: this module is imported by serve only
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from .. import checkpoint as ckpt
-from .. import generation, images
+from .. import files, generation, images
 from ..errors import MnistganError
 from . import story
 
@@ -37,6 +46,9 @@ MAX_WALK = 32                # steps of a latent walk
 MAX_UPLOAD = 2 * 1024 * 1024  # bytes of an image sent to the police officer
 UPLOAD_TYPES = {"image/png", "image/jpeg", "image/bmp", "image/gif", "image/webp"}
 SERVED = {".png", ".gif"}    # the only files of a run the server hands out
+WORKERS, QUEUE = 1, 8        # computations at once (forge, walk, verdict), and how many may wait
+MAX_UPLOAD_PIXELS = 4_000_000  # an uploaded image, decoded (and padded to a square), at most
+LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 STATIC = Path(__file__).parent / "static"
 
 
@@ -53,6 +65,27 @@ class Loaded:
         self.lock = threading.Lock()
 
 
+class Work:
+    """The server's CPU work, off the event loop: at most WORKERS computations at once on
+    worker threads, at most QUEUE more waiting (each holds only its request), and a 503 with
+    a message beyond that. So pages stay answered while forgeries are drawn, and memory and
+    work stay bounded however many requests arrive together."""
+
+    def __init__(self, workers: int = WORKERS, queue: int = QUEUE):
+        self.slots = asyncio.Semaphore(workers)  # (bound to the server's loop on first use)
+        self.queue, self.waiting = queue, 0
+
+    async def run(self, fn, *args):
+        if self.waiting >= self.queue:
+            raise HTTPException(503, f"the server is busy ({self.waiting} requests waiting): try again shortly")
+        self.waiting += 1
+        try:
+            async with self.slots:
+                return await run_in_threadpool(fn, *args)
+        finally:
+            self.waiting -= 1
+
+
 class Site:
     """What every page shares: the runs folder, its rules, and the networks loaded so far."""
 
@@ -60,6 +93,7 @@ class Site:
         self.root = Path(runs_dir).resolve()
         self.cache: dict[str, Loaded] = {}
         self.cache_lock = threading.Lock()
+        self.work = Work()
 
     def run_dir(self, name: str) -> Path:
         """The run NAME: a direct sub-folder of RUNS_DIR holding config.json, or a 404."""
@@ -97,16 +131,36 @@ class Site:
 def nav(name: str | None = None) -> str:
     links = ['<a href="/">runs</a>']
     if name:
-        q = story.esc(name)
+        q = story.esc(story.url(name))
         links += [f'<a href="/runs/{q}">story</a>', f'<a href="/runs/{q}/forge">forge</a>',
                   f'<a href="/runs/{q}/police">police officer</a>']
     return "<nav>" + " · ".join(links) + "</nav>"
 
 
-def create_app(runs_dir: str | Path):
-    """The FastAPI app serving RUNS_DIR: the runs page, each run's story, forge and police pages."""
+def allowed_hosts(host: str = "127.0.0.1", extra: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """The Host header values the server answers: the loopback names, the address it listens
+    on, and `extra` (--allow-host; '*' answers any). Listening on every address (0.0.0.0, ::),
+    this machine's own names and addresses too."""
+    import socket
+
+    hosts = {*LOOPBACK, *extra}
+    if host in ("0.0.0.0", "::", ""):
+        names = {socket.gethostname(), socket.getfqdn()}
+        with contextlib.suppress(OSError):
+            names |= {info[4][0] for name in list(names) for info in socket.getaddrinfo(name, None)}
+        hosts |= names
+    else:
+        hosts.add(host)
+    # (the middleware compares the Host header's name, lower-case, IPv6 addresses in brackets)
+    return sorted({(f"[{h}]" if ":" in h and not h.startswith("[") else h).lower() for h in hosts})
+
+
+def create_app(runs_dir: str | Path, hosts: list[str] | None = None):
+    """The FastAPI app serving RUNS_DIR: the runs page, each run's story, forge and police
+    pages; answering only the Host header values in `hosts` (default: allowed_hosts())."""
     site = Site(runs_dir)
     app = FastAPI(title="mnistgan", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts or allowed_hosts())
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.exception_handler(HTTPException)
@@ -129,14 +183,14 @@ def _runs_pages(app: FastAPI, site: Site) -> None:
     def index():
         rows = []
         for d in site.runs():
-            name = story.esc(d["name"])
+            name, link = story.esc(d["name"]), story.esc(story.url(d["name"]))
             if d["error"]:
                 rows.append(f"<tr><td>{name}</td><td colspan=6 class=error>{story.esc(d['error'])}</td></tr>")
                 continue
-            thumb = (f'<img class="thumb pixel" alt="" src="/files/{name}/{story.esc(d["thumbnail"])}">'
+            thumb = (f'<img class="thumb pixel" alt="" src="/files/{link}/{story.esc(urllib.parse.quote(d["thumbnail"]))}">'
                      if d["thumbnail"] else "")
             fid = f"{d['fid']:.2f}" if isinstance(d["fid"], (int, float)) else "—"
-            rows.append(f'<tr><td><a href="/runs/{name}">{name}</a></td><td>{thumb}</td><td>{story.esc(d["preset"])}</td>'
+            rows.append(f'<tr><td><a href="/runs/{link}">{name}</a></td><td>{thumb}</td><td>{story.esc(d["preset"])}</td>'
                         f"<td>{story.esc(d['dataset'])}</td><td>{d['epochs_done']} / {d['epochs']}</td>"
                         f"<td>{story.esc(d['state'])}</td><td>{fid}</td></tr>")
         table = ("<table class=runs><tr><th>run</th><th></th><th>preset</th><th>dataset</th><th>epochs</th>"
@@ -148,16 +202,18 @@ def _runs_pages(app: FastAPI, site: Site) -> None:
 def _story_pages(app: FastAPI, site: Site) -> None:
     """/runs/NAME (the run's story, following it while it trains), its fragment and status, its pictures."""
 
+    def src(name: str):
+        return lambda rel: f"/files/{story.url(name)}/{urllib.parse.quote(rel)}"
+
     @app.get("/runs/{name}", response_class=HTMLResponse)
     def run_page(name: str):
         run = site.run_dir(name)
-        return story.page(f"mnistgan: {name}", story.story(run, lambda rel: f"/files/{name}/{rel}", live=True),
-                          nav(name))
+        return story.page(f"mnistgan: {name}", story.story(run, src(name), live=True), nav(name))
 
     @app.get("/runs/{name}/fragment", response_class=HTMLResponse)
     def fragment(name: str):
         run = site.run_dir(name)
-        return story.story(run, lambda rel: f"/files/{name}/{rel}", live=True)
+        return story.story(run, src(name), live=True)
 
     @app.get("/api/runs/{name}/status")
     def status(name: str):
@@ -168,11 +224,14 @@ def _story_pages(app: FastAPI, site: Site) -> None:
     @app.get("/files/{name}/{rel:path}")
     def files_of(name: str, rel: str):
         run = site.run_dir(name)
-        path = (run / rel).resolve()
-        if not path.is_relative_to(run) or path.suffix.lower() not in SERVED or not path.is_file():
+        if "\x00" in rel or Path(rel).suffix.lower() not in SERVED:
             raise HTTPException(404, "no such file")
-        kind = "image/gif" if path.suffix.lower() == ".gif" else "image/png"
-        return Response(path.read_bytes(), media_type=kind, headers={"Cache-Control": "no-cache"})
+        try:  # a regular file inside the run, up to its size limit (story.PICTURE_LIMIT)
+            data = files.read_inside(run, run / rel, story.PICTURE_LIMIT)
+        except OSError:
+            raise HTTPException(404, "no such file") from None
+        kind = "image/gif" if Path(rel).suffix.lower() == ".gif" else "image/png"
+        return Response(data, media_type=kind, headers={"Cache-Control": "no-cache"})
 
 
 def _labels_check(config, digit: int | None):
@@ -209,27 +268,30 @@ def _forge_pages(app: FastAPI, site: Site) -> None:
         return story.page(f"mnistgan: forge from {name}", body, nav(name))
 
     @app.get("/api/runs/{name}/forge")
-    def forge(name: str, n: int = 64, seed: int = 0, digit: int | None = None, format: str = "png"):
+    async def forge(name: str, n: int = 64, seed: int = 0, digit: int | None = None, format: str = "png"):
         if not 1 <= n <= MAX_FORGE:
             raise HTTPException(422, f"n must be 1..{MAX_FORGE} forgeries a request, got {n}")
         if seed < 0 or seed >= 2**63:
             raise HTTPException(422, f"seed must be 0..2**63-1, got {seed}")
         if format not in ("png", "npy"):
             raise HTTPException(422, f"format must be png or npy, got {format!r}")
-        m = site.loaded(name)
-        _labels_check(m.config, digit)
-        with m.lock:
-            x = generation.forge(m.G, m.config, n, seed, digit)
-        buf = io.BytesIO()
-        if format == "npy":
-            np.save(buf, x, allow_pickle=False)
-            return Response(buf.getvalue(), media_type="application/octet-stream",
-                            headers={"Content-Disposition": "attachment; filename=forgeries.npy"})
-        images.save_grid(buf, x, nrow=min(16, int(np.ceil(np.sqrt(n)))), scale=2)
-        return Response(buf.getvalue(), media_type="image/png")
+
+        def draw() -> Response:
+            m = site.loaded(name)
+            _labels_check(m.config, digit)
+            with m.lock:
+                x = generation.forge(m.G, m.config, n, seed, digit)
+            buf = io.BytesIO()
+            if format == "npy":
+                np.save(buf, x, allow_pickle=False)
+                return Response(buf.getvalue(), media_type="application/octet-stream",
+                                headers={"Content-Disposition": "attachment; filename=forgeries.npy"})
+            images.save_grid(buf, x, nrow=min(16, int(np.ceil(np.sqrt(n)))), scale=2)
+            return Response(buf.getvalue(), media_type="image/png")
+        return await site.work.run(draw)
 
     @app.get("/api/runs/{name}/walk")
-    def walk(name: str, steps: int = 12, seed: int = 0, t: float | None = None, digit: int | None = None):
+    async def walk(name: str, steps: int = 12, seed: int = 0, t: float | None = None, digit: int | None = None):
         """The walk between two noise vectors (and, conditional, across classes) as rows of
         `steps` images; with t in [0, 1], the one forgery at that point of the noise walk."""
         if not 2 <= steps <= MAX_WALK:
@@ -238,21 +300,24 @@ def _forge_pages(app: FastAPI, site: Site) -> None:
             raise HTTPException(422, f"t must be in [0, 1], got {t}")
         if seed < 0 or seed >= 2**63:
             raise HTTPException(422, f"seed must be 0..2**63-1, got {seed}")
-        m = site.loaded(name)
-        _labels_check(m.config, digit)
-        buf = io.BytesIO()
-        with m.lock:
-            if t is None:
-                rows = generation.walk(m.G, m.config, steps, seed, digit)
-                images.save_grid(buf, rows.reshape(-1, 28, 28), nrow=steps, scale=2)
-            else:
-                import torch
 
-                a, b = generation.noise(2, m.config.z_dim, seed)
-                z = generation.slerp(a, b, torch.tensor([float(t)]))
-                x = images.to_uint8(generation.generate(m.G, z, generation.class_labels(m.config, 1, digit)))
-                images.save_grid(buf, x, nrow=1, scale=6)
-        return Response(buf.getvalue(), media_type="image/png")
+        def draw() -> Response:
+            m = site.loaded(name)
+            _labels_check(m.config, digit)
+            buf = io.BytesIO()
+            with m.lock:
+                if t is None:
+                    rows = generation.walk(m.G, m.config, steps, seed, digit)
+                    images.save_grid(buf, rows.reshape(-1, 28, 28), nrow=steps, scale=2)
+                else:
+                    import torch
+
+                    a, b = generation.noise(2, m.config.z_dim, seed)
+                    z = generation.slerp(a, b, torch.tensor([float(t)]))
+                    x = images.to_uint8(generation.generate(m.G, z, generation.class_labels(m.config, 1, digit)))
+                    images.save_grid(buf, x, nrow=1, scale=6)
+            return Response(buf.getvalue(), media_type="image/png")
+        return await site.work.run(draw)
 
 
 def _police_pages(app: FastAPI, site: Site) -> None:
@@ -272,73 +337,107 @@ def _police_pages(app: FastAPI, site: Site) -> None:
 
     @app.post("/api/runs/{name}/verdict")
     async def verdict(name: str, request: Request):
-        import torch
-
-        from ..data import open_dataset
-        from ..imagefolder import to_frame
-        from ..metrics.classifier import FeatureNet
-
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind not in UPLOAD_TYPES:
             raise HTTPException(415, f"send an image ({', '.join(sorted(UPLOAD_TYPES))}), got {kind or 'no type'}")
         length = request.headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_UPLOAD):
             raise HTTPException(413, f"images up to {MAX_UPLOAD // 1024} KiB, got {length} bytes")
-        body = b""
+        body = bytearray()
         async for chunk in request.stream():
             body += chunk
             if len(body) > MAX_UPLOAD:
                 raise HTTPException(413, f"images up to {MAX_UPLOAD // 1024} KiB")
-        m = site.loaded(name)
-        try:
-            frame = to_frame(io.BytesIO(body))
-        except Exception as e:
-            raise HTTPException(422, f"not a readable image: {e}") from None
-        x = torch.from_numpy(np.array(frame)).float().div(255).view(1, 1, 28, 28)
-        with m.lock:
-            if m.net is None:
-                try:
-                    key = open_dataset(m.config.dataset, m.config.data_dir, download=False, invert=m.config.invert).key
-                    m.net = FeatureNet(key, name=m.config.dataset)
-                except MnistganError as e:
-                    m.net = e
-            guess = None
-            if not isinstance(m.net, Exception):
-                _, probs = m.net(x)
-                guess = {"class": int(probs[0].argmax()), "probability": float(probs[0].max()),
-                         "probabilities": [round(float(p), 4) for p in probs[0]]}
-            label = None
-            if m.config.conditional:
-                label = torch.tensor([guess["class"] if guess else 0])
-            with torch.no_grad():
-                logit = float(m.D(x, label).reshape(-1)[0])
-        probability = m.config.objective not in ("wgan-gp", "hinge")
-        real = 1 / (1 + np.exp(-logit)) if probability else None
-        return {"real_probability": real, "critic_score": None if probability else logit, "classifier": guess,
-                "classifier_error": str(m.net) if isinstance(m.net, Exception) else None}
+        site.run_dir(name)
+        return await site.work.run(_judge, site, name, bytes(body))
+
+
+def _judge(site: Site, name: str, body: bytes) -> dict[str, Any]:
+    """D's verdict and the classifier's guess on an uploaded image (on a worker thread)."""
+    import torch
+
+    from ..data import open_dataset
+    from ..imagefolder import to_frame
+    from ..metrics.classifier import FeatureNet
+
+    m = site.loaded(name)
+    try:
+        frame = to_frame(io.BytesIO(body), max_pixels=MAX_UPLOAD_PIXELS)
+    except Exception as e:
+        raise HTTPException(422, f"not a readable image: {e}") from None
+    x = torch.from_numpy(np.array(frame)).float().div(255).view(1, 1, 28, 28)
+    with m.lock:
+        if m.net is None:
+            try:
+                key = open_dataset(m.config.dataset, m.config.data_dir, download=False, invert=m.config.invert).key
+                m.net = FeatureNet(key, name=m.config.dataset)
+            except MnistganError as e:
+                m.net = e
+        guess = None
+        if not isinstance(m.net, Exception):
+            _, probs = m.net(x)
+            guess = {"class": int(probs[0].argmax()), "probability": float(probs[0].max()),
+                     "probabilities": [round(float(p), 4) for p in probs[0]]}
+        label = None
+        if m.config.conditional:
+            label = torch.tensor([guess["class"] if guess else 0])
+        with torch.no_grad():
+            logit = float(m.D(x, label).reshape(-1)[0])
+    probability = m.config.objective not in ("wgan-gp", "hinge")
+    real = 1 / (1 + np.exp(-logit)) if probability else None
+    return {"real_probability": real, "critic_score": None if probability else logit, "classifier": guess,
+            "classifier_error": str(m.net) if isinstance(m.net, Exception) else None}
 
 
 NICE = 10  # serve's priority below a training run's (Linux: 0 is the default, 19 the lowest)
 
 
+def lower_priority(nice: int) -> None:
+    """This process's priority, `nice` below the default, on every thread it has and will
+    have: Linux keeps a priority per thread, and new threads take their creator's, so the
+    threads that exist already (torch's, from its import) are lowered one by one."""
+    with contextlib.suppress(OSError, AttributeError):  # (not on Windows; refused in a few sandboxes)
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+        for task in Path("/proc/self/task").iterdir():
+            with contextlib.suppress(OSError, ValueError):
+                os.setpriority(os.PRIO_PROCESS, int(task.name), nice)
+
+
 def serve(runs_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, log: bool = True,
-          yield_cpu: bool = True) -> None:
+          yield_cpu: bool = True, allow_hosts: list[str] | tuple[str, ...] = ()) -> None:
     """Runs the app until Ctrl-C. yield_cpu: the page's work (forging, the police officer's
     verdict, reading runs) runs on one torch thread, at a priority 10 below a training run's,
     so that a run training beside it keeps its cores: the kernel gives the page the CPU time
     the run leaves, and all of it when nothing else runs (on 2 cores, a training run beside a
     page at the same priority lost most of its speed: docs/MEASUREMENTS.md, "Beside a busy
-    process"). Before any thread starts, so that every thread of the server inherits both."""
+    process"). Before any thread starts, so that every thread of the server inherits both.
+    allow_hosts: Host header names answered besides the loopback ones and `host` (allowed_hosts)."""
+    import errno
+    import socket
+
     import uvicorn
 
+    if not 1 <= port <= 65535:
+        raise MnistganError(f"--port must be 1..65535, got {port}")
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:  # (uvicorn's own message for this is a log line, not an error the CLI can report)
+            probe.bind((host, port))
+        except OSError as e:
+            taken = e.errno == errno.EADDRINUSE
+            raise MnistganError(f"cannot listen on {host}:{port}: "
+                                + ("another program uses that port (--port N picks another)" if taken
+                                   else e.strerror or str(e))) from None
+        except socket.gaierror as e:
+            raise MnistganError(f"cannot listen on {host}:{port}: {e}") from None
     if yield_cpu:
         import torch
 
         torch.set_num_threads(1)
-        with contextlib.suppress(OSError, AttributeError):  # (not on Windows; refused in a few sandboxes)
-            os.nice(NICE)
+        lower_priority(NICE)
 
-    uvicorn.run(create_app(runs_dir), host=host, port=port, log_level="info" if log else "warning")
+    uvicorn.run(create_app(runs_dir, allowed_hosts(host, allow_hosts)), host=host, port=port,
+                log_level="info" if log else "warning")
 
 
 def serve_in_thread(runs_dir: str | Path, host: str = "127.0.0.1", timeout: float = 30.0):
@@ -352,7 +451,8 @@ def serve_in_thread(runs_dir: str | Path, host: str = "127.0.0.1", timeout: floa
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
         s.bind((host, 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(runs_dir), host=host, port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(runs_dir, allowed_hosts(host)), host=host, port=port,
+                                           log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.time() + timeout

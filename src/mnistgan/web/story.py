@@ -1,61 +1,135 @@
 """A run as a story, in HTML: what the runs page lists of a run (`describe`), and the run
 page itself (`story`), shared by the live page and the offline report. Images are named by
 their path inside the run; `src` turns that into a URL (the server) or a data URI (the
-report). Values are escaped; nothing here reads outside the run folder."""
+report). Values are escaped (names in links URL-encoded too).
+
+Nothing here reads outside the run folder, and a run's files are read only as regular files
+inside it, up to a size (files.read_inside): a FIFO, a device or a link leading out is
+treated as absent, so one hostile file cannot block the server or feed it without end.
+Limits: config.json 1 MiB, metrics.json 4 MiB, a picture 64 MiB, and the last 8 MiB of
+log.jsonl (a longer log shows its latest rows). Log rows that are not objects with a
+whole, non-negative images_seen are skipped and counted, never an error for the page."""
 from __future__ import annotations
 
 import base64
 import html
 import json
 import math
+import re
+import urllib.parse
 from pathlib import Path
 from typing import Any, Callable
 
 from .. import files
-from ..rundir import read_log
 from ..config import TrainConfig
+from ..rundir import LOG
 
 STYLE = (Path(__file__).parent / "static" / "style.css")
 SCRIPT = (Path(__file__).parent / "static" / "app.js")
+
+
+CONFIG_LIMIT, METRICS_LIMIT, PICTURE_LIMIT, LOG_LIMIT = 1 << 20, 4 << 20, 64 << 20, 8 << 20
+GRID = re.compile(r"grid-(\d{1,9})\.png")  # an epoch's grid; any other name is not one
 
 
 def esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def grids(run: Path) -> list[Path]:
-    return sorted((run / "samples").glob("grid-*.png"))
+def url(name: str) -> str:
+    """A run's name as one URL path segment (?, #, %, / and the rest encoded)."""
+    return urllib.parse.quote(name, safe="")
+
+
+def script_json(value: Any) -> str:
+    """JSON for inside a <script> element: no '<', '>' or '&' that could end it or open a comment."""
+    return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def read(run: Path, rel: str, limit: int, tail: bool = False) -> bytes | None:
+    """A file of the run as bytes (files.read_inside), or None when it is absent or refused."""
+    try:
+        return files.read_inside(run, run / rel, limit, tail)
+    except OSError:
+        return None
+
+
+def readable(run: Path, rel: str) -> bool:
+    """Whether rel names a regular file inside the run (checked without opening it)."""
+    try:
+        real = (run / rel).resolve()
+        return real.is_relative_to(run.resolve()) and real.is_file() and real.stat().st_size <= PICTURE_LIMIT
+    except (OSError, ValueError, RuntimeError):
+        return False
+
+
+def grids(run: Path) -> list[tuple[int, Path]]:
+    """(epoch, path) of the run's fixed-noise grids, by epoch: only grid-<epoch>.png files."""
+    found = [(int(m.group(1)), p) for p in (run / "samples").glob("grid-*.png")
+             if (m := GRID.fullmatch(p.name)) and readable(run, str(p.relative_to(run)))]
+    return sorted(found)
+
+
+def log_rows(run: Path) -> tuple[list[dict[str, Any]], int]:
+    """(the log's rows the page can use, how many lines were skipped as damaged)."""
+    data = read(run, LOG, LOG_LIMIT, tail=True) or b""
+    rows, skipped = [], 0
+    lines = data.decode("utf-8", "replace").splitlines()
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            skipped += i != len(lines) - 1 or data.endswith(b"\n")  # (a torn last line is an append in progress)
+            continue
+        seen = row.get("images_seen") if isinstance(row, dict) else None
+        if type(seen) is not int or seen < 0:
+            skipped += 1
+            continue
+        rows.append(row)
+    return rows, skipped
 
 
 def describe(run: Path) -> dict[str, Any]:
     """What the runs page shows of a run: preset, dataset, epochs, state, FID, thumbnail.
     A run whose config cannot be read is described with its error, not skipped."""
     info: dict[str, Any] = {"name": run.name, "error": None}
+    raw = read(run, "config.json", CONFIG_LIMIT)
     try:
-        config = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
+        if raw is None:
+            raise ValueError("not a regular file of at most 1 MiB inside the run")
+        config = TrainConfig.from_dict(json.loads(raw))
+        config.total_images, config.images_per_epoch  # (a config whose numbers make no sense fails here)
     except Exception as e:  # a damaged or foreign config.json: say so on the page
         return {**info, "error": f"config.json cannot be read: {e}", "state": "damaged"}
-    rows = read_log(run)
+    rows, damaged = log_rows(run)
     seen = rows[-1]["images_seen"] if rows else 0
     done = seen >= config.total_images
-    fid = next((r["fid"] for r in reversed(rows) if isinstance(r.get("fid"), (int, float))), None)
+    fid = next((r["fid"] for r in reversed(rows) if _number(r.get("fid"))), None)
     try:
-        measured = json.loads((run / "metrics.json").read_text())["metrics"]["fid"]["fid"]
-        fid = measured
-    except (OSError, ValueError, KeyError, TypeError):
+        measured = json.loads(read(run, "metrics.json", METRICS_LIMIT) or b"null")["metrics"]["fid"]["fid"]
+        fid = measured if _number(measured) else fid
+    except (ValueError, KeyError, TypeError):
         pass
     state = "training" if files.RunLock.held(run) else "finished" if done else "interrupted (resumable)"
     thumb = grids(run)
     return {**info, "preset": config.preset, "dataset": config.dataset, "config": config,
-            "epochs_done": round(seen / config.images_per_epoch, 2), "epochs": config.epochs,
+            "epochs_done": round(seen / max(config.images_per_epoch, 1), 2), "epochs": config.epochs,
             "images_seen": seen, "state": state, "fid": fid, "conditional": config.conditional,
-            "num_classes": config.num_classes, "thumbnail": str(thumb[-1].relative_to(run)) if thumb else None,
-            "rows": rows}
+            "num_classes": config.num_classes, "thumbnail": str(thumb[-1][1].relative_to(run)) if thumb else None,
+            "rows": rows, "damaged_rows": damaged}
 
 
-def data_uri(path: Path) -> str:
-    kind = {".png": "image/png", ".gif": "image/gif"}.get(path.suffix, "application/octet-stream")
-    return f"data:{kind};base64,{base64.b64encode(path.read_bytes()).decode()}"
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def data_uri(run: Path, rel: str) -> str:
+    """The picture as a data URI, read as the server reads it (empty when refused)."""
+    kind = {".png": "image/png", ".gif": "image/gif"}.get(Path(rel).suffix.lower())
+    data = read(run, rel, PICTURE_LIMIT) if kind else None
+    return f"data:{kind};base64,{base64.b64encode(data).decode()}" if data is not None else ""
 
 
 def curves_svg(rows: list[dict], width: int = 640, height: int = 220) -> str:
@@ -95,8 +169,8 @@ def metrics_table(run: Path) -> str:
     from ..metrics import calibration, flatten
 
     try:
-        result = json.loads((run / "metrics.json").read_text())
-        values = flatten(result)
+        result = json.loads(read(run, "metrics.json", METRICS_LIMIT) or b"null")
+        values = {k: v for k, v in flatten(result).items() if _number(v)}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return (f"<p class=muted>Not measured yet: <code>mnistgan evaluate {esc(run)}</code> writes "
                 "metrics.json.</p>")
@@ -119,19 +193,18 @@ def story(run: Path, src: Callable[[str], str], live: bool = False) -> str:
     d = describe(run)
     if d["error"]:
         return f"<section><h2>{esc(run.name)}</h2><p class=error>{esc(d['error'])}</p></section>"
-    found = grids(run)
-    epochs = [int(p.stem.split("-")[1]) for p in found]
+    found = [p for _, p in grids(run)]
+    epochs = [e for e, _ in grids(run)]
     first = (f'<figure><img id=grid class=pixel alt="fixed-noise forgeries" src="{esc(src(str(found[-1].relative_to(run))))}">'
              f'<figcaption>Forgeries of one fixed noise batch at epoch <b id=grid-epoch>{epochs[-1]}</b>'
              f'{"; each row a class" if d["conditional"] else ""}.</figcaption></figure>'
              f'<input id=epoch type=range min=0 max={len(found) - 1} value={len(found) - 1} aria-label="epoch">'
              f'<script type="application/json" id=grid-sources>'
-             + json.dumps([[e, src(str(p.relative_to(run)))] for e, p in zip(epochs, found)]).replace("</", "<\\/")
+             + script_json([[e, src(str(p.relative_to(run)))] for e, p in zip(epochs, found)])
              + "</script>") if found else "<p class=muted>No epoch has ended yet.</p>"
 
     def figure(name: str, caption: str) -> str:
-        path = run / name
-        if not path.is_file():
+        if not readable(run, name):
             return ""
         return f'<figure><img alt="{esc(caption)}" src="{esc(src(name))}"><figcaption>{esc(caption)}</figcaption></figure>'
 
@@ -141,7 +214,8 @@ def story(run: Path, src: Callable[[str], str], live: bool = False) -> str:
         f"<h2>{esc(run.name)}</h2>"
         f"<p>Preset <b>{esc(c.preset)}</b> on <b>{esc(c.dataset)}</b>: {d['epochs_done']} of {c.epochs} epochs "
         f"({d['images_seen']:,} images seen), <span class=state>{esc(d['state'])}</span>"
-        + (f", FID {d['fid']:.2f}" if isinstance(d["fid"], (int, float)) else "") + ".</p>"
+        + (f", FID {d['fid']:.2f}" if isinstance(d["fid"], (int, float)) else "") + "."
+        + (f" {d['damaged_rows']} damaged log rows were skipped." if d["damaged_rows"] else "") + "</p>"
         "<h3>The counterfeiter learns</h3>" + first
         + figure("progress.png", "The forging process on one sheet: one row per strip epoch")
         + "<h3>The contest</h3>" + curves_svg(d["rows"])
@@ -176,4 +250,4 @@ def write_report(run: str | Path, out: str | Path, force: bool = False) -> Path:
 
 def report(run: Path) -> str:
     """The run's story as one self-contained HTML file: images inlined, style and script too."""
-    return page(f"mnistgan report: {run.name}", story(run, lambda rel: data_uri(run / rel)), inline=True)
+    return page(f"mnistgan report: {run.name}", story(run, lambda rel: data_uri(run, rel)), inline=True)
