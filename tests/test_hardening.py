@@ -420,3 +420,18 @@ def test_load_and_train_refuse_wrong_types(tmp_path):
         mnistgan.train(preset="seed", out=str(tmp_path / "r"), callbacks="x")
     with pytest.raises(MnistganError, match="callbacks must be a list"):
         mnistgan.train(preset="seed", out=str(tmp_path / "r"), callbacks=[print])
+
+
+def test_a_classifier_needs_a_test_split(tmp_path, isolated_env):
+    from conftest import write_idx
+
+    from mnistgan.metrics.classifier import train_classifier
+
+    rng = np.random.default_rng(0)
+    write_idx(tmp_path / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (50, 28, 28)))
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", rng.integers(0, 3, 50))
+    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", np.zeros((0, 28, 28)))
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.zeros((0,)))
+    with pytest.raises(MnistganError, match="empty test split"):
+        train_classifier(f"idx:{tmp_path}", epochs=1, out=str(tmp_path / "net"))
+    assert not (tmp_path / "net").exists() or not any((tmp_path / "net").iterdir())
