@@ -41,9 +41,52 @@ def timed(url: str, data: bytes | None = None, kind: str | None = None, n: int =
     return statistics.median(times) * 1000
 
 
+def parallel_load(base: str, pid: int, clients: int, requests: int) -> None:
+    """`requests` 256-forgery cdcgan requests from `clients` threads at once, while one more
+    client asks for the runs page every 0.2 s: how each ended (200, or 503 when the server's
+    queue was full), the slowest answer, the runs page's slowest answer meanwhile, and the
+    server's resident memory after."""
+    import threading
+    import urllib.error
+    from concurrent.futures import ThreadPoolExecutor
+
+    def forge(i: int) -> tuple[int, float]:
+        t0 = time.perf_counter()
+        try:
+            with urllib.request.urlopen(f"{base}/api/runs/cdcgan/forge?n=256&seed={i}", timeout=120) as r:
+                r.read()
+                return r.status, time.perf_counter() - t0
+        except urllib.error.HTTPError as e:
+            return e.code, time.perf_counter() - t0
+
+    index_times, done = [], threading.Event()
+
+    def poll_index() -> None:
+        while not done.is_set():
+            t0 = time.perf_counter()
+            urllib.request.urlopen(base + "/", timeout=60).read()
+            index_times.append(time.perf_counter() - t0)
+            time.sleep(0.2)
+
+    poller = threading.Thread(target=poll_index)
+    poller.start()
+    with ThreadPoolExecutor(clients) as pool:
+        results = list(pool.map(forge, range(requests)))
+    done.set()
+    poller.join()
+    codes = {c: sum(1 for r in results if r[0] == c) for c in sorted({r[0] for r in results})}
+    print(f"{requests} 256-forgery requests from {clients} clients at once: "
+          + ", ".join(f"{n} x {c}" for c, n in codes.items())
+          + f"; slowest {max(t for _, t in results):.1f} s; the runs page meanwhile: slowest "
+          f"{max(index_times) * 1000:.0f} ms, median {statistics.median(index_times) * 1000:.0f} ms; "
+          f"server resident memory after: {rss_mib(pid):.0f} MiB")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", required=True)
+    p.add_argument("--parallel", type=int, default=50, help="clients at once in the load stage")
+    p.add_argument("--requests", type=int, default=150, help="256-forgery requests in the load stage")
     a = p.parse_args()
     print(machine.describe())
     from PIL import Image
@@ -84,6 +127,7 @@ def main() -> None:
                 print(f"{preset}: 64-forgery Forge request {forge:.1f} ms, verdict {verdict:.1f} ms (warm, median of 30)")
             print(f"server resident memory: {idle:.0f} MiB serving, {loaded:.0f} MiB with 5 runs loaded "
                   "(seed, dcgan, cdcgan, wgan-gp, best; G, D and each dataset's classifier)")
+            parallel_load(base, server.pid, a.parallel, a.requests)
         finally:
             server.terminate()
             server.wait(10)

@@ -252,9 +252,15 @@ def test_the_report_embeds_nothing_from_outside_the_run(tmp_path):
 
 
 # ------------------------------------------------------------------ your own images and IDX files
+# The child's own peak: VmHWM is kept per address space; ru_maxrss would carry the peak of
+# the process that started it across exec (the whole test session's, under pytest).
+PEAK_CODE = ("\nimport re\nwith open('/proc/self/status') as _status:\n"
+             "    print('PEAK', int(re.search(r'VmHWM:\\s+(\\d+)', _status.read()).group(1)) / 1024)\n")
+
+
 def peak_mib_of(code: str) -> tuple[float, str]:
     """(peak resident MiB, stdout) of running code in a fresh interpreter."""
-    wrapper = code + "\nimport resource\nprint('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+    wrapper = code + PEAK_CODE
     proc = subprocess.run([sys.executable, "-c", wrapper], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     peak = float(next(l for l in proc.stdout.splitlines() if l.startswith("PEAK")).split()[1])

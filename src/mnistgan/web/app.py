@@ -16,7 +16,7 @@ safetensors (nothing is unpickled); a damaged one is an error for that run alone
 whose Host header is not this machine's loopback name (or the --host given, or an
 --allow-host name) are refused, so a page elsewhere cannot reach the server through DNS
 rebinding. The event loop does no CPU work: forging, walks and verdicts run one at a time
-on a worker thread (`Work`), with at most QUEUE waiting; more is a 503 that says so.
+on a worker thread (`Work`), at most QUEUE in hand; more is a 503 that says so.
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ MAX_WALK = 32                # steps of a latent walk
 MAX_UPLOAD = 2 * 1024 * 1024  # bytes of an image sent to the police officer
 UPLOAD_TYPES = {"image/png", "image/jpeg", "image/bmp", "image/gif", "image/webp"}
 SERVED = {".png", ".gif"}    # the only files of a run the server hands out
-WORKERS, QUEUE = 1, 8        # computations at once (forge, walk, verdict), and how many may wait
+WORKERS, QUEUE = 1, 32       # computations at once (forge, walk, verdict), and how many may be in hand (computing or waiting)
 MAX_UPLOAD_PIXELS = 4_000_000  # an uploaded image, decoded (and padded to a square), at most
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 STATIC = Path(__file__).parent / "static"
@@ -67,9 +67,10 @@ class Loaded:
 
 class Work:
     """The server's CPU work, off the event loop: at most WORKERS computations at once on
-    worker threads, at most QUEUE more waiting (each holds only its request), and a 503 with
-    a message beyond that. So pages stay answered while forgeries are drawn, and memory and
-    work stay bounded however many requests arrive together."""
+    worker threads, at most QUEUE requests in hand (computing or waiting; a waiting one holds
+    only its request), and a 503 with a message beyond that. So pages stay answered while
+    forgeries are drawn, and memory and work stay bounded however many requests arrive
+    together (docs/MEASUREMENTS.md, "The web page under load")."""
 
     def __init__(self, workers: int = WORKERS, queue: int = QUEUE):
         self.slots = asyncio.Semaphore(workers)  # (bound to the server's loop on first use)
