@@ -132,8 +132,8 @@ def available(seconds: float = 0.2) -> int:
 
 class Governor:
     """While open (a context manager), keeps torch's intra-op thread count right for the load:
-    `tick()` is cheap (a clock read) and is called between steps; once a second it reads the
-    load and, when AGREEING readings ask for another count, sets it (`on_resize(count)` runs
+    `tick()` is cheap (a clock read) and is called between steps; every INTERVAL seconds it
+    reads the load and, when AGREEING readings in a row ask for another count, sets it (`on_resize(count)` runs
     after, e.g. to set the new threads' float flags). On exit the process's count is restored.
     `setting`: AUTO, or a count to use as it is."""
 
@@ -155,7 +155,7 @@ class Governor:
         return torch.get_num_threads()
 
     def describe(self) -> str:
-        """The policy in force, in words (for the run's log and the benchmark)."""
+        """The policy in force, in words (the benchmarks print it)."""
         if isinstance(self.setting, int):
             return f"{self.setting} threads (as set)"
         if not self.adapting:
