@@ -190,8 +190,8 @@ def read_inside(root: str | os.PathLike, path: str | os.PathLike, limit: int, ta
             raise OSError(errno.EINVAL, f"{path} is not a regular file")
         if info.st_size > limit and not tail:
             raise OSError(errno.EFBIG, f"{path} holds {info.st_size:,} bytes, more than the {limit:,} read")
-        start = max(0, info.st_size - limit)
-        os.lseek(fd, start, os.SEEK_SET)
+        cut = info.st_size > limit  # (tail only: the first line read is then a part of one)
+        os.lseek(fd, max(0, info.st_size - limit), os.SEEK_SET)
         chunks, left = [], limit + 1  # (a file that grows meanwhile is still read only so far)
         while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
             chunks.append(chunk)
@@ -202,9 +202,8 @@ def read_inside(root: str | os.PathLike, path: str | os.PathLike, limit: int, ta
     if len(data) > limit:
         if not tail:
             raise OSError(errno.EFBIG, f"{path} grew past the {limit:,} bytes read")
-        data = data[-limit:]
-        start = 1
-    if tail and start > 0:  # the first line is cut: drop it
+        data, cut = data[-limit:], True
+    if cut:
         data = data[data.find(b"\n") + 1:] if b"\n" in data else b""
     return data
 

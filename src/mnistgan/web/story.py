@@ -100,7 +100,6 @@ def describe(run: Path) -> dict[str, Any]:
         if raw is None:
             raise ValueError("not a regular file of at most 1 MiB inside the run")
         config = TrainConfig.from_dict(json.loads(raw))
-        config.total_images, config.images_per_epoch  # (a config whose numbers make no sense fails here)
     except Exception as e:  # a damaged or foreign config.json: say so on the page
         return {**info, "error": f"config.json cannot be read: {e}", "state": "damaged"}
     rows, damaged = log_rows(run)
@@ -193,8 +192,8 @@ def story(run: Path, src: Callable[[str], str], live: bool = False) -> str:
     d = describe(run)
     if d["error"]:
         return f"<section><h2>{esc(run.name)}</h2><p class=error>{esc(d['error'])}</p></section>"
-    found = [p for _, p in grids(run)]
-    epochs = [e for e, _ in grids(run)]
+    listed = grids(run)
+    epochs, found = [e for e, _ in listed], [p for _, p in listed]
     first = (f'<figure><img id=grid class=pixel alt="fixed-noise forgeries" src="{esc(src(str(found[-1].relative_to(run))))}">'
              f'<figcaption>Forgeries of one fixed noise batch at epoch <b id=grid-epoch>{epochs[-1]}</b>'
              f'{"; each row a class" if d["conditional"] else ""}.</figcaption></figure>'
