@@ -169,13 +169,9 @@ def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
     return rows
 
 
-def read_inside(root: str | os.PathLike, path: str | os.PathLike, limit: int, tail: bool = False) -> bytes:
-    """The bytes of `path` when it is a regular file inside `root` once every link is
-    resolved: at most `limit` bytes (tail: its last `limit` bytes, from the start of a line;
-    else a larger file is refused). A FIFO, a device, a socket, a link leading out of root or
-    a name with a NUL byte is refused without being opened for reading (a FIFO is opened
-    non-blocking, to be told apart), so a hostile file can neither block the reader nor feed
-    it without end. Raises FileNotFoundError when absent, OSError with the reason otherwise."""
+def inside(root: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """path with every link resolved, when that lies inside root; else OSError (a path that
+    leads out, a NUL byte, a symlink loop)."""
     root = Path(root).resolve()
     try:
         real = Path(path).resolve()
@@ -183,6 +179,17 @@ def read_inside(root: str | os.PathLike, path: str | os.PathLike, limit: int, ta
         raise OSError(errno.EINVAL, f"{path}: not a usable file name") from None
     if not real.is_relative_to(root):
         raise OSError(errno.EACCES, f"{path} leads outside {root}")
+    return real
+
+
+def read_inside(root: str | os.PathLike, path: str | os.PathLike, limit: int, tail: bool = False) -> bytes:
+    """The bytes of `path` when it is a regular file inside `root` once every link is
+    resolved: at most `limit` bytes (tail: its last `limit` bytes, from the start of a line;
+    else a larger file is refused). A FIFO, a device, a socket, a link leading out of root or
+    a name with a NUL byte is refused without being opened for reading (a FIFO is opened
+    non-blocking, to be told apart), so a hostile file can neither block the reader nor feed
+    it without end. Raises FileNotFoundError when absent, OSError with the reason otherwise."""
+    real = inside(root, path)
     fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NOCTTY", 0))
     try:
         info = os.fstat(fd)

@@ -49,31 +49,25 @@ def process_settings(device: torch.device, tf32: bool, flush: bool = True,
     given. These settings are the process's, not the run's: a notebook's other float work
     sees them while a run trains, and not after."""
     cpu = device.type == "cpu"
+    # (off a CPU, "auto" keeps the count the process has: a governor that fixes it as it is)
     governor = threads_.Governor(threads if cpu or threads != "auto" else torch.get_num_threads(),
                                  on_resize=(lambda _: flush_denormals(flush)) if cpu else None)
-    restore = [lambda: governor.__exit__(None, None, None)]  # the count first, so that the
-    if cpu:                                                  # flags are restored on every thread
-        before = _denormals_flushed(torch.get_num_threads())
-        governor.__enter__()
-        if not flush_denormals(flush) and flush:
+    with contextlib.ExitStack() as stack:  # (undone in reverse: the count before the float flags,
+        if cpu:                            # so that the flags are restored on every thread)
+            stack.callback(flush_denormals, _denormals_flushed(torch.get_num_threads()))
+        stack.enter_context(governor)
+        if cpu and not flush_denormals(flush) and flush:
             warnings.warn("denormal floats could not be flushed to zero on every CPU thread: training runs "
                           "with IEEE gradual underflow on some (slower once values below 1.2e-38 appear)",
                           RuntimeWarning, stacklevel=3)
-        restore.append(lambda: flush_denormals(before))
-    else:
-        governor.__enter__()
-    if device.type == "cuda":
-        matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+        if device.type == "cuda":
+            matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
 
-        def untf32():
-            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
-        restore.append(untf32)
-    try:
+            def untf32():
+                torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
+            stack.callback(untf32)
         yield governor
-    finally:
-        for undo in restore:
-            undo()
 
 
 def flush_denormals(on: bool) -> bool:

@@ -47,7 +47,7 @@ MAX_UPLOAD = 2 * 1024 * 1024  # bytes of an image sent to the police officer
 UPLOAD_TYPES = {"image/png", "image/jpeg", "image/bmp", "image/gif", "image/webp"}
 SERVED = {".png", ".gif"}    # the only files of a run the server hands out
 WORKERS, QUEUE = 1, 32       # computations at once (forge, walk, verdict), and how many may be in hand (computing or waiting)
-MAX_UPLOAD_PIXELS = 4_000_000  # an uploaded image, decoded (and padded to a square), at most
+MAX_UPLOAD_PIXELS = 4_000_000  # pixels an uploaded image may decode to (read from its header first)
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 STATIC = Path(__file__).parent / "static"
 
@@ -78,7 +78,7 @@ class Work:
 
     async def run(self, fn, *args):
         if self.waiting >= self.queue:
-            raise HTTPException(503, f"the server is busy ({self.waiting} requests waiting): try again shortly")
+            raise HTTPException(503, f"the server is busy ({self.waiting} requests in hand): try again shortly")
         self.waiting += 1
         try:
             async with self.slots:
@@ -127,6 +127,11 @@ class Site:
             if path.resolve().parent == self.root:  # a symlink leading out is not a run here
                 out.append(story.describe(path))
         return out
+
+
+def picture_url(name: str, rel: str) -> str:
+    """Where the server hands out picture rel (a path inside run NAME), both URL-encoded."""
+    return f"/files/{story.url(name)}/{urllib.parse.quote(rel)}"
 
 
 def nav(name: str | None = None) -> str:
@@ -188,7 +193,7 @@ def _runs_pages(app: FastAPI, site: Site) -> None:
             if d["error"]:
                 rows.append(f"<tr><td>{name}</td><td colspan=6 class=error>{story.esc(d['error'])}</td></tr>")
                 continue
-            thumb = (f'<img class="thumb pixel" alt="" src="/files/{link}/{story.esc(urllib.parse.quote(d["thumbnail"]))}">'
+            thumb = (f'<img class="thumb pixel" alt="" src="{story.esc(picture_url(d["name"], d["thumbnail"]))}">'
                      if d["thumbnail"] else "")
             fid = f"{d['fid']:.2f}" if isinstance(d["fid"], (int, float)) else "—"
             rows.append(f'<tr><td><a href="/runs/{link}">{name}</a></td><td>{thumb}</td><td>{story.esc(d["preset"])}</td>'
@@ -204,7 +209,7 @@ def _story_pages(app: FastAPI, site: Site) -> None:
     """/runs/NAME (the run's story, following it while it trains), its fragment and status, its pictures."""
 
     def src(name: str):
-        return lambda rel: f"/files/{story.url(name)}/{urllib.parse.quote(rel)}"
+        return lambda rel: picture_url(name, rel)
 
     @app.get("/runs/{name}", response_class=HTMLResponse)
     def run_page(name: str):

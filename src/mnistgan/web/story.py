@@ -57,9 +57,9 @@ def read(run: Path, rel: str, limit: int, tail: bool = False) -> bytes | None:
 def readable(run: Path, rel: str) -> bool:
     """Whether rel names a regular file inside the run (checked without opening it)."""
     try:
-        real = (run / rel).resolve()
-        return real.is_relative_to(run.resolve()) and real.is_file() and real.stat().st_size <= PICTURE_LIMIT
-    except (OSError, ValueError, RuntimeError):
+        real = files.inside(run, run / rel)
+        return real.is_file() and real.stat().st_size <= PICTURE_LIMIT
+    except OSError:
         return False
 
 
