@@ -29,7 +29,7 @@ def test_json_round_trip():
     ({"epochs": 2.5}, "epochs must be an integer"),
     ({"beta1": 1.0}, r"beta1 must be in \[0, 1\)"),
     ({"dataset": "cifar"}, "unknown dataset 'cifar'; available: mnist, fashion-mnist"),
-    ({"model": "resnet"}, "unknown model 'resnet'"),
+    ({"model": "transformer"}, "unknown model 'transformer'"),
     ({"device": "gpu0"}, "device must be auto, cpu, cuda, cuda:N or mps"),
     ({"train_images": 2_000_000}, "train_images must be at most 1,000,000, got 2,000,000"),
     ({"d_steps": 101}, "d_steps must be at most 100"),
@@ -65,7 +65,7 @@ def test_invalid_values_fail_with_a_clear_message(overrides, message):
 
 
 def test_unknown_preset():
-    with pytest.raises(ConfigError, match="unknown preset .fancy.; available: best, cdcgan, dcgan, seed, wgan-gp"):
+    with pytest.raises(ConfigError, match="unknown preset .fancy.; available: best, cdcgan, dcgan, r3gan, seed, wgan-gp"):
         from_preset("fancy")
 
 

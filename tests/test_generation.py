@@ -86,6 +86,6 @@ def test_check_output_and_write(tmp_path):
     with Image.open(tmp_path / "d.png") as img:
         assert img.size == (2 * (3 * 30 + 2), 2 * (2 * 30 + 2))
     walks = np.zeros((2, 4, 28, 28), np.uint8)            # 2 walks of 4 steps: a row per walk
-    generation.write(tmp_path / "w.png", walks)
+    generation.write(tmp_path / "w.png", walks, walks=True)
     with Image.open(tmp_path / "w.png") as img:
         assert img.size == (2 * (4 * 30 + 2), 2 * (2 * 30 + 2))

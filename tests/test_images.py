@@ -22,7 +22,7 @@ def test_grid_layout_and_row_extraction(tmp_path):
     assert [int(t[0, 0]) for t in first] == list(range(10))
     assert [int(t[0, 0]) for t in diag] == [11 * i for i in range(10)]
     images.save_grid(tmp_path / "g.png", tiles)
-    assert np.array_equal(images.read_gray(tmp_path / "g.png"), g)
+    assert np.array_equal(images.read_picture(tmp_path / "g.png"), g)
     images.save_grid(tmp_path / "g2.png", tiles[:3], nrow=3, scale=2)
     with Image.open(tmp_path / "g2.png") as img:
         assert img.size == (2 * (3 * 30 + 2), 2 * 32)

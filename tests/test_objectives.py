@@ -108,7 +108,7 @@ def test_terms_follow_the_config_in_order():
     names = lambda cfg: [type(t).__name__ for t in objectives.GANLoss(cfg, critic(Quadratic())).terms]
     assert names(from_preset("seed")) == []
     assert names(from_preset("wgan-gp")) == ["GradientPenalty"]
-    assert names(from_preset("cdcgan", {"r1_gamma": 1})) == ["AuxiliaryClassifier", "R1"]
+    assert names(from_preset("cdcgan", {"r1_gamma": 1})) == ["AuxiliaryClassifier", "ZeroCentred"]
     assert names(from_preset("dcgan", {"info_code": True, "objective": "wgan-gp"})) == ["InfoCode", "GradientPenalty"]
 
 
@@ -229,3 +229,40 @@ def test_mode_seeking_against_hand_computation_same_class_pairs_only():
     assert objectives.ModeSeeking(1.0).g(lonely, None) is None      # no pair of one class: nothing to add
     names = [type(t).__name__ for t in objectives.GANLoss(from_preset("best", {"mode_seeking": 1}), critic(Quadratic())).terms]
     assert names == ["ModeSeeking"]
+
+
+def test_r2_and_r1_with_r2_against_hand_computation():
+    """R2 is R1's penalty on the forgeries D is shown (detached from G); both together are the
+    sum of the two, from one double-backward pass."""
+    b = quadratic_batch()
+    hinge = lambda out: F.relu(1 - out.real_logits).mean() + F.relu(1 + out.fake_logits).mean()  # noqa: E731
+    penalty = lambda x, gamma: gamma / 2 * (2 * 0.3 * x).square().sum(dim=(1, 2, 3)).mean()  # noqa: E731
+    r2_only = objectives.GANLoss(from_preset("dcgan", {"r2_gamma": 3.0, "objective": "hinge"}), critic(Quadratic()))
+    d_loss, out = r2_only.d_phase(b)
+    assert out.fake.requires_grad and not out.real.requires_grad
+    torch.testing.assert_close(d_loss, hinge(out) + penalty(b.fake, 3.0))
+    both = objectives.GANLoss(from_preset("dcgan", {"r1_gamma": 4.0, "r2_gamma": 3.0, "objective": "hinge"}),
+                              critic(Quadratic()))
+    d_loss, out = both.d_phase(b)
+    torch.testing.assert_close(d_loss, hinge(out) + penalty(b.real, 4.0) + penalty(b.fake, 3.0))
+    # the penalty's gradient reaches D's weights (it is a loss D minimises), not G's forgeries
+    fake = b.fake.clone().requires_grad_(True)
+    b2 = objectives.Batch(b.real, fake, None, None, None, b.noise)
+    D = Quadratic()
+    d_loss, _ = objectives.GANLoss(from_preset("dcgan", {"r2_gamma": 3.0, "objective": "hinge"}), critic(D)).d_phase(b2)
+    d_loss.backward()
+    assert D.w.grad is not None and fake.grad is None
+
+
+def test_rpgan_pairs_real_and_forged_rows_against_hand_computation():
+    """RpGAN: D's loss mean softplus(-(C(x_i) - C(G(z_i)))), G's the same with the roles
+    swapped; row i of the real batch is paired with row i of the forgeries (not averaged, as
+    the relativistic average loss does)."""
+    r = torch.tensor([2.0, -1.0, 0.5], dtype=torch.float64)
+    f = torch.tensor([1.0, 1.0, -0.5], dtype=torch.float64)
+    rp = objectives.RelativisticPairing()
+    by_hand = lambda d: sum(torch.log1p(torch.exp(-torch.tensor(v, dtype=torch.float64))) for v in d) / len(d)  # noqa: E731
+    torch.testing.assert_close(rp.d_loss(r, f), by_hand([1.0, -2.0, 1.0]))
+    torch.testing.assert_close(rp.g_loss(f, r), by_hand([-1.0, 2.0, -1.0]))
+    assert not torch.isclose(rp.d_loss(r, f), rp.d_loss(r, f.flip(0)))  # pairs, not averages
+    assert objectives.OBJECTIVES["rpgan"] is objectives.RelativisticPairing and rp.g_uses_real

@@ -28,6 +28,7 @@ def runs(mnist_dir, tmp_path_factory):
     fastest that way (cbn's class gains start at zero: within the first epoch its 7s were
     classified as 7 only 73-93% of the time, measured at 30,000 and 60,000 images);
     runs/small: 1 epoch of the seed on 1,000 images, to grow while a page watches;
+    runs/colour: a few steps of r3gan on Stacked-MNIST (3 channels);
     runs/broken: a run whose only checkpoint is damaged."""
     from mnistgan import api
 
@@ -35,6 +36,8 @@ def runs(mnist_dir, tmp_path_factory):
     common = {"data_dir": str(mnist_dir), "progress": False, "device": "cpu"}
     api.train("cdcgan", out=str(root / "digits"), width=32, g_conditioning="concat", max_images=30000, **common)
     api.train("seed", out=str(root / "small"), train_images=1000, epochs=1, **common)
+    api.train("r3gan", dataset="stacked-mnist", out=str(root / "colour"), width=4, batch_size=32, max_images=320,
+              epochs=1, **common)
     shutil.copytree(root / "small", root / "broken")
     for ck in (root / "broken" / "checkpoints").iterdir():
         ck.write_bytes(ck.read_bytes()[:64])
@@ -132,6 +135,39 @@ def test_forge_draws_the_digit_asked_for(server, page, tmp_path):
     share = float((probs.argmax(1) == 7).double().mean())
     print(f"forgeries of 7 classified as 7 by the shipped classifier: {share:.3f}")
     assert share >= 0.9
+    assert page.errors == []
+
+
+def test_a_colour_run_shows_its_story_forgeries_and_verdicts_in_colour(server, page, tmp_path):
+    from PIL import Image
+
+    page.goto(server + "/runs/colour")
+    page.wait_for_load_state("networkidle")
+    assert page.evaluate("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
+    src = page.eval_on_selector("#grid", "img => img.src")
+    status, body = raw_get(server, src.removeprefix(server))
+    assert status == 200 and Image.open(io.BytesIO(body)).mode == "RGB"
+    shot(page, "story-colour", tmp_path)
+    page.goto(server + "/runs/colour/forge")
+    page.click("button[type=submit]")
+    page.wait_for_function("document.querySelector('#forged').naturalWidth > 0")
+    query = page.eval_on_selector("#forged", "img => img.dataset.query")
+    status, body = raw_get(server, f"/api/runs/colour/forge?{query}")
+    assert status == 200 and Image.open(io.BytesIO(body)).mode == "RGB"
+    status, body = raw_get(server, f"/api/runs/colour/forge?{query}&format=npy")
+    assert np.load(io.BytesIO(body), allow_pickle=False).shape[1:] == (3, 28, 28)
+    status, body = raw_get(server, "/api/runs/colour/walk?steps=4")
+    assert status == 200 and Image.open(io.BytesIO(body)).mode == "RGB"
+    page.goto(server + "/runs/colour/police")       # D of three channels judges a drawing
+    box = page.locator("#pad").bounding_box()
+    page.mouse.move(box["x"] + 140, box["y"] + 40)
+    page.mouse.down()
+    for y in range(40, 250, 10):
+        page.mouse.move(box["x"] + 140, box["y"] + y)
+    page.mouse.up()
+    page.click("#judge")
+    page.wait_for_function("document.querySelector('#verdict').textContent.length > 0")
+    assert "looks real with probability" in page.inner_text("#verdict")
     assert page.errors == []
 
 

@@ -4,7 +4,7 @@ keys, validation and errors as the command line (exceptions, not exits).
     import mnistgan
     run = mnistgan.train(preset="cdcgan", epochs=5, out="runs/c")   # same config keys as --set
     g = mnistgan.load("runs/c")                  # newest loadable checkpoint, EMA when present
-    x = g.sample(16, digit=7, seed=0)            # uint8 numpy (N, 28, 28); g.sample_tensor(...) for torch
+    x = g.sample(16, digit=7, seed=0)            # uint8 numpy (N, 28, 28), colour (N, 3, 28, 28); g.sample_tensor(...) for torch
     scores = mnistgan.evaluate(x, metrics=["fid", "coverage"])
 """
 from __future__ import annotations
@@ -105,14 +105,16 @@ class Generator:
         self.device = next(self.G.parameters()).device
 
     def sample(self, n: int = 64, digit: int | None = None, seed: int = 0) -> np.ndarray:
-        """n forgeries, uint8 (n, 28, 28); the same (checkpoint, n, digit, seed) gives the same images."""
+        """n forgeries, uint8 (n, 28, 28), or (n, C, 28, 28) for a colour run; the same
+        (checkpoint, n, digit, seed) gives the same images."""
         from . import generation
 
         return generation.forge(self.G, self.config, n, seed, digit)
 
     def sample_tensor(self, n: int = 64, digit: int | None = None, seed: int = 0) -> torch.Tensor:
-        """The same forgeries as sample(), as floats (n, 1, 28, 28) in [0, 1] on the CPU."""
-        return torch.from_numpy(self.sample(n, digit, seed)).float().div_(255).unsqueeze(1)
+        """The same forgeries as sample(), as floats (n, C, 28, 28) in [0, 1] on the CPU."""
+        x = torch.from_numpy(self.sample(n, digit, seed)).float().div_(255)
+        return x.unsqueeze(1) if x.dim() == 3 else x
 
 
 def load(run_or_checkpoint: str | os.PathLike, device: str = "cpu") -> Generator:
@@ -122,7 +124,7 @@ def load(run_or_checkpoint: str | os.PathLike, device: str = "cpu") -> Generator
 
 def evaluate(images, metrics: Sequence[str] | None = None, dataset: str = "mnist", data_dir=None,
              device: str = "cpu", invert: str = "auto") -> dict[str, Any]:
-    """Measures forgeries (uint8 (N, 28, 28) or floats in [0, 1], numpy or torch) against the
+    """Measures forgeries (uint8 (N, 28, 28) or (N, 3, 28, 28), or floats in [0, 1], numpy or torch) against the
     dataset's test split: {metric: {value name: number}}; all metrics when none are named.
     `dataset`: mnist, fashion-mnist, folder:PATH or idx:PATH (whose classifier must have been
     trained: `mnistgan classifier train --dataset ...`)."""

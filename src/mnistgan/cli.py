@@ -78,8 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=_float)
     t.add_argument("--seed", type=_nonneg_int)
     t.add_argument("--device", help="auto (CUDA when present), cpu, cuda, cuda:N")
-    t.add_argument("--dataset", help="mnist, fashion-mnist, folder:PATH (your own images, class sub-folders) "
-                                     "or idx:PATH (four IDX files in MNIST's layout)")
+    t.add_argument("--dataset", help="mnist, fashion-mnist, stacked-mnist (three digits as colour channels, 1,000 "
+                                     "modes), folder:PATH (your own images, class sub-folders; --set channels=3 keeps "
+                                     "their colour) or idx:PATH (four IDX files in MNIST's layout)")
     _invert_flag(t)
     t.add_argument("--data-dir", help="folder with the four IDX files (else $MNISTGAN_DATA_DIR, cache, download)")
     t.add_argument("--max-images", type=_positive_int, help="stop after this many images (short runs)")
@@ -109,12 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="measure forgeries: FID, KID, coverage, precision/recall, memorization, Parzen")
     e.add_argument("run", nargs="?", help="run folder (samples its latest checkpoint)")
-    e.add_argument("--images", help="score a .npy of N x 28 x 28 images (uint8, or floats in [0, 1]) instead")
-    e.add_argument("--n", "--count", dest="n", type=_positive_int, default=10000,
-                   help="forgeries to draw from RUN (default 10000, at most 100000; --count under torchrun, "
-                        "which takes --n for its own options)")
+    e.add_argument("--images", help="score a .npy of N x 28 x 28 images (colour: N x 3 x 28 x 28; uint8, or floats "
+                                    "in [0, 1]) instead")
+    e.add_argument("--n", "--count", dest="n", type=_positive_int, default=None,
+                   help="forgeries to draw from RUN (default 10000; 26000, the field's count, for stacked-mnist; "
+                        "at most 100000; --count under torchrun, which takes --n for its own options)")
     e.add_argument("--seed", type=_nonneg_int, default=0, help="noise seed for drawing them (default 0)")
-    e.add_argument("--metrics", help="comma-separated subset (default: all)")
+    e.add_argument("--metrics", help="comma-separated subset (default: all that apply to the dataset)")
     e.add_argument("--dataset", help="real data to compare with (default: the run's, else mnist)")
     e.add_argument("--data-dir")
     _invert_flag(e, "the run's, else auto")
@@ -127,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     k = sub.add_parser("classifier", help="train the feature network the metrics use")
     k.add_argument("action", choices=["train"])
     k.add_argument("--dataset", default="mnist", help="mnist, fashion-mnist, folder:PATH or idx:PATH")
+    k.add_argument("--channels", type=int, choices=[1, 3], default=1,
+                   help="folder:PATH: 3 for a run that kept its colour (--set channels=3); default 1")
     k.add_argument("--data-dir")
     _invert_flag(k, "auto")
     k.add_argument("--epochs", type=_positive_int, default=4)
@@ -200,7 +204,7 @@ def cmd_sample(a: argparse.Namespace) -> int:
     if a.interpolate:
         generation.check_output(a.out, a.force)  # before any work
         walks = generation.interpolate(a.run, steps=a.n, seed=a.seed, device=a.device, digit=a.digit)
-        out = generation.write(a.out, walks, force=a.force)
+        out = generation.write(a.out, walks, force=a.force, walks=True)
     else:
         out = generation.sample_to_file(a.run, a.out, n=a.n, seed=a.seed, device=a.device, digit=a.digit,
                                         force=a.force)
@@ -240,7 +244,7 @@ def cmd_classifier(a: argparse.Namespace) -> int:
     from .metrics.classifier import train_classifier
 
     info = train_classifier(a.dataset, a.data_dir, epochs=a.epochs, seed=a.seed, out=a.out, progress=progress_bar,
-                            force=a.force, invert=a.invert)
+                            force=a.force, invert=a.invert, channels=a.channels)
     print(f"{a.dataset} classifier: test accuracy {info['test_accuracy']:.4f}, sha256 {info['sha256']}, "
           f"{info['train_seconds']} s")
     return 0
@@ -283,7 +287,7 @@ def cmd_data(a: argparse.Namespace) -> int:
     import time
 
     from .callbacks import progress_bar
-    from .data import get_spec, load_split, locate, open_dataset, parse_name
+    from .data import STACKED, STACKS, get_spec, load_split, locate, open_dataset, parse_name
 
     if parse_name(a.dataset)[1] is not None:  # folder:PATH or idx:PATH: convert (or find cached) and describe
         t0 = time.perf_counter()
@@ -296,6 +300,14 @@ def cmd_data(a: argparse.Namespace) -> int:
         for line in source.skipped:
             print(f"skipped: {line}")
         print(f"key {source.key}, ready in {time.perf_counter() - t0:.1f} s")
+        return 0
+    if a.dataset == STACKED:  # made from MNIST's files: check (or fetch) those, then describe the stacks
+        folder = locate(get_spec("mnist"), a.data_dir, download=(a.action == "fetch"), progress=progress_bar)
+        source = open_dataset(a.dataset, folder, download=False)
+        for split, (count, seed) in STACKS.items():
+            _, labels = source.split(split)
+            print(f"{a.dataset} {split}: {count} stacks of three MNIST {split} digits (seed {seed}), "
+                  f"{len(set(labels.tolist()))} of the 1000 triples present ({folder})")
         return 0
     spec = get_spec(a.dataset)
     folder = locate(spec, a.data_dir, download=(a.action == "fetch"), progress=progress_bar)

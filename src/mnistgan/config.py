@@ -24,12 +24,13 @@ INFO_CODES = 10  # the InfoGAN code's categories, whatever the dataset
 @dataclass
 class TrainConfig:
     # --- data: what it learns from -------------------------------------------------------
-    dataset: str = "mnist"            # mnist, fashion-mnist, folder:PATH (your images) or idx:PATH (four IDX files)
+    dataset: str = "mnist"            # mnist, fashion-mnist, stacked-mnist (three digits as red, green, blue), folder:PATH (your images) or idx:PATH (four IDX files)
     data_dir: str | None = None       # folder holding the IDX files; None: search, then download
     download: bool = True             # allow downloading when no local copy is found
     invert: str = field(default="auto", metadata=FIXED)       # folder datasets: make dark-on-light images light-on-dark: auto (per image, from its border), yes, no
     train_images: int = field(default=55000, metadata=FIXED)  # train on the first N training images (the tutorial's reader held out the last 5,000); capped at the dataset's size
     num_classes: int = field(default=10, metadata=FIXED)      # the dataset's classes (0: no labels); set from the dataset when training starts
+    channels: int = field(default=1, metadata=FIXED)          # image channels: 1 (grey) or 3 (colour); set from the dataset (stacked-mnist: 3); folder:PATH with 3 keeps your images' colour
     # --- model: the networks -------------------------------------------------------------
     model: str = field(default="mlp", metadata=FIXED)         # registered model family
     z_dim: int = field(default=128, metadata=FIXED)           # noise size; z ~ N(0, 1)
@@ -48,6 +49,7 @@ class TrainConfig:
     mode_seeking: float = field(default=0.0, metadata=FIXED)  # MSGAN's mode-seeking term weight (Mao et al. 2019): G keeps same-class forgeries apart; 0: off
     diffaugment: str = field(default="", metadata=FIXED)     # differentiable augmentation of all D sees (Zhao et al. 2020): "", translation, cutout or translation,cutout
     r1_gamma: float = field(default=0.0, metadata=FIXED)      # R1 penalty gamma/2 E|grad_x D(x)|^2 on real images (Mescheder et al. 2018); 0: off
+    r2_gamma: float = field(default=0.0, metadata=FIXED)      # R2 penalty gamma/2 E|grad_x D(G(z))|^2 on forgeries (R3GAN, Huang et al. 2024); 0: off
     gp_lambda: float = field(default=10.0, metadata=FIXED)    # wgan-gp: gradient-penalty weight
     aux_weight: float = field(default=0.0, metadata=FIXED)    # conditional: auxiliary-classifier head on D (Odena et al. 2017), weight of its cross-entropy in both losses; 0: off
     aux_twin: bool = field(default=False, metadata=FIXED)     # with aux_weight: TAC-GAN's twin classifier (Gong et al. 2019): a second head learns the classes of forgeries and G's loss subtracts its cross-entropy, which removes AC-GAN's pull toward easily classified forgeries
@@ -124,6 +126,11 @@ class TrainConfig:
         return INFO_CODES if self.info_code else 0
 
     @property
+    def image_shape(self) -> tuple[int, ...]:
+        """One image as uint8 arrays hold it: 28 x 28 (grey), or channels x 28 x 28 (colour)."""
+        return (28, 28) if self.channels == 1 else (self.channels, 28, 28)
+
+    @property
     def steps_per_epoch(self) -> int:
         return self.train_images // self.batch_size
 
@@ -144,9 +151,9 @@ class TrainConfig:
 # `--set KEY` and every saved config.json and checkpoint name a field by its name alone, and
 # a key belongs to one concern only, so nesting would add a prefix to type and nothing else.
 CONCERNS: dict[str, tuple[str, ...]] = {
-    "data": ("dataset", "data_dir", "download", "invert", "train_images", "num_classes",),
+    "data": ("dataset", "data_dir", "download", "invert", "train_images", "num_classes", "channels",),
     "model": ("model", "z_dim", "hidden", "init_std", "layers", "width", "conditional", "info_code", "spectral_norm", "g_conditioning",),
-    "objective": ("objective", "d_steps", "label_smoothing", "mode_seeking", "diffaugment", "r1_gamma", "gp_lambda", "aux_weight", "aux_twin",),
+    "objective": ("objective", "d_steps", "label_smoothing", "mode_seeking", "diffaugment", "r1_gamma", "r2_gamma", "gp_lambda", "aux_weight", "aux_twin",),
     "optimiser": ("optimizer", "lr", "lr_d", "beta1", "beta2", "eps", "batch_size", "ema_half_life", "epochs", "max_images", "max_seconds",),
     "runtime": ("seed", "device", "precision", "tf32", "flush_denormals", "compile", "threads", "cuda_graph",),
     "output": ("preset", "out", "strip_every", "report_every", "keep_checkpoints", "eval_every", "eval_n", "progress", "tensorboard",),
@@ -177,6 +184,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     # each class there; the hinge loss beat the non-saturating one on both datasets;
     # docs/MEASUREMENTS.md).
     "best": {**_DCGAN, "conditional": True, "ema_half_life": 10000, "g_conditioning": "cbn", "objective": "hinge"},
+    # R3GAN's recipe (Huang et al. 2024) at a CPU's size: the relativistic pairing loss with
+    # zero-centred penalties on real (R1) and forged (R2) images, residual networks with
+    # grouped convolutions and no normalisation (models/resnet.py), Adam with beta1 = 0,
+    # sampled from an EMA of G's weights. Unconditional; --set conditional=true projects the
+    # class in D. The preset for mode coverage (Stacked-MNIST, docs/MEASUREMENTS.md).
+    "r3gan": {"model": "resnet", "objective": "rpgan", "r1_gamma": 0.1, "r2_gamma": 0.1, "width": 16,
+              "optimizer": "adam", "lr": 2e-4, "beta1": 0.0, "beta2": 0.99, "batch_size": 64,
+              "ema_half_life": 10000, "train_images": 60000, "epochs": 20},
 }
 
 FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
@@ -277,7 +292,7 @@ def from_preset(name: str, overrides: dict[str, Any] | None = None) -> TrainConf
 # absurd memory or time: hidden=10**9 would be 512 GB of weights.
 INT_RANGES: dict[str, tuple[int, int]] = {
     "z_dim": (1, 4096), "hidden": (1, 16384), "layers": (1, 16), "width": (1, 1024),
-    "batch_size": (1, 60000), "epochs": (1, 1_000_000), "train_images": (1, 1_000_000), "d_steps": (1, 100), "num_classes": (0, 100),
+    "batch_size": (1, 60000), "epochs": (1, 1_000_000), "train_images": (1, 1_000_000), "d_steps": (1, 100), "num_classes": (0, 1000),
     "strip_every": (1, 1_000_000), "report_every": (1, 1_000_000), "keep_checkpoints": (1, 1000),
     "eval_every": (0, 1_000_000), "eval_n": (10, 100_000), "ema_half_life": (0, 10**12), "seed": (0, 2**63 - 1),
 }
@@ -285,7 +300,7 @@ INT_RANGES: dict[str, tuple[int, int]] = {
 FLOAT_RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "lr": (0, 1, False, False), "lr_d": (0, 1, False, False), "beta1": (0, 1, True, False),
     "beta2": (0, 1, True, False), "eps": (0, 1, False, True), "init_std": (0, 10, False, True),
-    "label_smoothing": (0, 0.5, True, False), "r1_gamma": (0, 1e6, True, True), "mode_seeking": (0, 1e6, True, True), "gp_lambda": (0, 1e6, True, True),
+    "label_smoothing": (0, 0.5, True, False), "r1_gamma": (0, 1e6, True, True), "r2_gamma": (0, 1e6, True, True), "mode_seeking": (0, 1e6, True, True), "gp_lambda": (0, 1e6, True, True),
     "aux_weight": (0, 1e6, True, True), "max_seconds": (0, 1e9, False, True),
 }
 
@@ -308,6 +323,7 @@ def validate(c: TrainConfig) -> None:
     else:
         registry.check("dataset", c.dataset)
     need(c.invert in ("auto", "yes", "no"), f"invert must be auto, yes or no, got {c.invert!r}")
+    need(c.channels in (1, 3), f"channels must be 1 (grey) or 3 (colour), got {c.channels}")
     registry.check("model", c.model)
     registry.check("objective", c.objective)
     registry.check("optimizer", c.optimizer)

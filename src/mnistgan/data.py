@@ -299,6 +299,28 @@ def download_dataset(spec: DatasetSpec, folder: str | os.PathLike, progress: Pro
     return folder
 
 
+# ----------------------------------------------------------------------------- Stacked-MNIST
+# Stacked-MNIST (Metz et al. 2017; VEEGAN, PacGAN and R3GAN measure mode collapse on it): an
+# image is three MNIST digits as its red, green and blue channels, so its class (mode) is
+# one of 1,000 digit triples, 100 r + 10 g + b. Made from the MNIST files, deterministically:
+# stack i's three digits are drawn independently and uniformly (numpy's PCG64 from the
+# split's seed below, integers(0, N, size=(count, 3)), columns red, green, blue) from the
+# training digits for the training stacks and from the test digits for the test stacks.
+# 26,000 test stacks: the count the field reads forgeries at, so the real stacks' own modes
+# and KL are measured at the same count.
+STACKED = "stacked-mnist"
+STACKS = {"train": (60000, 0), "test": (26000, 1)}  # split -> (stacks, seed)
+
+
+def stack_digits(images: np.ndarray, labels: np.ndarray, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(count x 3 x 28 x 28 uint8 stacks, count labels 100 r + 10 g + b) from N x 28 x 28
+    digits and their labels: each stack's red, green and blue digit drawn uniformly with
+    replacement, numpy's default generator seeded with seed."""
+    which = np.random.default_rng(seed).integers(0, len(images), size=(count, 3))  # count x (r, g, b)
+    triples = labels.astype(np.int64)[which]                                        # count x 3 digits
+    return np.ascontiguousarray(images[which]), triples @ np.array([100, 10, 1])
+
+
 # ----------------------------------------------------------------------------- loading
 CUSTOM = ("folder", "idx")  # dataset names "folder:PATH" and "idx:PATH"
 MAX_CLASSES = 100
@@ -322,19 +344,24 @@ class Dataset:
     (empty for a folder without labels); `skipped` lists unreadable images (folders)."""
 
     def __init__(self, name: str, data_dir=None, download: bool = True, invert: str = "auto",
-                 progress: Progress = None):
+                 progress: Progress = None, channels: int = 1):
         self.kind, path = parse_name(name)
         self.name = name
         self.skipped: list[str] = []
         self._splits: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._channels = channels  # (a folder's images are converted grey or in colour, as asked)
         if self.kind == "folder":
             from . import imagefolder
 
-            found = imagefolder.load_folder(path, invert, progress)
+            found = imagefolder.load_folder(path, invert, progress, channels)
             self.key, self.classes, self.skipped = f"folder-{found.key[:16]}", found.classes, found.skipped
             self._splits = found.splits
         elif self.kind == "idx":
             self._open_idx(Path(path).expanduser())
+        elif name == STACKED:
+            self.spec = get_spec("mnist")  # its stacks are made from MNIST's files
+            self.key, self.classes = name, tuple(f"{k:03d}" for k in range(1000))
+            self._where = (data_dir, download, progress)
         else:
             self.spec = get_spec(name)
             self.key, self.classes = name, self.spec.classes
@@ -344,13 +371,25 @@ class Dataset:
     def num_classes(self) -> int:
         return len(self.classes)
 
+    @property
+    def channels(self) -> int:
+        """1 (grey: a split's images are N x 28 x 28) or 3 (colour: N x 3 x 28 x 28)."""
+        if self.kind == "folder":
+            return self._channels
+        return 3 if self.name == STACKED else 1
+
     def split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
-        """(images N x 28 x 28 uint8, labels N int) of the split: train or test."""
+        """(images uint8, N x 28 x 28 grey or N x 3 x 28 x 28 colour; labels N int) of the
+        split: train or test."""
         if split not in ("train", "test"):
             raise DataError(f"unknown split {split!r}; available: train, test")
         if split not in self._splits:
             data_dir, download, progress = self._where
-            self._splits[split] = _load_registered(self.spec, split, data_dir, download, progress)
+            if self.name == STACKED:
+                digits, labels = _load_registered(self.spec, split, data_dir, download, progress)
+                self._splits[split] = stack_digits(digits, labels, *STACKS[split])
+            else:
+                self._splits[split] = _load_registered(self.spec, split, data_dir, download, progress)
         return self._splits[split]
 
     def _open_idx(self, folder: Path) -> None:
@@ -390,9 +429,11 @@ class Dataset:
 
 
 def open_dataset(name: str, data_dir=None, download: bool = True, invert: str = "auto",
-                 progress: Progress = None) -> Dataset:
-    """The dataset a config names: mnist, fashion-mnist, folder:PATH or idx:PATH."""
-    return Dataset(name, data_dir, download, invert, progress)
+                 progress: Progress = None, channels: int = 1) -> Dataset:
+    """The dataset a config names: mnist, fashion-mnist, stacked-mnist, folder:PATH or
+    idx:PATH; `channels` says how a folder's images are read (1 grey, 3 colour); the others
+    have theirs (Dataset.channels)."""
+    return Dataset(name, data_dir, download, invert, progress, channels)
 
 
 def load_split(name: str, split: str = "train", data_dir: str | os.PathLike | None = None,
@@ -443,7 +484,9 @@ class DeviceData:
         arr = np.ascontiguousarray(images, dtype=np.uint8)
         if not arr.flags.writeable:
             arr = arr.copy()
-        self.images = torch.from_numpy(arr).to(device).unsqueeze(1)  # N x 1 x 28 x 28
+        self.images = torch.from_numpy(arr).to(device)
+        if self.images.dim() == 3:
+            self.images = self.images.unsqueeze(1)  # N x 28 x 28 -> N x 1 x 28 x 28 (colour: N x 3 x 28 x 28)
         self.labels = torch.from_numpy(labels.astype(np.int64)).to(device)
         self.device = self.images.device
 
@@ -460,7 +503,7 @@ class DeviceData:
         return torch.randperm(len(self), generator=gen).to(self.device)
 
     def batch(self, order, step: int, batch_size: int, part: slice | None = None):
-        """(images B x 1 x 28 x 28 float in [0, 1], labels B) for the step-th slice of order
+        """(images B x C x 28 x 28 float in [0, 1], labels B) for the step-th slice of order
         (only its `part`: one process's share of the global batch)."""
         import torch
 
@@ -479,7 +522,13 @@ def training_set(config, device, resuming: bool = False, progress: Progress = No
     from .config import apply_overrides
 
     dataset = open_dataset(config.dataset, config.data_dir, download=config.download, invert=config.invert,
-                           progress=progress)
+                           progress=progress, channels=config.channels)
+    if dataset.channels != config.channels:
+        if resuming or config.channels != 1:
+            raise ConfigError(f"{config.dataset} has {dataset.channels} channel(s); this "
+                              f"{'run trained' if resuming else 'config asks'} with {config.channels}"
+                              + ("" if resuming else f": drop channels={config.channels} (it is set from the dataset)"))
+        config = apply_overrides(config, {"channels": dataset.channels})
     imgs, labels = dataset.split("train")
     notices = []
     if dataset.skipped:

@@ -36,7 +36,7 @@ def _outputs(out: Path, metrics: list[str] | None, force: bool) -> Path:
 def images_file(path: str, out: str | None = None, metrics: list[str] | None = None, dataset: str | None = None,
                 data_dir=None, invert: str | None = None, device: str = "cpu", force: bool = False,
                 progress=None, threads: str | int = "auto") -> Evaluation:
-    """Scores a .npy of N x 28 x 28 images (uint8, or floats in [0, 1]) into out (default
+    """Scores a .npy of N x 28 x 28 (or colour N x 3 x 28 x 28) images (uint8, or floats in [0, 1]) into out (default
     metrics.json). threads: the CPU thread count, or auto (threads.py)."""
     target = _outputs(Path(out or "metrics.json"), metrics, force)
     imgs = read_images(path)
@@ -46,13 +46,19 @@ def images_file(path: str, out: str | None = None, metrics: list[str] | None = N
     return Evaluation(result, report.write(result, ctx, target, force))
 
 
-def run(path: str, n: int = 10000, seed: int = 0, out: str | None = None, metrics: list[str] | None = None,
+FORGERIES = 10000          # forgeries an evaluation of a run draws by default
+STACKED_FORGERIES = 26000  # ... of a Stacked-MNIST run: the count the field reads its modes at
+
+
+def run(path: str, n: int | None = None, seed: int = 0, out: str | None = None, metrics: list[str] | None = None,
         dataset: str | None = None, data_dir=None, invert: str | None = None, device: str = "cpu",
         force: bool = False, progress=None, threads: str | int = "auto") -> Evaluation | None:
-    """Draws n forgeries from the run's newest checkpoint and scores them into out (default
-    RUN/metrics.json, written under the run's lock). Under torchrun every process calls this;
-    rank 0 returns the Evaluation, the others None. threads: the CPU thread count, or auto
-    (threads.py)."""
+    """Draws n forgeries (default FORGERIES; STACKED_FORGERIES for Stacked-MNIST) from the
+    run's newest checkpoint and scores them into out (default RUN/metrics.json, written under
+    the run's lock). Under torchrun every process calls this; rank 0 returns the Evaluation,
+    the others None. threads: the CPU thread count, or auto (threads.py)."""
+    if n is None:
+        n = STACKED_FORGERIES if (dataset or generation.read_config(path).dataset) == "stacked-mnist" else FORGERIES
     check_count(n)
     with threads_.governed(threads):
         return _run(path, n, seed, out, metrics, dataset, data_dir, invert, device, force, progress)
@@ -70,7 +76,7 @@ def _run(path, n, seed, out, metrics, dataset, data_dir, invert, device, force, 
     data_dir = data_dir or config.data_dir
     fake = None
     if place.active:
-        net = Reference(dataset, data_dir, device=device, invert=invert).net
+        net = Reference(dataset, data_dir, device=device, invert=invert, channels=config.channels).net
 
         def measured(share: slice):
             mine = generation.forge(G, config, n, seed, chunks=share)

@@ -4,7 +4,8 @@ with a model card beside it.
 The exported network is the generator as `mnistgan sample` uses it: the EMA weights when
 the run kept them, batch-norm statistics recomputed for them, eval mode. Inputs: `noise`
 (batch x z_dim float32, N(0, 1)) and, for conditional runs, `labels` (batch int64, class
-0..K-1); the batch axis is dynamic. Output: `images`, batch x 1 x 28 x 28 float32 in [0, 1].
+0..K-1); the batch axis is dynamic. Output: `images`, batch x C x 28 x 28 float32 in [0, 1]
+(C, the run's channels: 1 grey, 3 colour as red, green, blue).
 
 ONNX goes through torch.onnx's dynamo exporter (torch.export, then onnxscript), the path
 PyTorch maintains; TorchScript through torch.jit.trace, which PyTorch 2.13 marks deprecated
@@ -145,9 +146,11 @@ def model_card(run, checkpoint: Path, config, out: Path, format: str, sha256: st
             metrics = {k: v for m in found.get("metrics", {}).values() for k, v in m.items()
                        if isinstance(v, (int, float)) and not isinstance(v, bool)}
     conditional = config.takes_labels
+    shape = f"(16, {config.channels}, 28, 28)"
     if config.conditional:
         labels_text = (f"`labels`: int64, shape (batch,), the class to draw, 0..{config.num_classes - 1}"
                        + (" (the digit)" if config.dataset == "mnist" else
+                          " (the stack's digits 100 r + 10 g + b)" if config.dataset == "stacked-mnist" else
                           " (class folders in sorted name order)" if config.dataset.startswith("folder:") else ""))
     elif config.info_code:
         labels_text = "`labels`: int64, shape (batch,), the InfoGAN code 0..9 (learned without labels)"
@@ -160,28 +163,30 @@ def model_card(run, checkpoint: Path, config, out: Path, format: str, sha256: st
                  + ("labels = np.full(16, 7, dtype=np.int64)\n"
                     "images = session.run(None, {'noise': noise, 'labels': labels})[0]"
                     if conditional else "images = session.run(None, {'noise': noise})[0]")
-                 + "  # (16, 1, 28, 28) in [0, 1]"),
+                 + f"  # {shape} in [0, 1]"),
         "torchscript": ("import torch\n"
                         f"g = torch.jit.load({out.name!r})\n"
                         f"images = g(torch.randn(16, {config.z_dim})"
-                        + (", torch.full((16,), 7))" if conditional else ")") + "  # (16, 1, 28, 28) in [0, 1]"),
+                        + (", torch.full((16,), 7))" if conditional else ")") + f"  # {shape} in [0, 1]"),
         "pt2": ("import torch\n"
                 f"g = torch.export.load({out.name!r}).module()\n"
                 f"images = g(torch.randn(16, {config.z_dim})"
-                + (", torch.full((16,), 7))" if conditional else ")") + "  # (16, 1, 28, 28) in [0, 1]"),
+                + (", torch.full((16,), 7))" if conditional else ")") + f"  # {shape} in [0, 1]"),
     }[format]
     lines = [
         f"# {out.name}: the generator of an mnistgan run",
         "",
         f"- **What**: a GAN generator (preset `{config.preset}`, model `{config.model}`, objective "
-        f"`{config.objective}`{', EMA weights' if config.ema_half_life else ''}) that forges 28 x 28 grey images.",
+        f"`{config.objective}`{', EMA weights' if config.ema_half_life else ''}) that forges 28 x 28 "
+        + ("grey images." if config.channels == 1 else f"colour images ({config.channels} channels: red, green, blue)."),
         f"- **Trained on**: `{config.dataset}`, {config.train_images:,} training images"
         + (f", {config.num_classes} classes" if config.num_classes else ", no labels")
         + f"; from checkpoint `{checkpoint.name}` of run `{Path(run)}`.",
         f"- **Format**: {format} (`{out.name}`, sha256 `{sha256}`), exported with torch {torch.__version__}.",
         f"- **Inputs**: `noise`: float32, shape (batch, {config.z_dim}), drawn from N(0, 1)"
         + (f"; {labels_text}" if labels_text else "") + ". The batch size is free.",
-        "- **Output**: `images`: float32, shape (batch, 1, 28, 28), in [0, 1] (white strokes on black).",
+        f"- **Output**: `images`: float32, shape (batch, {config.channels}, 28, 28), in [0, 1]"
+        + (" (white strokes on black)." if config.channels == 1 else " (channels red, green, blue; light strokes on black)."),
         "",
         "## Quality",
         "",

@@ -51,7 +51,7 @@ def class_labels(config: TrainConfig, n: int, digit: int | None = None) -> torch
 @torch.no_grad()
 def generate(G: torch.nn.Module, z: torch.Tensor, labels: torch.Tensor | None = None,
              label_count: int = 0) -> torch.Tensor:
-    """G's forgeries (B x 1 x 28 x 28 floats in [0, 1]) for noise z, in eval mode; a generator
+    """G's forgeries (B x C x 28 x 28 floats in [0, 1]) for noise z, in eval mode; a generator
     that takes labels and is given none draws its classes 0..K-1 in turn."""
     device = next(G.parameters()).device
     if label_count and labels is None:
@@ -165,7 +165,7 @@ def _check_count(n: int) -> None:
 @torch.no_grad()
 def sample_chunks(G: torch.nn.Module, config: TrainConfig, n: int, seed: int = 0,
                   digit: int | None = None, chunks: slice | None = None) -> Iterator[np.ndarray]:
-    """n forgeries as uint8 arrays of at most CHUNK x 28 x 28, in order: what `sample`
+    """n forgeries as uint8 arrays of at most CHUNK x 28 x 28 (colour: CHUNK x C x 28 x 28), in order: what `sample`
     returns, one chunk in memory at a time. The noise is drawn in blocks of 16 chunks: torch
     draws a normal tensor in groups of 16 values, so blocks whose size is a multiple of 16
     make the same stream as one draw of all n x z_dim values (the images do not depend on n's
@@ -188,7 +188,7 @@ def sample_chunks(G: torch.nn.Module, config: TrainConfig, n: int, seed: int = 0
 
 def sample(run_or_checkpoint: str | os.PathLike, n: int = 64, seed: int = 0, device: str = "cpu",
            digit: int | None = None) -> np.ndarray:
-    """n forgeries as an N x 28 x 28 uint8 array; the same (checkpoint, n, seed, digit) gives
+    """n forgeries as an N x 28 x 28 uint8 array (colour: N x C x 28 x 28); the same (checkpoint, n, seed, digit) gives
     the same images. Conditional models draw `digit`, or classes 0..9 in turn."""
     _check_count(n)
     G, config = load_generator(run_or_checkpoint, device)
@@ -201,7 +201,7 @@ def forge(G: torch.nn.Module, config: TrainConfig, n: int, seed: int = 0, digit:
     result and one chunk, not a list of chunks and their concatenation)."""
     _check_count(n)
     mine = range(-(-n // CHUNK))[chunks] if chunks is not None else range(-(-n // CHUNK))
-    out = np.empty((sum(min(CHUNK, n - c * CHUNK) for c in mine), 28, 28), np.uint8)
+    out = np.empty((sum(min(CHUNK, n - c * CHUNK) for c in mine), *config.image_shape), np.uint8)
     filled = 0
     for part in sample_chunks(G, config, n, seed, digit, chunks):
         out[filled:filled + len(part)] = part
@@ -221,13 +221,13 @@ def sample_to_file(run_or_checkpoint: str | os.PathLike, out: str | os.PathLike,
             raise ConfigError(f"a PNG grid of {n:,} forgeries is no picture (at most {MAX_GRID:,}); "
                               "write a .npy array instead")
         return write(out, sample(run_or_checkpoint, n, seed, device, digit), force=force)
-    need, free = 128 + n * 784, shutil.disk_usage(out.parent).free
+    G, config = load_generator(run_or_checkpoint, device)
+    need, free = 128 + n * 784 * config.channels, shutil.disk_usage(out.parent).free
     if need > free:
         raise ConfigError(f"{n:,} forgeries need {need / 2**30:.1f} GiB in {out.parent}, which has "
                           f"{free / 2**30:.1f} GiB free")
-    G, config = load_generator(run_or_checkpoint, device)
     try:
-        files.write_npy_chunks(out, (n, 28, 28), sample_chunks(G, config, n, seed, digit), overwrite=force)
+        files.write_npy_chunks(out, (n, *config.image_shape), sample_chunks(G, config, n, seed, digit), overwrite=force)
     except FileExistsError:
         raise ConfigError(f"{out} already exists; nothing was overwritten (--force replaces it)") from None
     return out
@@ -244,7 +244,7 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def interpolate(run_or_checkpoint: str | os.PathLike, steps: int = 10, seed: int = 0, device: str = "cpu",
                 digit: int | None = None) -> np.ndarray:
-    """Latent walks, as rows of `steps` images (rows x steps x 28 x 28 uint8): a spherical walk
+    """Latent walks, as rows of `steps` images (rows x steps x 28 x 28 uint8; colour: rows x steps x C x 28 x 28): a spherical walk
     between two noise vectors; for a conditional model also a walk across its classes
     with the noise fixed (the label embedding interpolated linearly, 0 -> 1 -> ... -> K-1)."""
     if steps < 2:
@@ -283,18 +283,19 @@ def check_output(out: str | os.PathLike, force: bool = False) -> Path:
     return out
 
 
-def write(out: str | os.PathLike, forgeries: np.ndarray, nrow: int | None = None, force: bool = False) -> Path:
-    """Writes uint8 forgeries (N x 28 x 28, or rows x steps x 28 x 28 for walks) as a .npy
-    array or a .png grid (nrow images a row: default about square, at most 10; walks: a row
-    per walk), atomically; an existing file is replaced only with force."""
+def write(out: str | os.PathLike, forgeries: np.ndarray, nrow: int | None = None, force: bool = False,
+          walks: bool = False) -> Path:
+    """Writes uint8 forgeries (N x 28 x 28 or N x C x 28 x 28; with walks, rows x steps x ...)
+    as a .npy array or a .png grid (nrow images a row: default about square, at most 10;
+    walks: a row per walk), atomically; an existing file is replaced only with force."""
     out = check_output(out, force)
     try:
         if out.suffix.lower() == ".npy":
             files.write_npy(out, forgeries, overwrite=force)
         else:
-            if forgeries.ndim == 4:
+            if walks:
                 nrow = nrow or forgeries.shape[1]
-            flat = forgeries.reshape(-1, 28, 28)
+            flat = forgeries.reshape(-1, *forgeries.shape[2 if walks else 1:])
             with files.atomic_file(out, overwrite=force) as f:
                 images.save_grid(f, flat, nrow=nrow or min(10, int(np.ceil(np.sqrt(len(flat))))), scale=2)
     except FileExistsError:

@@ -62,12 +62,15 @@ class FolderDataset:
     held_out: bool = False                    # test split held out from the class folders
 
 
-def to_frame(path: str | os.PathLike | io.BytesIO, invert: str = "auto", max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """One image file as a 28 x 28 uint8 frame, light strokes on black (see module doc).
-    Its size is read from the header before anything is decoded: an image of more than
-    max_pixels pixels is refused, so a small file that decodes to a huge image costs nothing;
-    and an image whose longer side passes PAD_SIDE is shrunk to that side before it is padded
-    to a square, so a very thin one (60,000 x 833) is never padded at full size."""
+def to_frame(path: str | os.PathLike | io.BytesIO, invert: str = "auto", max_pixels: int = MAX_PIXELS,
+             channels: int = 1) -> np.ndarray:
+    """One image file as a 28 x 28 uint8 frame, light strokes on black (see module doc);
+    channels=3: its colour kept, a 3 x 28 x 28 frame (red, green, blue), inverted and padded
+    as its grey version would be. Its size is read from the header before anything is
+    decoded: an image of more than max_pixels pixels is refused, so a small file that decodes
+    to a huge image costs nothing; and an image whose longer side passes PAD_SIDE is shrunk to
+    that side before it is padded to a square, so a very thin one (60,000 x 833) is never
+    padded at full size."""
     from PIL import Image, ImageOps
 
     with Image.open(path) as img:
@@ -82,30 +85,34 @@ def to_frame(path: str | os.PathLike | io.BytesIO, invert: str = "auto", max_pix
             a = np.asarray(img, dtype=np.float64)
             peak = a.max()
             grey = Image.fromarray(np.clip(a / peak * 255 if peak > 0 else a, 0, 255).round().astype(np.uint8))
+            colour = grey
         else:
-            grey = img.convert("L")
+            grey, colour = img.convert("L"), img
+        picture = grey if channels == 1 else colour.convert("RGB")
     a = np.asarray(grey)
     border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
-    if invert == "yes" or (invert == "auto" and np.median(border) > 127):
-        grey = ImageOps.invert(grey)
-        a = np.asarray(grey)
-        border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
-    w, h = grey.size
+    if invert == "yes" or (invert == "auto" and np.median(border) > 127):  # (decided on the grey image, colour or not)
+        picture = ImageOps.invert(picture)
+    b = np.asarray(picture)
+    edge = np.concatenate([b[0], b[-1], b[:, 0], b[:, -1]])  # the border's pixels (colour: x 3), the padding's colour
+    fill = int(np.median(edge)) if channels == 1 else tuple(int(v) for v in np.median(edge, axis=0))
+    w, h = picture.size
     if max(w, h) > PAD_SIDE:  # (images up to PAD_SIDE convert exactly as they always did)
         scale = PAD_SIDE / max(w, h)
         # (reducing_gap: a box reduction by a whole factor first, so the filter's weights
         # stay small; a 25,000,000 x 2 image needed 1.4 GB for them without it)
-        grey = grey.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS,
-                           reducing_gap=3.0)
-        w, h = grey.size
+        picture = picture.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS,
+                                 reducing_gap=3.0)
+        w, h = picture.size
     if w != h:
         side = max(w, h)
-        square = Image.new("L", (side, side), int(np.median(border)))
-        square.paste(grey, ((side - w) // 2, (side - h) // 2))
-        grey = square
-    if grey.size != (28, 28):
-        grey = grey.resize((28, 28), Image.Resampling.LANCZOS)
-    return np.asarray(grey, dtype=np.uint8)
+        square = Image.new(picture.mode, (side, side), fill)
+        square.paste(picture, ((side - w) // 2, (side - h) // 2))
+        picture = square
+    if picture.size != (28, 28):
+        picture = picture.resize((28, 28), Image.Resampling.LANCZOS)
+    frame = np.asarray(picture, dtype=np.uint8)
+    return frame if channels == 1 else np.ascontiguousarray(frame.transpose(2, 0, 1))  # 3 x 28 x 28
 
 
 def _images_below(folder: Path) -> list[Path]:
@@ -198,14 +205,14 @@ def _content_key(root: Path, paths: list[Path], invert: str) -> str:
     return h.hexdigest()
 
 
-def _frame_or_error(path: str, invert: str) -> np.ndarray | str:
+def _frame_or_error(path: str, invert: str, channels: int = 1) -> np.ndarray | str:
     """One image's frame, or why it cannot be read (PIL raises many kinds: OSError,
     ValueError, SyntaxError, DecompressionBombError, ...)."""
     try:
         size = os.stat(path).st_size
         if size > MAX_FILE_BYTES:
             return f"ValueError: too large ({size:,} bytes; at most {MAX_FILE_BYTES:,})"
-        return to_frame(path, invert)
+        return to_frame(path, invert, channels=channels)
     except Exception as e:
         return f"{type(e).__name__}: {e}"
 
@@ -225,14 +232,15 @@ def _workers() -> int:
     return min(8, threads.available())
 
 
-def _convert(paths: list[Path], root: Path, invert: str, progress: Progress) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(frames of the readable paths, N x 28 x 28; which paths were readable, a boolean mask;
+def _convert(paths: list[Path], root: Path, invert: str, progress: Progress,
+             channels: int = 1) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(frames of the readable paths, N x 28 x 28 or N x 3 x 28 x 28; which paths were readable, a boolean mask;
     the skipped files with their reasons).
 
     Many images are converted by worker processes (spawned: the parent may hold torch's
     threads): measured 4,010 images/s with 2 processes against 2,429 in one process and 1,573
     with 2 threads (Pillow keeps the GIL for much of the work)."""
-    frames = np.zeros((len(paths), 28, 28), np.uint8)
+    frames = np.zeros((len(paths), *((28, 28) if channels == 1 else (channels, 28, 28))), np.uint8)
     readable = np.ones(len(paths), bool)
     skipped: list[str] = []
     bar = progress(total=len(paths), desc="converting images", unit="img", leave=False) if callable(progress) else None
@@ -243,9 +251,9 @@ def _convert(paths: list[Path], root: Path, invert: str, progress: Progress) -> 
             from concurrent.futures import ProcessPoolExecutor
 
             pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")))
-            results = pool.map(_frame_or_error, names, [invert] * len(names), chunksize=256)
+            results = pool.map(_frame_or_error, names, [invert] * len(names), [channels] * len(names), chunksize=256)
         else:
-            results = map(_frame_or_error, names, [invert] * len(names))
+            results = map(_frame_or_error, names, [invert] * len(names), [channels] * len(names))
         for i, out in enumerate(results):
             if isinstance(out, str):
                 skipped.append(f"{paths[i].relative_to(root)}: {out}")
@@ -259,13 +267,18 @@ def _convert(paths: list[Path], root: Path, invert: str, progress: Progress) -> 
     return frames[readable], readable, sorted(skipped)
 
 
-def load_folder(path: str | os.PathLike, invert: str = "auto", progress: Progress = None) -> FolderDataset:
-    """The folder as a converted dataset, from the cache when its images are unchanged."""
+def load_folder(path: str | os.PathLike, invert: str = "auto", progress: Progress = None,
+                channels: int = 1) -> FolderDataset:
+    """The folder as a converted dataset, from the cache when its images are unchanged;
+    channels=3 keeps the images' colour (frames 3 x 28 x 28)."""
     from safetensors.numpy import load_file, save
 
     root = Path(path).expanduser()
     if invert not in INVERT:
         raise DataError(f"invert must be one of {', '.join(INVERT)}, got {invert!r}")
+    if channels not in (1, 3):
+        raise DataError(f"channels must be 1 (grey) or 3 (colour), got {channels}")
+    form = invert if channels == 1 else f"{invert}\0rgb"  # what the keys cover: grey keys are as they always were
     if not root.is_dir():
         raise DataError(f"folder:{path}: no such folder")
     classes, layout, held_out = _layout(root)
@@ -273,7 +286,7 @@ def load_folder(path: str | os.PathLike, invert: str = "auto", progress: Progres
     if len(every) > MAX_IMAGES:
         raise DataError(f"folder:{path} holds {len(every):,} images; at most {MAX_IMAGES:,} are supported")
     cache = cache_dir() / "folders"
-    before = _quick_key(root, every, invert)  # (names, sizes, times: compared again after a conversion)
+    before = _quick_key(root, every, form)  # (names, sizes, times: compared again after a conversion)
     quick = cache / "index" / f"{before[:32]}.json"
     key = None
     if quick.exists():
@@ -283,7 +296,7 @@ def load_folder(path: str | os.PathLike, invert: str = "auto", progress: Progres
             key = None
     indexed = key is not None
     if key is None:
-        key = _content_key(root, every, invert)
+        key = _content_key(root, every, form)
     stored = cache / f"{key[:32]}.safetensors"
     if stored.exists():
         try:
@@ -299,7 +312,7 @@ def load_folder(path: str | os.PathLike, invert: str = "auto", progress: Progres
     arrays: dict[str, np.ndarray] = {}
     skipped: list[str] = []
     for split, items in layout.items():
-        frames, readable, bad = _convert([p for p, _ in items], root, invert, progress)
+        frames, readable, bad = _convert([p for p, _ in items], root, invert, progress, channels)
         labels = np.array([label for _, label in items], np.int64)[readable]
         if split == "train":  # a fixed shuffle: the first N images are a fair sample of all
             order = np.random.default_rng(0).permutation(len(frames))
@@ -312,7 +325,7 @@ def load_folder(path: str | os.PathLike, invert: str = "auto", progress: Progres
                             + (f" ({len(skipped)} unreadable, e.g. {skipped[0]})" if skipped else "")
                             + f"; images must end in {', '.join(sorted(EXTENSIONS))}")
     try:
-        changed = _quick_key(root, every, invert) != before
+        changed = _quick_key(root, every, form) != before
     except OSError:  # a file removed meanwhile
         changed = True
     if changed:  # its frames would not match the content key taken before: never cache them

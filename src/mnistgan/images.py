@@ -15,40 +15,62 @@ from PIL import Image
 
 
 def to_uint8(images) -> np.ndarray:
-    """B x 1 x 28 x 28 (or B x 784, or B x 28 x 28) floats in [0, 1] -> B x 28 x 28 uint8."""
+    """B x C x 28 x 28 (or B x 784, or B x 28 x 28) floats in [0, 1] -> uint8 images: B x 28 x 28
+    for one channel, B x C x 28 x 28 for colour (C = 3), as every uint8 image array here is."""
     if hasattr(images, "detach"):
         images = images.detach().float().cpu().numpy()
-    arr = np.asarray(images, dtype=np.float32).reshape(-1, 28, 28)
+    arr = np.asarray(images, dtype=np.float32)
+    colour = arr.ndim == 4 and arr.shape[1] > 1
+    arr = arr.reshape((-1, arr.shape[1], 28, 28) if colour else (-1, 28, 28))
     return (np.clip(arr, 0.0, 1.0) * 255.0).round().astype(np.uint8)
 
 
+def is_colour(images: np.ndarray) -> bool:
+    """Whether uint8 images are colour: N x C x H x W (grey ones are N x H x W)."""
+    return images.ndim == 4
+
+
+def planar(images: np.ndarray) -> np.ndarray:
+    """uint8 images as N x C x 28 x 28 (grey: C = 1), a view."""
+    return images if is_colour(images) else images[:, None]
+
+
+def picture(image: np.ndarray) -> np.ndarray:
+    """One image as a picture library draws it: H x W (grey) or H x W x C (colour, from C x H x W)."""
+    return image.transpose(1, 2, 0) if image.ndim == 3 else image
+
+
 def grid(images: np.ndarray, nrow: int = 10, pad: int = 2, fill: int = 0) -> np.ndarray:
-    """Tiles N x H x W uint8 images into rows of nrow, with pad pixels between them."""
-    n, h, w = images.shape
+    """Tiles N x H x W (grey) or N x C x H x W (colour) uint8 images into rows of nrow, with
+    pad pixels between them: an H' x W' (grey) or H' x W' x C (colour) picture."""
+    colour = is_colour(images)
+    n, h, w = images.shape[0], images.shape[-2], images.shape[-1]
     rows = -(-n // nrow)
-    out = np.full((rows * (h + pad) + pad, nrow * (w + pad) + pad), fill, np.uint8)
+    out = np.full((rows * (h + pad) + pad, nrow * (w + pad) + pad) + ((images.shape[1],) if colour else ()),
+                  fill, np.uint8)
     for i in range(n):
         r, c = divmod(i, nrow)
-        out[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = images[i]
+        out[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = picture(images[i])
     return out
 
 
-def read_gray(path: str | os.PathLike) -> np.ndarray:
-    """A saved picture as a 2-D uint8 array (converted to grayscale)."""
+def read_picture(path: str | os.PathLike) -> np.ndarray:
+    """A saved picture as a uint8 array: H x W if it is grey, H x W x 3 if it is in colour."""
     with Image.open(path) as img:
-        return np.asarray(img.convert("L"))
+        return np.asarray(img.convert("L" if img.mode in ("L", "1", "P", "I", "I;16", "F") else "RGB"))
 
 
 def grid_row(tiled: np.ndarray, diagonal: bool = False, n: int = 10, size: int = 28, pad: int = 2) -> np.ndarray:
-    """n images of a tiled n x n grid (as `grid` makes it): its first row, or its diagonal
+    """n images of a tiled n x n grid (as `grid` makes it, grey or colour): its first row, or its diagonal
     (a conditional grid's rows are classes, so the diagonal shows every class)."""
     step = size + pad
-    return np.stack([tiled[pad + step * (i if diagonal else 0):step + step * (i if diagonal else 0),
-                           pad + step * i:step + step * i] for i in range(n)])
+    row = np.stack([tiled[pad + step * (i if diagonal else 0):step + step * (i if diagonal else 0),
+                          pad + step * i:step + step * i] for i in range(n)])
+    return row if tiled.ndim == 2 else np.ascontiguousarray(row.transpose(0, 3, 1, 2))  # colour: N x C x H x W
 
 
 def save_grid(path, images: np.ndarray, nrow: int = 10, scale: int = 1):
-    """Saves uint8 images as one grayscale PNG grid to a path or a binary file."""
+    """Saves uint8 images as one PNG grid (grey, or RGB for colour images) to a path or a binary file."""
     img = Image.fromarray(grid(images, nrow))
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
@@ -64,14 +86,15 @@ def save_strip(path: str | os.PathLike, images: np.ndarray) -> Path:
     axes = fig.subplots(1, n, squeeze=False)[0]
     for ax, img in zip(axes, images):
         ax.set_axis_off()
-        ax.imshow(img.astype(np.float32) / 255.0)
+        ax.imshow(picture(img).astype(np.float32) / 255.0)  # (colour images are drawn in their own colours)
     fig.savefig(path, bbox_inches="tight")
     return Path(path)
 
 
 def save_gif(path: str | os.PathLike, frames: Sequence[np.ndarray], ms_per_frame: int = 150) -> Path:
-    """An animated GIF of 2-D uint8 frames; the last frame is held longer."""
-    pics = [Image.fromarray(f).convert("P") for f in frames]
+    """An animated GIF of uint8 pictures (H x W grey, or H x W x 3 colour: each frame given a
+    palette of its own colours); the last frame is held longer."""
+    pics = [Image.fromarray(f).convert("P") if f.ndim == 2 else Image.fromarray(f).quantize(256) for f in frames]
     durations = [ms_per_frame] * (len(pics) - 1) + [max(ms_per_frame, 1500)]
     pics[0].save(path, save_all=True, append_images=pics[1:], duration=durations, loop=0)
     return Path(path)
@@ -154,7 +177,7 @@ def save_novelty(path, forgeries: np.ndarray, train: np.ndarray, dists, idxs,
                                                 for j in range(3)]
         for c, (img, title) in enumerate(panels):
             ax = axes[r, c]
-            ax.imshow(img, cmap="gray", vmin=0, vmax=255)
+            ax.imshow(picture(img), cmap="gray", vmin=0, vmax=255)
             ax.set_axis_off()
             ax.set_title(title, fontsize=8)
     fig.suptitle("Forgeries and their nearest training images (pixel L2, images in [0, 1])", fontsize=9)

@@ -1,6 +1,6 @@
 """Objectives: each owns the maths of the discriminator (D) phase and the generator (G)
 phase of a step, with its regularisers (label smoothing, gradient penalty, R1, auxiliary
-classifier, InfoGAN code). The Trainer calls `d_phase` and `g_phase` of a `GANLoss` and
+classifier, InfoGAN code, R1 and R2). The Trainer calls `d_phase` and `g_phase` of a `GANLoss` and
 never names a term.
 
 Every objective works on logits, D(x) = sigmoid(logit), because log(sigmoid(l)) computed
@@ -124,6 +124,23 @@ class RelativisticAverage(Objective):
         return F.softplus(-(fake - real.mean())).mean() + F.softplus(real - fake.mean()).mean()
 
 
+class RelativisticPairing(Objective):
+    """The relativistic pairing GAN (RpGAN; Jolicoeur-Martineau 2018, as R3GAN uses it): the
+    i-th real image and the i-th forgery of a batch form a pair, and D judges which of the
+    two is the real one; G the reverse.
+        D: E softplus(-(C(x_i) - C(G(z_i))));  G: E softplus(-(C(G(z_i)) - C(x_i)))
+    Unlike the standard loss its landscape has no bad local minima that drop modes (Sun et
+    al. 2020); with R1 and R2 it converges locally (Huang et al. 2024)."""
+
+    g_uses_real = True
+
+    def d_loss(self, real, fake):
+        return F.softplus(-(real - fake)).mean()
+
+    def g_loss(self, fake, real=None):
+        return F.softplus(-(fake - real)).mean()
+
+
 OBJECTIVES: dict[str, type[Objective]] = {
     "minimax": Minimax,
     "nonsaturating": NonSaturating,
@@ -131,6 +148,7 @@ OBJECTIVES: dict[str, type[Objective]] = {
     "hinge": Hinge,
     "wgan-gp": Wasserstein,
     "relativistic": RelativisticAverage,
+    "rpgan": RelativisticPairing,
 }
 
 
@@ -138,7 +156,7 @@ OBJECTIVES: dict[str, type[Objective]] = {
 @dataclass
 class Batch:
     """What both phases of one step see."""
-    real: Tensor                    # B x 1 x 28 x 28 real images in [0, 1]
+    real: Tensor                    # B x C x 28 x 28 real images in [0, 1]
     fake: Tensor                    # G(z, codes), carrying G's graph when G is updated this step
     real_labels: Tensor | None      # the classes D is told (conditional models)
     fake_labels: Tensor | None
@@ -163,6 +181,7 @@ class DOutputs:
     fake_logits: Tensor
     real_head: Tensor | None        # classifier-head logits, when D has a head
     fake_head: Tensor | None
+    fake: Tensor | None = None      # the forgeries as given to D, detached from G (requires grad for R2)
 
 
 @dataclass
@@ -215,6 +234,7 @@ class Term:
     """A regulariser: adds to the D-phase loss, the G-phase loss, or both (None: nothing)."""
 
     needs_real_grad = False  # D must see real images that require grad (R1)
+    needs_fake_grad = False  # ... and forgeries that do (R2)
 
     def d(self, batch: Batch, out: DOutputs, critic: Critic) -> Tensor | None:
         return None
@@ -287,17 +307,32 @@ class GradientPenalty(Term):
         return self.w * (grad.flatten(1).norm(dim=1) - 1).square().mean()
 
 
-class R1(Term):
-    """gamma/2 E|grad_x D(x)|^2 on real images (Mescheder et al. 2018)."""
+class ZeroCentred(Term):
+    """Zero-centred gradient penalties: R1, gamma_1/2 E|grad_x D(x)|^2 on real images
+    (Mescheder et al. 2018), and R2, gamma_2/2 E|grad_x D(G(z))|^2 on forgeries (the same on
+    the other side; Roth et al. 2017, R3GAN). Both in one double-backward pass when both are
+    on: the rows of D's verdicts are independent (D has no batch norm with either), so the
+    gradient of the summed verdicts with respect to each input is that input's own."""
 
-    needs_real_grad = True
-
-    def __init__(self, gamma: float):
-        self.gamma = gamma
+    def __init__(self, r1: float, r2: float):
+        self.r1, self.r2 = r1, r2
+        self.needs_real_grad, self.needs_fake_grad = r1 > 0, r2 > 0
 
     def d(self, batch, out, critic):
-        (grad,) = torch.autograd.grad(out.real_logits.sum(), out.real, create_graph=True)
-        return self.gamma / 2 * grad.square().sum(dim=(1, 2, 3)).mean()
+        sides = ([(self.r1, out.real_logits, out.real)] if self.r1 else []) \
+            + ([(self.r2, out.fake_logits, out.fake)] if self.r2 else [])
+        total = sum(logits.sum() for _, logits, _ in sides)
+        grads = torch.autograd.grad(total, [x for _, _, x in sides], create_graph=True)
+        penalty = None
+        for (gamma, _, _), grad in zip(sides, grads):
+            term = gamma / 2 * grad.square().sum(dim=(1, 2, 3)).mean()
+            penalty = term if penalty is None else penalty + term
+        return penalty
+
+
+def R1(gamma: float) -> ZeroCentred:
+    """R1 alone (Mescheder et al. 2018)."""
+    return ZeroCentred(gamma, 0.0)
 
 
 class ModeSeeking(Term):
@@ -334,8 +369,8 @@ def terms_for(config, objective: Objective) -> list[Term]:
         terms.append(InfoCode())
     if objective.gradient_penalty:
         terms.append(GradientPenalty(config.gp_lambda))
-    if config.r1_gamma:
-        terms.append(R1(config.r1_gamma))
+    if config.r1_gamma or config.r2_gamma:
+        terms.append(ZeroCentred(config.r1_gamma, config.r2_gamma))
     if config.mode_seeking:
         terms.append(ModeSeeking(config.mode_seeking))
     return terms
@@ -350,6 +385,7 @@ class GANLoss:
         self.terms = terms_for(config, self.objective)
         self.critic = critic
         self._real_grad = any(t.needs_real_grad for t in self.terms)
+        self._fake_grad = any(t.needs_fake_grad for t in self.terms)
         self.augment = augment.parse(config.diffaugment)
 
     def _seen(self, x: Tensor, b: Batch) -> Tensor:
@@ -359,9 +395,10 @@ class GANLoss:
     def d_phase(self, b: Batch) -> tuple[Tensor, DOutputs]:
         """D's loss on a real batch and detached forgeries, and D's verdicts."""
         real = b.real.detach().requires_grad_(True) if self._real_grad else b.real
-        # (R1 differentiates D's verdict on the real images given, through the augmentation.)
-        out = DOutputs(real, *self.critic.pair(self._seen(real, b), self._seen(b.fake.detach(), b),
-                                               b.real_labels, b.fake_labels))
+        fake = b.fake.detach().requires_grad_(True) if self._fake_grad else b.fake.detach()
+        # (R1 and R2 differentiate D's verdicts on the images given, through the augmentation.)
+        out = DOutputs(real, *self.critic.pair(self._seen(real, b), self._seen(fake, b),
+                                               b.real_labels, b.fake_labels), fake=fake)
         loss = self.objective.d_loss(out.real_logits, out.fake_logits)
         for term in self.terms:
             extra = term.d(b, out, self.critic)

@@ -7,9 +7,9 @@ from __future__ import annotations
 from .errors import ConfigError
 
 NAMES: dict[str, tuple[str, ...]] = {
-    "dataset": ("mnist", "fashion-mnist"),
-    "model": ("mlp", "dcgan"),
-    "objective": ("minimax", "nonsaturating", "lsgan", "hinge", "wgan-gp", "relativistic"),
+    "dataset": ("mnist", "fashion-mnist", "stacked-mnist"),
+    "model": ("mlp", "dcgan", "resnet"),
+    "objective": ("minimax", "nonsaturating", "lsgan", "hinge", "wgan-gp", "relativistic", "rpgan"),
     "optimizer": ("adam-tf1", "adam"),
     "augmentation": ("translation", "cutout"),
     "g_conditioning": ("concat", "cbn"),

@@ -119,7 +119,7 @@ def default_callbacks(config: TrainConfig, out: Path, data: DeviceData, purge_st
         return [QualityProbe()] if config.eval_every else []
     bar = [ProgressBar()] if config.progress else []
     board = [TensorBoardLog(out, purge_step)] if config.tensorboard else []
-    return [*bar, QualityProbe(), ConsoleReport(), RunFolder(out, data.images[:100, 0].cpu().numpy()), *board]
+    return [*bar, QualityProbe(), ConsoleReport(), RunFolder(out, _examples(data)), *board]
 
 
 def training_device(config: TrainConfig) -> torch.device:
@@ -247,3 +247,10 @@ def _resume(run: Path, overrides: dict[str, Any] | None, callbacks: Sequence[Cal
           f"epoch {trainer.epoch:.2f} of {config.epochs})")
     everyone = [*default_callbacks(config, run, data, purge), *(callbacks or [])]
     return _fit(trainer, data, everyone, notices, tune_malloc)
+
+
+def _examples(data) -> "np.ndarray":
+    """The first 100 training images as uint8 arrays hold them (grey: 100 x 28 x 28;
+    colour: 100 x C x 28 x 28), for real_vs_fake.png."""
+    x = data.images[:100].cpu().numpy()
+    return x[:, 0] if x.shape[1] == 1 else x

@@ -41,7 +41,7 @@ class TensorBoardLog(Callback):
             if isinstance(row.get(key), (int, float)):
                 self.writer.add_scalar(tag, row[key], step)
         grid = images.grid(images.to_uint8(trainer.generate_fixed()))
-        self.writer.add_image("forgeries/fixed_noise", grid, step, dataformats="HW")
+        self.writer.add_image("forgeries/fixed_noise", grid, step, dataformats="HW" if grid.ndim == 2 else "HWC")
         self.writer.flush()
         self.last = row
 

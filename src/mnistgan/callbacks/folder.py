@@ -22,7 +22,7 @@ class RunFolder(Callback):
         self.path = Path(path)
         self.samples = self.path / rundir.SAMPLES
         self.checkpoints = self.path / rundir.CHECKPOINTS
-        self.real_examples = real_examples  # 100 x 28 x 28 uint8 for real_vs_fake.png
+        self.real_examples = real_examples  # 100 x 28 x 28 (colour: 100 x 3 x 28 x 28) uint8 for real_vs_fake.png
 
     def on_epoch_end(self, trainer, row):
         c, e = trainer.config, row["epoch"]
@@ -47,10 +47,10 @@ class RunFolder(Callback):
         rows = rundir.read_log(self.path)
         grids = sorted(self.samples.glob("grid-*.png"))
         if grids:
-            images.save_gif(self.path / "progress.gif", [images.read_gray(p) for p in grids])
+            images.save_gif(self.path / "progress.gif", [images.read_picture(p) for p in grids])
             last = int(grids[-1].stem.split("-")[1])
             wanted = sorted({1, last, *range(c.strip_every, last + 1, c.strip_every)})
-            sheet = [(e, images.grid_row(images.read_gray(self.samples / f"grid-{e:03d}.png"), c.takes_labels))
+            sheet = [(e, images.grid_row(images.read_picture(self.samples / f"grid-{e:03d}.png"), c.takes_labels))
                      for e in wanted if (self.samples / f"grid-{e:03d}.png").exists()]
             images.save_progress_sheet(self.path / "progress.png", sheet)
         if rows:

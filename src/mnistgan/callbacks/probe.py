@@ -24,13 +24,14 @@ class QualityProbe(Callback):
         from ..metrics import Context, Reference, fid
 
         if self.reference is None:
-            self.reference = Reference(c.dataset, c.data_dir, c.download, device=str(trainer.device), invert=c.invert)
+            self.reference = Reference(c.dataset, c.data_dir, c.download, device=str(trainer.device), invert=c.invert,
+                                       channels=c.channels)
         z = trainer.make_noise(c.eval_n, runtime.derived_seed(c.seed, runtime.EVAL_NOISE)).split(1000)
 
         def draw(share: slice) -> np.ndarray:  # classes cycle; a process may have no share of a small eval_n
             mine = z[share]
             return images.to_uint8(torch.cat([trainer.generate(chunk) for chunk in mine])) if mine else \
-                np.zeros((0, 28, 28), np.uint8)
+                np.zeros((0, *c.image_shape), np.uint8)
 
         if not trainer.dist.active:
             row["fid"] = fid(Context(draw(slice(0, len(z))), self.reference))["fid"]

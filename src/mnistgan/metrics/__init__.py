@@ -37,20 +37,22 @@ class Reference:
     dataset and network). A probe that measures many times keeps one Reference."""
 
     def __init__(self, dataset: str = "mnist", data_dir=None, download: bool = True, progress=None,
-                 device: str = "cpu", invert: str = "auto"):
+                 device: str = "cpu", invert: str = "auto", channels: int = 1):
         self.dataset, self.data_dir, self.download, self.progress = dataset, data_dir, download, progress
-        self.device, self.invert = device, invert
+        self.device, self.invert, self.channels = device, invert, channels
 
     @cached_property
     def source(self):
         """The data.Dataset (a registered one reads its files only when a split is asked for)."""
         from ..data import open_dataset
 
-        return open_dataset(self.dataset, self.data_dir, self.download, self.invert, self.progress)
+        return open_dataset(self.dataset, self.data_dir, self.download, self.invert, self.progress, self.channels)
 
     @cached_property
     def net(self) -> FeatureNet:
-        return FeatureNet(self.source.key, self.device, name=self.dataset)
+        # (name: how the error names the dataset, and so the command it suggests)
+        return FeatureNet(self.source.key, self.device,
+                          name=self.dataset + (f" --channels {self.channels}" if self.source.kind == "folder" and self.channels > 1 else ""))
 
     def _split(self, split: str):
         return self.source.split(split)
@@ -66,6 +68,15 @@ class Reference:
     @cached_property
     def real(self) -> torch.Tensor:
         """Features of the real test split, cached on disk per dataset and network."""
+        return self._read[0]
+
+    @cached_property
+    def real_classes(self) -> torch.Tensor:
+        """The feature network's reading (most likely class) of each real test image, cached with the features."""
+        return self._read[1]
+
+    @cached_property
+    def _read(self) -> tuple[torch.Tensor, torch.Tensor]:
         from safetensors.torch import load_file, save
 
         from ..files import atomic_write_bytes, cache_dir
@@ -73,16 +84,19 @@ class Reference:
         path = cache_dir() / "stats" / f"{self.source.key}-test-{self.net.sha256[:16]}.safetensors"
         if path.exists():
             try:
-                feats = load_file(path)["features"]
-                if feats.shape == (len(self.test[0]), 128):
-                    return feats
+                stored = load_file(path)
+                feats, classes = stored["features"], stored.get("classes")
+                if feats.shape == (len(self.test[0]), self.net.features) and classes is not None \
+                        and classes.shape == (len(feats),):
+                    return feats, classes
             except Exception:  # a damaged cache is recomputed, never trusted
                 pass
-        feats, _ = self.net(self.test[0])
+        feats, probs = self.net(self.test[0])
+        classes = probs.argmax(1)
         path.parent.mkdir(parents=True, exist_ok=True)
         # A temporary file of its own: evaluations running side by side each write one whole file.
-        atomic_write_bytes(path, save({"features": feats.contiguous().cpu()}))
-        return feats
+        atomic_write_bytes(path, save({"features": feats.contiguous().cpu(), "classes": classes.contiguous().cpu()}))
+        return feats, classes
 
 
 class Context:
@@ -116,6 +130,10 @@ class Context:
     @cached_property
     def fake(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.net(self.images)
+
+    @property
+    def colour(self) -> bool:
+        return self.images.ndim == 4
 
 
 @register("fid")
@@ -155,7 +173,7 @@ def diversity(ctx: Context) -> dict:
 
 @register("memorization")
 def memorization(ctx: Context) -> dict:
-    """Pixel distance (images in [0, 1], 784 dimensions) from each forgery to its nearest
+    """Pixel distance (images in [0, 1], 784 dimensions a channel) from each forgery to its nearest
     training image, against the same for unseen real test images. A near-copy is a forgery
     closer to a training image than 99% of test images are."""
     train = torch.from_numpy(ctx.train[0].reshape(len(ctx.train[0]), -1)).float() / 255
@@ -169,6 +187,59 @@ def memorization(ctx: Context) -> dict:
     return {"median_nn_forgery": med_f, "median_nn_test": med_t, "ratio": med_f / med_t,
             "near_copy_threshold": threshold, "near_copy_share": float((fd[:, 0] < threshold).double().mean()),
             "exact_copies": int((fd[:, 0] < 1e-3).sum())}
+
+
+# Stacked-MNIST's modes: the floor of the reverse KL that sampling alone leaves, estimated
+# from DRAWS multinomial draws of n uniform modes (numpy's default generator, seed 0).
+MODES, DRAWS = 1000, 200
+
+
+def mode_histogram(modes: torch.Tensor | np.ndarray, k: int = MODES) -> tuple[int, float]:
+    """(modes covered: those read at least once; reverse KL of the modes' histogram q against
+    uniform, sum q log(k q), in nats) of a sequence of mode numbers 0..k-1."""
+    hist = np.bincount(np.asarray(modes, dtype=np.int64), minlength=k)[:k].astype(np.float64)
+    q = hist / max(1.0, hist.sum())
+    nz = q[q > 0]
+    return int((hist > 0).sum()), float((nz * np.log(k * nz)).sum())
+
+
+def sampling_floor(n: int, k: int = MODES, draws: int = DRAWS) -> dict:
+    """What a perfect generator scores at n samples: the mean (and spread) of modes covered and
+    reverse KL over `draws` multinomial draws of n uniformly chosen modes."""
+    rng = np.random.default_rng(0)
+    found = [mode_histogram(rng.integers(0, k, n), k) for _ in range(draws)]
+    covered, kl = np.array([f[0] for f in found]), np.array([f[1] for f in found])
+    return {"modes": float(covered.mean()), "kl": float(kl.mean()), "kl_std": float(kl.std()), "draws": draws}
+
+
+@register("modes")
+def modes(ctx: Context) -> dict:
+    """Stacked-MNIST's mode count (Metz et al. 2017; VEEGAN, PacGAN, R3GAN): each channel of a
+    forgery is read by the MNIST classifier, its mode is the triple 100 r + 10 g + b; reported
+    are the modes covered (of 1,000; a mode counts once one forgery is read as it) and the
+    reverse KL of the modes' histogram against uniform. Beside them, the same two numbers for
+    as many stacks of real test digits (the classifier's own error shows there) and for
+    perfect uniform sampling at that count (the floor that the count alone leaves)."""
+    n = len(ctx.images)
+    covered, kl = mode_histogram(ctx.fake[1].argmax(1))
+    real_labels = ctx.test[1]
+    take = min(n, len(real_labels))
+    real_read = ctx.reference.real_classes[:take].numpy()
+    real_covered, real_kl = mode_histogram(real_read)
+    return {"modes": covered, "kl": kl, "n": n,
+            "real_stacks": {"modes": real_covered, "kl": real_kl, "n": take,
+                            "read_right": float((real_read == real_labels[:take]).mean())},
+            "sampling_floor": sampling_floor(n),
+            "feature_space": "each channel read by the MNIST classifier (lenet-mnist); FID, KID and PRDC "
+                             "in its three channels' 128 features side by side (384 dimensions)"}
+
+
+# Metrics that are meaningful for some datasets only (by default the others are not run):
+# modes for Stacked-MNIST; the GAN paper's Parzen estimate for grey digits (784 pixels).
+APPLIES: dict[str, Callable[["Context"], bool]] = {
+    "modes": lambda ctx: ctx.net.per_channel > 1,
+    "parzen": lambda ctx: not ctx.colour,
+}
 
 
 @register("parzen")
@@ -192,15 +263,21 @@ def parzen(ctx: Context) -> dict:
 def evaluate(images: np.ndarray, dataset: str = "mnist", metrics: list[str] | None = None, data_dir=None,
              download: bool = True, progress=None, device: str = "cpu",
              fake: tuple[torch.Tensor, torch.Tensor] | None = None, invert: str = "auto") -> tuple[dict, Context]:
-    """Runs the chosen metrics (default: all); returns (result dict, context). `progress`:
-    a progress-bar factory for a download of the real data (callbacks.progress_bar), or None;
-    `fake`: the images' (features, probabilities), when already computed; `invert`: for a
-    folder:PATH dataset, as the run was trained (config.invert)."""
-    names = list(metrics or METRICS)
-    unknown = [m for m in names if m not in METRICS]
+    """Runs the chosen metrics (default: all that apply to the dataset, APPLIES); returns
+    (result dict, context). `progress`: a progress-bar factory for a download of the real
+    data (callbacks.progress_bar), or None; `fake`: the images' (features, probabilities),
+    when already computed; `invert`: for a folder:PATH dataset, as the run was trained
+    (config.invert). Colour images (N x 3 x 28 x 28) are measured against a colour dataset."""
+    unknown = [m for m in metrics or [] if m not in METRICS]
     if unknown:
         raise MnistganError(f"unknown metric(s) {', '.join(unknown)}; available: {', '.join(METRICS)}")
-    ctx = Context(images, Reference(dataset, data_dir, download, progress, device, invert), fake)
+    checked = as_uint8_images(images)
+    channels = checked.shape[1] if checked.ndim == 4 else 1
+    ctx = Context(checked, Reference(dataset, data_dir, download, progress, device, invert, channels), fake)
+    if ctx.net.channels != channels:
+        raise MnistganError(f"the images have {channels} channel(s); {dataset}'s images and its classifier have "
+                            f"{ctx.net.channels}")
+    names = list(metrics or [m for m in METRICS if APPLIES.get(m, lambda c: True)(ctx)])
     out = {"dataset": dataset, "n": len(ctx.images), "feature_network": ctx.net.identity, "metrics": {},
            "seconds": {}}
     for name in names:
@@ -214,15 +291,15 @@ MAX_IMAGES = 100_000  # images one evaluation takes: their features (N x 128 flo
 
 
 def as_uint8_images(images, what: str = "images", chunk: int = 10_000) -> np.ndarray:
-    """N x 28 x 28 uint8 images from uint8 images or floats in [0, 1] (N x 28 x 28 or
-    N x 1 x 28 x 28; a memory-mapped array is converted chunk by chunk). Refuses other
+    """N x 28 x 28 (or colour N x 3 x 28 x 28) uint8 images from uint8 images or floats in
+    [0, 1] (N x 28 x 28, N x 1 x 28 x 28 or N x 3 x 28 x 28; a memory-mapped array is converted chunk by chunk). Refuses other
     dtypes (bool, complex, other integers, objects), non-finite values and out-of-range
     floats, naming the first bad image."""
     images = np.asarray(images) if not isinstance(images, np.ndarray) else images
     if images.ndim == 4 and images.shape[1] == 1:
         images = images[:, 0]
-    if images.ndim != 3 or images.shape[1:] != (28, 28):
-        raise MnistganError(f"{what} must be N x 28 x 28, got shape {images.shape}")
+    if not (images.ndim == 3 and images.shape[1:] == (28, 28)) and not (images.ndim == 4 and images.shape[1:] == (3, 28, 28)):
+        raise MnistganError(f"{what} must be N x 28 x 28 (grey) or N x 3 x 28 x 28 (colour), got shape {images.shape}")
     n = len(images)
     if n < 10:
         raise MnistganError(f"at least 10 images are needed to evaluate, got {n}")
@@ -232,7 +309,7 @@ def as_uint8_images(images, what: str = "images", chunk: int = 10_000) -> np.nda
         return np.array(images) if not images.flags.writeable else np.ascontiguousarray(images)
     if images.dtype.kind != "f":
         raise MnistganError(f"{what} holds {images.dtype} values; expected uint8 (0..255) or floats in [0, 1]")
-    out = np.empty((n, 28, 28), np.uint8)
+    out = np.empty(images.shape, np.uint8)
     for start in range(0, n, chunk):
         part = np.asarray(images[start:start + chunk], dtype=np.float64)
         bad = ~np.isfinite(part)
@@ -247,7 +324,7 @@ def as_uint8_images(images, what: str = "images", chunk: int = 10_000) -> np.nda
 
 
 def read_images(path) -> np.ndarray:
-    """The forgeries of a .npy file (N x 28 x 28: uint8, or floats in [0, 1]), never
+    """The forgeries of a .npy file (N x 28 x 28 or N x 3 x 28 x 28: uint8, or floats in [0, 1]), never
     unpickled, read through a memory map and checked before use (see as_uint8_images)."""
     what = f"--images {path}"
     try:

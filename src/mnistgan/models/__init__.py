@@ -1,6 +1,7 @@
 """Generators and discriminators as pure nn.Modules, built by registered family name.
 
-Every generator maps (z B x z_dim, labels B or None) to images B x 1 x 28 x 28 in [0, 1];
+Every generator maps (z B x z_dim, labels B or None) to images B x C x 28 x 28 in [0, 1]
+(C = config.channels: 1 grey, 3 colour);
 every discriminator maps (images, labels or None) to B logits (and, built with an auxiliary
 classifier and called with classes=True, also to B x K class logits). A conditional generator
 also accepts class_embedding (B x embed_dim) instead of labels, for walks across classes.
@@ -13,6 +14,7 @@ from torch import nn
 
 from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .mlp import MLPDiscriminator, MLPGenerator
+from .resnet import ResNetDiscriminator, ResNetGenerator
 
 
 def _classes(c) -> int:
@@ -31,17 +33,22 @@ def _head(c) -> int:
 
 
 def _mlp(c) -> tuple[nn.Module, nn.Module]:
-    return (MLPGenerator(c.z_dim, c.hidden, c.init_std, c.layers, _codes(c)),
-            MLPDiscriminator(c.hidden, c.init_std, c.layers, _classes(c), head=_head(c)))
+    return (MLPGenerator(c.z_dim, c.hidden, c.init_std, c.layers, _codes(c), channels=c.channels),
+            MLPDiscriminator(c.hidden, c.init_std, c.layers, _classes(c), head=_head(c), channels=c.channels))
 
 
 def _dcgan(c) -> tuple[nn.Module, nn.Module]:
-    return (DCGANGenerator(c.z_dim, c.width, _codes(c), conditioning=c.g_conditioning),
-            DCGANDiscriminator(c.width, _classes(c), spectral=c.spectral_norm, head=_head(c)))
+    return (DCGANGenerator(c.z_dim, c.width, _codes(c), conditioning=c.g_conditioning, channels=c.channels),
+            DCGANDiscriminator(c.width, _classes(c), spectral=c.spectral_norm, head=_head(c), channels=c.channels))
+
+
+def _resnet(c) -> tuple[nn.Module, nn.Module]:
+    return (ResNetGenerator(c.z_dim, c.width, _codes(c), channels=c.channels, blocks=c.layers),
+            ResNetDiscriminator(c.width, _classes(c), head=_head(c), channels=c.channels, blocks=c.layers))
 
 
 # family name -> builder(config) -> (generator, discriminator)
-MODELS: dict[str, Callable[..., tuple[nn.Module, nn.Module]]] = {"mlp": _mlp, "dcgan": _dcgan}
+MODELS: dict[str, Callable[..., tuple[nn.Module, nn.Module]]] = {"mlp": _mlp, "dcgan": _dcgan, "resnet": _resnet}
 
 
 def build(config) -> tuple[nn.Module, nn.Module]:
@@ -49,4 +56,5 @@ def build(config) -> tuple[nn.Module, nn.Module]:
     return MODELS[config.model](config)
 
 
-__all__ = ["MODELS", "build", "MLPGenerator", "MLPDiscriminator", "DCGANGenerator", "DCGANDiscriminator"]
+__all__ = ["MODELS", "build", "MLPGenerator", "MLPDiscriminator", "DCGANGenerator", "DCGANDiscriminator",
+           "ResNetGenerator", "ResNetDiscriminator"]

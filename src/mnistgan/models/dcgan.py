@@ -53,7 +53,7 @@ class ClassBatchNorm(nn.Module):
 
 class DCGANGenerator(Generator):
     def __init__(self, z_dim: int = 128, width: int = 64, num_classes: int = 0, embed_dim: int = 32,
-                 conditioning: str = "concat"):
+                 conditioning: str = "concat", channels: int = 1):
         super().__init__()
         if conditioning not in ("concat", "cbn"):
             raise ValueError(f"conditioning must be concat or cbn, got {conditioning!r}")
@@ -71,7 +71,7 @@ class DCGANGenerator(Generator):
         self.net = nn.Sequential(
             nn.ConvTranspose2d(2 * w, w, 4, 2, 1, bias=False),    # B x 2w x 7 x 7 -> B x w x 14 x 14
             norm2, nn.ReLU(),
-            nn.ConvTranspose2d(w, 1, 4, 2, 1),                    # -> B x 1 x 28 x 28
+            nn.ConvTranspose2d(w, channels, 4, 2, 1),             # -> B x C x 28 x 28
             nn.Sigmoid(),                                          # pixels in [0, 1]
         )
         self.width = w
@@ -102,13 +102,14 @@ def _through(layers: nn.Sequential, h: torch.Tensor, e: torch.Tensor) -> torch.T
 
 
 class DCGANDiscriminator(nn.Module):
-    def __init__(self, width: int = 64, num_classes: int = 0, spectral: bool = False, head: int = 0):
+    def __init__(self, width: int = 64, num_classes: int = 0, spectral: bool = False, head: int = 0,
+                 channels: int = 1):
         super().__init__()
         sn = spectral_norm if spectral else (lambda m: m)
         w = width
         self.num_classes = num_classes
         self.net = nn.Sequential(
-            sn(nn.Conv2d(1, w, 4, 2, 1)),                          # B x 1 x 28 x 28 -> B x w x 14 x 14
+            sn(nn.Conv2d(channels, w, 4, 2, 1)),                   # B x C x 28 x 28 -> B x w x 14 x 14
             nn.LeakyReLU(0.2),
             sn(nn.Conv2d(w, 2 * w, 4, 2, 1)),                      # -> B x 2w x 7 x 7
             nn.LeakyReLU(0.2),

@@ -1,6 +1,7 @@
 """The seed's networks: perceptrons (Goodfellow et al. 2014, as the classic TensorFlow
 tutorial wrote them, one hidden layer each), with depth, width and an optional class
-condition. Images are B x 1 x 28 x 28 in [0, 1]; the discriminator returns logits (the
+condition. Images are B x C x 28 x 28 in [0, 1] (C channels: 1 grey, 3 colour, as
+C x 784 pixels); the discriminator returns logits (the
 sigmoid lives in the objective, for numerical stability)."""
 from __future__ import annotations
 
@@ -32,13 +33,13 @@ def _hidden(in_dim: int, hidden: int, layers: int) -> list[nn.Module]:
 
 class MLPGenerator(Generator):
     def __init__(self, z_dim: int = 128, hidden: int = 256, init_std: float = 0.01, layers: int = 1,
-                 num_classes: int = 0, embed_dim: int = 32):
+                 num_classes: int = 0, embed_dim: int = 32, channels: int = 1):
         super().__init__()
-        self.z_dim, self.num_classes = z_dim, num_classes
+        self.z_dim, self.num_classes, self.channels = z_dim, num_classes, channels
         in_dim = z_dim + (embed_dim if num_classes else 0)
         self.net = nn.Sequential(
-            *_hidden(in_dim, hidden, layers),   # B x z_dim -> B x hidden (x layers)
-            nn.Linear(hidden, PIXELS),          # B x hidden -> B x 784
+            *_hidden(in_dim, hidden, layers),       # B x z_dim -> B x hidden (x layers)
+            nn.Linear(hidden, channels * PIXELS),   # B x hidden -> B x C*784
             nn.Sigmoid(),                       # pixels in [0, 1]
         )
         self.embed = nn.Embedding(num_classes, embed_dim) if num_classes else None
@@ -46,16 +47,16 @@ class MLPGenerator(Generator):
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None,
                 class_embedding: torch.Tensor | None = None) -> torch.Tensor:
-        return self.net(with_class(z, self.embed, labels, class_embedding)).view(-1, 1, 28, 28)  # B x 1 x 28 x 28
+        return self.net(with_class(z, self.embed, labels, class_embedding)).view(-1, self.channels, 28, 28)  # B x C x 28 x 28
 
 
 class MLPDiscriminator(nn.Module):
     def __init__(self, hidden: int = 256, init_std: float = 0.01, layers: int = 1, num_classes: int = 0,
-                 head: int = 0):
+                 head: int = 0, channels: int = 1):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Flatten(),                       # B x 1 x 28 x 28 -> B x 784
-            *_hidden(PIXELS, hidden, layers),   # B x 784 -> B x hidden (x layers)
+            nn.Flatten(),                                  # B x C x 28 x 28 -> B x C*784
+            *_hidden(channels * PIXELS, hidden, layers),   # B x C*784 -> B x hidden (x layers)
             nn.Linear(hidden, 1),               # B x hidden -> B x 1 (logit; D = sigmoid(logit))
         )
         self.embed = nn.Embedding(num_classes, hidden) if num_classes else None

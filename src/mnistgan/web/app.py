@@ -314,7 +314,7 @@ def _forge_pages(app: FastAPI, site: Site) -> None:
             with m.lock:
                 if t is None:
                     rows = generation.walk(m.G, m.config, steps, seed, digit)
-                    images.save_grid(buf, rows.reshape(-1, 28, 28), nrow=steps, scale=2)
+                    images.save_grid(buf, rows.reshape(-1, *rows.shape[2:]), nrow=steps, scale=2)
                 else:
                     import torch
 
@@ -368,14 +368,15 @@ def _judge(site: Site, name: str, body: bytes) -> dict[str, Any]:
 
     m = site.loaded(name)
     try:
-        frame = to_frame(io.BytesIO(body), max_pixels=MAX_UPLOAD_PIXELS)
+        frame = to_frame(io.BytesIO(body), max_pixels=MAX_UPLOAD_PIXELS, channels=m.config.channels)
     except Exception as e:
         raise HTTPException(422, f"not a readable image: {e}") from None
-    x = torch.from_numpy(np.array(frame)).float().div(255).view(1, 1, 28, 28)
+    x = torch.from_numpy(np.array(frame)).float().div(255).view(1, m.config.channels, 28, 28)
     with m.lock:
         if m.net is None:
             try:
-                key = open_dataset(m.config.dataset, m.config.data_dir, download=False, invert=m.config.invert).key
+                key = open_dataset(m.config.dataset, m.config.data_dir, download=False, invert=m.config.invert,
+                                   channels=m.config.channels).key
                 m.net = FeatureNet(key, name=m.config.dataset)
             except MnistganError as e:
                 m.net = e

@@ -1,0 +1,126 @@
+"""Stacked-MNIST: the dataset's construction (deterministic, as its recipe says), and the
+mode metric (1,000 triples read channel by channel) on real stacks and on a generator that
+draws only a few triples."""
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+
+from mnistgan import data, metrics
+from mnistgan.metrics.classifier import FeatureNet
+
+
+def test_stacks_follow_the_recipe_on_synthetic_digits():
+    """Stack i's red, green, blue digits are numpy's default_rng(seed).integers(0, N, (count, 3))
+    [i]; its label 100 r + 10 g + b; the same seed gives the same stacks."""
+    rng = np.random.default_rng(5)
+    digits = rng.integers(0, 256, (50, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, 50)
+    stacks, triples = data.stack_digits(digits, labels, 200, seed=7)
+    which = np.random.default_rng(7).integers(0, 50, size=(200, 3))
+    assert stacks.shape == (200, 3, 28, 28) and stacks.dtype == np.uint8
+    for i in (0, 1, 99, 199):
+        for c in range(3):
+            assert np.array_equal(stacks[i, c], digits[which[i, c]])
+        assert triples[i] == 100 * labels[which[i, 0]] + 10 * labels[which[i, 1]] + labels[which[i, 2]]
+    again, again_labels = data.stack_digits(digits, labels, 200, seed=7)
+    assert np.array_equal(again, stacks) and np.array_equal(again_labels, triples)
+    other, _ = data.stack_digits(digits, labels, 200, seed=8)
+    assert not np.array_equal(other, stacks)
+
+
+@pytest.fixture(scope="module")
+def stacked(mnist_dir):
+    return data.open_dataset("stacked-mnist", mnist_dir, download=False)
+
+
+@pytest.mark.integration
+def test_stacked_mnist_from_the_mnist_files(stacked, mnist_dir):
+    """Training stacks from training digits (seed 0), test stacks from test digits (seed 1),
+    sizes as stated; the labels (which depend only on MNIST's canonical labels and numpy's
+    generator) hash as recorded, on every machine."""
+    assert stacked.channels == 3 and stacked.num_classes == 1000 and stacked.classes[123] == "123"
+    train, train_labels = stacked.split("train")
+    test, test_labels = stacked.split("test")
+    assert train.shape == (60000, 3, 28, 28) and test.shape == (26000, 3, 28, 28)
+    digits, labels = data.load_split("mnist", "train", mnist_dir, download=False)
+    which = np.random.default_rng(0).integers(0, 60000, size=(60000, 3))
+    assert np.array_equal(train[:500], digits[which[:500]])
+    assert np.array_equal(train_labels, labels[which] @ np.array([100, 10, 1]))
+    tdigits, _ = data.load_split("mnist", "test", mnist_dir, download=False)
+    assert np.array_equal(test[:100], tdigits[np.random.default_rng(1).integers(0, 10000, size=(100, 3))])
+    assert hashlib.sha256(train_labels.astype(np.int64).tobytes()).hexdigest()[:16] == TRAIN_LABELS
+    assert hashlib.sha256(test_labels.astype(np.int64).tobytes()).hexdigest()[:16] == TEST_LABELS
+    assert len(np.unique(test_labels)) == 1000
+
+
+TRAIN_LABELS = "392c82ff3a6383ff"  # sha256 of the training stacks' labels (int64), first 16 hex digits
+TEST_LABELS = "98c83fd6722c926f"
+
+
+def test_mode_histogram_and_kl_against_hand_computation():
+    covered, kl = metrics.mode_histogram(np.array([0, 0, 1, 2]), k=4)
+    # q = (1/2, 1/4, 1/4, 0): KL(q || uniform) = 1/2 log 2 + 2 * 1/4 log 1 = 0.3466
+    assert covered == 3 and kl == pytest.approx(0.5 * np.log(2))
+    assert metrics.mode_histogram(np.arange(1000)) == (1000, pytest.approx(0.0, abs=1e-12))
+    # seven modes drawn equally: KL = log(1000 / 7), against uniform over all 1,000
+    assert metrics.mode_histogram(np.repeat([3, 50, 123, 321, 456, 789, 999], 10))[1] == pytest.approx(np.log(1000 / 7))
+
+
+def test_the_sampling_floor_is_the_multinomial_one():
+    """At n uniform draws over k modes the reverse KL is about (k - 1) / 2n, and the modes
+    covered about k (1 - e^(-n/k))."""
+    floor = metrics.sampling_floor(26000, draws=50)
+    assert floor["kl"] == pytest.approx(999 / 52000, rel=0.1)
+    assert floor["modes"] == pytest.approx(1000 * (1 - np.exp(-26)), abs=0.5)
+    small = metrics.sampling_floor(2000, draws=50)
+    assert small["modes"] == pytest.approx(1000 * (1 - np.exp(-2)), rel=0.02)
+
+
+@pytest.mark.integration
+def test_real_stacks_cover_every_mode_near_the_floor(stacked, mnist_dir):
+    test, labels = stacked.split("test")
+    result, _ = metrics.evaluate(test, "stacked-mnist", ["modes"], mnist_dir, download=False)
+    m = result["metrics"]["modes"]
+    assert m["modes"] == 1000 and m["n"] == 26000
+    assert m["real_stacks"]["modes"] == 1000 and m["real_stacks"]["read_right"] > 0.95
+    assert m["sampling_floor"]["kl"] < m["kl"] < 0.05    # above the floor (misreads), close to it
+    assert m["kl"] == pytest.approx(m["real_stacks"]["kl"])  # the same images
+
+
+@pytest.mark.integration
+def test_a_generator_of_a_few_triples_scores_exactly_them(mnist_dir):
+    """Forgeries that are stacks of well-read test digits of seven (asymmetric) triples only:
+    exactly 7 modes and KL log(1000/7); read with the channels swapped, or as their grey
+    mean, the count or the triples would differ."""
+    digits, labels = data.load_split("mnist", "test", mnist_dir, download=False)
+    net = FeatureNet("mnist")
+    _, probs = net(digits)
+    sure = (probs.argmax(1).numpy() == labels) & (probs.max(1).values.numpy() > 0.999)
+    triples = [(1, 2, 3), (3, 2, 1), (0, 0, 7), (7, 0, 0), (4, 5, 6), (9, 9, 9), (2, 8, 5)]
+    rng = np.random.default_rng(0)
+    stacks = []
+    for t in triples:
+        for _ in range(40):
+            stacks.append(np.stack([digits[rng.choice(np.flatnonzero(sure & (labels == d)))] for d in t]))
+    stacks = np.stack(stacks)
+    result, ctx = metrics.evaluate(stacks, "stacked-mnist", ["modes"], mnist_dir, download=False)
+    m = result["metrics"]["modes"]
+    assert m["modes"] == 7 and m["kl"] == pytest.approx(np.log(1000 / 7))
+    read = set(ctx.fake[1].argmax(1).tolist())
+    assert read == {100 * r + 10 * g + b for r, g, b in triples}          # red is the hundreds
+    assert 321 in read and 123 in read and 700 in read and 7 in read
+
+
+@pytest.mark.integration
+def test_per_channel_features_are_the_channels_side_by_side(mnist_dir):
+    digits, _ = data.load_split("mnist", "test", mnist_dir, download=False)
+    stacks = np.stack([digits[:20], digits[20:40], digits[40:60]], axis=1)   # 20 x 3 x 28 x 28
+    net, grey = FeatureNet("stacked-mnist"), FeatureNet("mnist")
+    feats, probs = net(stacks)
+    assert feats.shape == (20, 384) and probs.shape == (20, 1000)
+    for c in range(3):
+        torch.testing.assert_close(feats[:, 128 * c:128 * (c + 1)], grey(digits[20 * c:20 * (c + 1)])[0])
+    torch.testing.assert_close(probs.sum(1), torch.ones(20, dtype=torch.float64))
+    assert net.identity["name"] == "lenet-mnist-per-channel"
