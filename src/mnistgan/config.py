@@ -32,18 +32,18 @@ class TrainConfig:
     num_classes: int = field(default=10, metadata=FIXED)      # the dataset's classes (0: no labels); set from the dataset when training starts
     channels: int = field(default=1, metadata=FIXED)          # image channels: 1 (grey) or 3 (colour); set from the dataset (stacked-mnist: 3); folder:PATH with 3 keeps your images' colour
     # --- model: the networks -------------------------------------------------------------
-    model: str = field(default="mlp", metadata=FIXED)         # registered model family
+    model: str = field(default="mlp", metadata=FIXED)         # registered model family: mlp, dcgan, resnet
     z_dim: int = field(default=128, metadata=FIXED)           # noise size; z ~ N(0, 1)
     hidden: int = field(default=256, metadata=FIXED)          # hidden width of the MLP networks
     init_std: float = field(default=0.01, metadata=FIXED)     # mlp: weights ~ N(0, init_std), biases 0
-    layers: int = field(default=1, metadata=FIXED)            # mlp: hidden layers in each network
-    width: int = field(default=64, metadata=FIXED)            # dcgan: channels of G's last and D's first conv
+    layers: int = field(default=1, metadata=FIXED)            # mlp: hidden layers in each network; resnet: residual blocks at each resolution
+    width: int = field(default=64, metadata=FIXED)            # dcgan, resnet: channels of G's last and D's first conv (resnet: 2x and 4x at 14 x 14 and 7 x 7)
     conditional: bool = field(default=False, metadata=FIXED)  # class-conditional G (label embedding) and D (projection)
     info_code: bool = field(default=False, metadata=FIXED)    # unconditional: G also takes a 10-way categorical code that D's head must recover from the forgery (InfoGAN, Chen et al. 2016); uses no labels
     spectral_norm: bool = field(default=False, metadata=FIXED)  # dcgan: spectral norm on D's layers
     g_conditioning: str = field(default="concat", metadata=FIXED)  # dcgan, conditional: how G takes the class: concat (embedding beside z) or cbn (class-conditional batch norm at every layer)
     # --- objective: the losses and their regularisers ------------------------------------
-    objective: str = field(default="nonsaturating", metadata=FIXED)  # registered objective (see objectives.py)
+    objective: str = field(default="nonsaturating", metadata=FIXED)  # registered objective (see objectives.py): minimax, nonsaturating, lsgan, hinge, wgan-gp, relativistic, rpgan
     d_steps: int = field(default=1, metadata=FIXED)           # D steps per G step (each on its own real batch)
     label_smoothing: float = field(default=0.0, metadata=FIXED)  # one-sided: real target 1 - s (minimax, nonsaturating)
     mode_seeking: float = field(default=0.0, metadata=FIXED)  # MSGAN's mode-seeking term weight (Mao et al. 2019): G keeps same-class forgeries apart; 0: off

@@ -136,5 +136,5 @@ class ResNetDiscriminator(nn.Module):
         if self.embed is not None:
             if labels is None:
                 raise ValueError("this discriminator is conditional: pass class labels")
-            logit = logit + (self.embed(labels) * h).sum(1) / math.sqrt(h.shape[1])  # projection
+            logit = logit + (self.embed(labels) * h).sum(1) / math.sqrt(h.shape[1])  # projection, scaled by 1/sqrt(4w)
         return class_output(self, logit, h, classes)
