@@ -82,7 +82,7 @@ def test_string_overrides_are_coerced():
 def test_registry_names_match_the_builders():
     from mnistgan import data, models, objectives
 
-    assert set(registry.NAMES["dataset"]) == set(data.DATASETS)
+    assert set(registry.NAMES["dataset"]) == set(data.REGISTERED)
     assert set(registry.NAMES["model"]) == set(models.MODELS)
     assert set(registry.NAMES["objective"]) == set(objectives.OBJECTIVES)
     assert set(PRESETS) >= {"seed"}
@@ -103,6 +103,7 @@ def test_the_config_reads_by_concern_and_every_field_has_one():
     assert [name for names in CONCERNS.values() for name in names] == declared  # each once, in the order declared
     c = from_preset("dcgan")
     assert c.section("optimiser")["beta1"] == 0.5 and c.section("model")["model"] == "dcgan"
-    assert set(c.section("data")) == {"dataset", "data_dir", "download", "invert", "train_images", "num_classes"}
+    assert set(c.section("data")) == {"dataset", "data_dir", "download", "invert", "train_images", "num_classes",
+                                      "channels"}
     with pytest.raises(ConfigError, match="unknown concern"):
         c.section("misc")

@@ -70,7 +70,7 @@ def test_the_cache_serves_a_second_open_and_a_changed_image_is_converted_again(t
     first = data.open_dataset(f"folder:{root}")
     calls = []
     real = imagefolder.to_frame
-    monkeypatch.setattr(imagefolder, "to_frame", lambda *a: calls.append(a) or real(*a))
+    monkeypatch.setattr(imagefolder, "to_frame", lambda *a, **k: calls.append(a) or real(*a, **k))
     again = data.open_dataset(f"folder:{root}")
     assert calls == [] and again.key == first.key
     np.testing.assert_array_equal(again.split("train")[0], first.split("train")[0])

@@ -87,7 +87,7 @@ def test_evaluate_errors(tmp_path, capsys):
     assert "bad.npy is not a .npy file (no NumPy header)" in capsys.readouterr().err
     np.save(tmp_path / "wrong.npy", np.zeros((20, 32, 32), np.uint8))
     assert main(["evaluate", "--images", str(tmp_path / "wrong.npy"), "--metrics", "fid"]) == 1
-    assert "wrong.npy must be N x 28 x 28, got shape (20, 32, 32)" in capsys.readouterr().err
+    assert "wrong.npy must be N x 28 x 28 (grey) or N x 3 x 28 x 28 (colour), got shape (20, 32, 32)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("array, message", [

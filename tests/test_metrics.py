@@ -145,7 +145,7 @@ def test_unknown_metric_and_bad_images():
 
     with pytest.raises(MnistganError, match="unknown metric"):
         evaluate(np.zeros((20, 28, 28), np.uint8), metrics=["fid", "beauty"])
-    with pytest.raises(MnistganError, match=r"images must be N x 28 x 28, got shape \(5, 32, 32\)"):
+    with pytest.raises(MnistganError, match=r"images must be N x 28 x 28 \(grey\) or N x 3 x 28 x 28 \(colour\), got shape \(5, 32, 32\)"):
         Context(np.zeros((5, 32, 32), np.uint8), Reference())
     with pytest.raises(MnistganError, match="float images must lie in"):
         Context(np.full((20, 28, 28), 3.0), Reference())

@@ -310,6 +310,7 @@ def download_dataset(spec: DatasetSpec, folder: str | os.PathLike, progress: Pro
 # and KL are measured at the same count.
 STACKED = "stacked-mnist"
 STACKS = {"train": (60000, 0), "test": (26000, 1)}  # split -> (stacks, seed)
+REGISTERED = (*DATASETS, STACKED)  # the names --dataset takes besides folder:PATH and idx:PATH
 
 
 def stack_digits(images: np.ndarray, labels: np.ndarray, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -119,9 +119,9 @@ class FeatureNet:
             f, logits = self.net(chunk)
             p = F.softmax(logits.double(), dim=1)
             if self.per_channel > 1:  # (n x 3 channels) rows -> n rows: features side by side, joint probabilities
-                p = p.view(n, self.per_channel, -1)
+                p = p.view(n, self.per_channel, self.net.head.out_features)
                 p = torch.einsum("ni,nj,nk->nijk", p[:, 0], p[:, 1], p[:, 2]).reshape(n, -1)
-            feats.append(f.double().reshape(n, -1).cpu())
+            feats.append(f.double().reshape(n, self.features).cpu())  # (n may be 0: a process with no share)
             probs.append(p.cpu())
         if not feats:  # no images (a process with no share of the work)
             return (torch.zeros(0, self.features, dtype=torch.float64),
