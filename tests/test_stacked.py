@@ -124,3 +124,16 @@ def test_per_channel_features_are_the_channels_side_by_side(mnist_dir):
         torch.testing.assert_close(feats[:, 128 * c:128 * (c + 1)], grey(digits[20 * c:20 * (c + 1)])[0])
     torch.testing.assert_close(probs.sum(1), torch.ones(20, dtype=torch.float64))
     assert net.identity["name"] == "lenet-mnist-per-channel"
+
+
+@pytest.mark.integration
+def test_data_check_describes_the_stacks_and_its_classifier_is_mnists(mnist_dir, capsys):
+    from mnistgan.cli import main
+    from mnistgan.errors import MnistganError
+    from mnistgan.metrics.classifier import train_classifier
+
+    assert main(["data", "check", "--dataset", "stacked-mnist", "--data-dir", str(mnist_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "60000 stacks of three MNIST train digits (seed 0)" in out and "26000 stacks" in out
+    with pytest.raises(MnistganError, match="read channel by channel by the mnist classifier"):
+        train_classifier("stacked-mnist", mnist_dir)
