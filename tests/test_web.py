@@ -87,6 +87,18 @@ def shot(page, name: str, tmp_path: Path) -> Path:
     return path
 
 
+def draw_stroke_and_judge(page) -> None:
+    """On the police page: a vertical stroke on the pad, then the verdict asked for and awaited."""
+    box = page.locator("#pad").bounding_box()
+    page.mouse.move(box["x"] + 140, box["y"] + 40)
+    page.mouse.down()
+    for y in range(40, 250, 10):
+        page.mouse.move(box["x"] + 140, box["y"] + y)
+    page.mouse.up()
+    page.click("#judge")
+    page.wait_for_function("document.querySelector('#verdict').textContent.length > 0")
+
+
 def raw_get(base: str, path: str, method: str = "GET", body: bytes | None = None, headers=None):
     """A request sent as written: no client-side normalisation of .. or %2e%2e."""
     host, port = base.removeprefix("http://").split(":")
@@ -159,28 +171,14 @@ def test_a_colour_run_shows_its_story_forgeries_and_verdicts_in_colour(server, p
     status, body = raw_get(server, "/api/runs/colour/walk?steps=4")
     assert status == 200 and Image.open(io.BytesIO(body)).mode == "RGB"
     page.goto(server + "/runs/colour/police")       # D of three channels judges a drawing
-    box = page.locator("#pad").bounding_box()
-    page.mouse.move(box["x"] + 140, box["y"] + 40)
-    page.mouse.down()
-    for y in range(40, 250, 10):
-        page.mouse.move(box["x"] + 140, box["y"] + y)
-    page.mouse.up()
-    page.click("#judge")
-    page.wait_for_function("document.querySelector('#verdict').textContent.length > 0")
+    draw_stroke_and_judge(page)
     assert "looks real with probability" in page.inner_text("#verdict")
     assert page.errors == []
 
 
 def test_drawing_a_stroke_gets_a_verdict(server, page, tmp_path):
     page.goto(server + "/runs/digits/police")
-    box = page.locator("#pad").bounding_box()
-    page.mouse.move(box["x"] + 140, box["y"] + 40)
-    page.mouse.down()
-    for y in range(40, 250, 10):
-        page.mouse.move(box["x"] + 140, box["y"] + y)
-    page.mouse.up()
-    page.click("#judge")
-    page.wait_for_function("document.querySelector('#verdict').textContent.length > 0")
+    draw_stroke_and_judge(page)
     text = page.inner_text("#verdict")
     assert "looks real with probability" in text and "the classifier reads it as" in text
     shot(page, "police-verdict", tmp_path)
