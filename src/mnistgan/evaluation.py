@@ -57,9 +57,8 @@ def run(path: str, n: int | None = None, seed: int = 0, out: str | None = None, 
     run's newest checkpoint and scores them into out (default RUN/metrics.json, written under
     the run's lock). Under torchrun every process calls this; rank 0 returns the Evaluation,
     the others None. threads: the CPU thread count, or auto (threads.py)."""
-    if n is None:
-        n = STACKED_FORGERIES if (dataset or generation.read_config(path).dataset) == "stacked-mnist" else FORGERIES
-    check_count(n)
+    if n is not None:
+        check_count(n)
     with threads_.governed(threads):
         return _run(path, n, seed, out, metrics, dataset, data_dir, invert, device, force, progress)
 
@@ -72,6 +71,8 @@ def _run(path, n, seed, out, metrics, dataset, data_dir, invert, device, force, 
         device = distributed.device_for(device, place)
     G, config = generation.load_generator(path, device)  # the one read of the checkpoint
     dataset = dataset or config.dataset
+    if n is None:  # (the default depends on the dataset, known once the checkpoint is read)
+        n = STACKED_FORGERIES if dataset == "stacked-mnist" else FORGERIES
     invert = invert or (config.invert if dataset == config.dataset else "auto")
     data_dir = data_dir or config.data_dir
     fake = None

@@ -30,11 +30,6 @@ def is_colour(images: np.ndarray) -> bool:
     return images.ndim == 4
 
 
-def planar(images: np.ndarray) -> np.ndarray:
-    """uint8 images as N x C x 28 x 28 (grey: C = 1), a view."""
-    return images if is_colour(images) else images[:, None]
-
-
 def picture(image: np.ndarray) -> np.ndarray:
     """One image as a picture library draws it: H x W (grey) or H x W x C (colour, from C x H x W)."""
     return image.transpose(1, 2, 0) if image.ndim == 3 else image
