@@ -104,6 +104,6 @@ def test_the_config_reads_by_concern_and_every_field_has_one():
     c = from_preset("dcgan")
     assert c.section("optimiser")["beta1"] == 0.5 and c.section("model")["model"] == "dcgan"
     assert set(c.section("data")) == {"dataset", "data_dir", "download", "invert", "train_images", "num_classes",
-                                      "channels"}
+                                      "channels", "data_key"}
     with pytest.raises(ConfigError, match="unknown concern"):
         c.section("misc")

@@ -31,6 +31,7 @@ class TrainConfig:
     train_images: int = field(default=55000, metadata=FIXED)  # train on the first N training images (the tutorial's reader held out the last 5,000); capped at the dataset's size
     num_classes: int = field(default=10, metadata=FIXED)      # the dataset's classes (0: no labels); set from the dataset when training starts
     channels: int = field(default=1, metadata=FIXED)          # image channels: 1 (grey) or 3 (colour); set from the dataset (stacked-mnist: 3); folder:PATH with 3 keeps your images' colour
+    data_key: str | None = field(default=None, metadata=FIXED)  # the data's identity, set when training starts: the registered name, or folder-/idx- and the sha256 of its content; a resume on other data is refused
     # --- model: the networks -------------------------------------------------------------
     model: str = field(default="mlp", metadata=FIXED)         # registered model family: mlp, dcgan, resnet
     z_dim: int = field(default=128, metadata=FIXED)           # noise size; z ~ N(0, 1)
@@ -151,7 +152,7 @@ class TrainConfig:
 # `--set KEY` and every saved config.json and checkpoint name a field by its name alone, and
 # a key belongs to one concern only, so nesting would add a prefix to type and nothing else.
 CONCERNS: dict[str, tuple[str, ...]] = {
-    "data": ("dataset", "data_dir", "download", "invert", "train_images", "num_classes", "channels",),
+    "data": ("dataset", "data_dir", "download", "invert", "train_images", "num_classes", "channels", "data_key",),
     "model": ("model", "z_dim", "hidden", "init_std", "layers", "width", "conditional", "info_code", "spectral_norm", "g_conditioning",),
     "objective": ("objective", "d_steps", "label_smoothing", "mode_seeking", "diffaugment", "r1_gamma", "r2_gamma", "gp_lambda", "aux_weight", "aux_twin",),
     "optimiser": ("optimizer", "lr", "lr_d", "beta1", "beta2", "eps", "batch_size", "ema_half_life", "epochs", "max_images", "max_seconds",),

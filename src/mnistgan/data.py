@@ -517,13 +517,20 @@ class DeviceData:
 
 
 def training_set(config, device, resuming: bool = False, progress: Progress = None):
-    """(the training set on device as DeviceData, config with the dataset's class count and
-    train_images capped at its size, notices for the user). A resumed run's dataset must
-    still have the classes and images it trained with."""
+    """(the training set on device as DeviceData, config with the dataset's identity
+    (data_key), class count and train_images capped at its size, notices for the user). A
+    resumed run's dataset must be the one it trained with: the same identity (name, or the
+    content's hash for folder: and idx:), classes and images."""
     from .config import apply_overrides
 
     dataset = open_dataset(config.dataset, config.data_dir, download=config.download, invert=config.invert,
                            progress=progress, channels=config.channels)
+    if resuming and config.data_key is not None and dataset.key != config.data_key:
+        raise ConfigError(f"{config.dataset} is not the data this run trained on: the run's data is "
+                          f"{config.data_key}, this is {dataset.key}. Restore the run's data, or start a new run "
+                          "(nothing was changed).")
+    if not resuming and config.data_key != dataset.key:
+        config = apply_overrides(config, {"data_key": dataset.key})
     if dataset.channels != config.channels:
         if resuming or config.channels != 1:
             raise ConfigError(f"{config.dataset} has {dataset.channels} channel(s); this "

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import distributed, files, generation
+from . import distributed, files, generation, rundir
 from . import threads as threads_
 from .errors import MnistganError
 from .metrics import MAX_IMAGES, Reference, evaluate, read_images, report
@@ -66,6 +66,9 @@ def run(path: str, n: int | None = None, seed: int = 0, out: str | None = None, 
 def _run(path, n, seed, out, metrics, dataset, data_dir, invert, device, force, progress) -> Evaluation | None:
     place = distributed.current()
     target = Path(out or Path(path) / "metrics.json")
+    in_run = rundir.is_run(target.parent)  # a run folder: written under its lock, never through a link
+    if in_run:
+        rundir.check_layout(target.parent)
     _outputs(target, metrics, force)  # every process checks, so that all stop together
     if place.active:
         device = distributed.device_for(device, place)
@@ -91,6 +94,5 @@ def _run(path, n, seed, out, metrics, dataset, data_dir, invert, device, force, 
         imgs = generation.forge(G, config, n, seed)
     result, ctx = evaluate(np.asarray(imgs), dataset, metrics, data_dir, progress=progress, device=device,
                            fake=fake, invert=invert)
-    in_run = (target.parent / "config.json").is_file()  # a run folder: write under its lock
     with files.RunLock(target.parent) if in_run else contextlib.nullcontext():
-        return Evaluation(result, report.write(result, ctx, target, force))
+        return Evaluation(result, report.write(result, ctx, target, force, target.parent if in_run else None))

@@ -7,6 +7,7 @@ appending) is ignored on reading. This module knows nothing about models or runs
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import io
@@ -22,6 +23,9 @@ from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator
 
 from .errors import CheckpointError
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 
 
 def _umask() -> int:
@@ -75,8 +79,13 @@ def _publish(tmp: str, path: Path, overwrite: bool) -> None:
     os.unlink(tmp)
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes, overwrite: bool = True) -> None:
-    """Writes data to path so that path holds either its old content or all of data."""
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, overwrite: bool = True,
+                       root: str | os.PathLike | None = None) -> None:
+    """Writes data to path so that path holds either its old content or all of data. Given
+    root (a run folder), through write_inside: never through a link, and into a real folder
+    of the run."""
+    if root is not None:
+        return write_bytes_inside(root, path, data)
     with atomic_file(path, overwrite) as f:
         f.write(data)
 
@@ -106,9 +115,9 @@ def refuse_existing(paths: Iterable[str | os.PathLike], force: bool = False) -> 
 
 
 def write_json(path: str | os.PathLike, value: Any, indent: int | None = 2, sort_keys: bool = False,
-               overwrite: bool = True) -> None:
-    """One JSON document, written atomically, with a final newline."""
-    atomic_write_bytes(path, (json.dumps(value, indent=indent, sort_keys=sort_keys) + "\n").encode(), overwrite)
+               overwrite: bool = True, root: str | os.PathLike | None = None) -> None:
+    """One JSON document, written atomically, with a final newline (root: atomic_write_bytes)."""
+    atomic_write_bytes(path, (json.dumps(value, indent=indent, sort_keys=sort_keys) + "\n").encode(), overwrite, root)
 
 
 def write_npy(path: str | os.PathLike, array, overwrite: bool = True) -> None:
@@ -136,17 +145,23 @@ def write_npy_chunks(path: str | os.PathLike, shape: tuple[int, ...], chunks: It
             raise ValueError(f"wrote {written} values for shape {shape}")
 
 
-def append_jsonl(path: str | os.PathLike, row: dict[str, Any]) -> None:
-    """Appends one row and makes it durable before returning."""
-    with open(path, "a") as f:
-        f.write(json.dumps(row) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+def append_jsonl(path: str | os.PathLike, row: dict[str, Any], root: str | os.PathLike | None = None) -> None:
+    """Appends one row and makes it durable before returning. The file is opened without
+    following a link and must be a regular file (a link or a FIFO in its place is refused,
+    never written through); given root, path's folder must be a real folder inside it
+    (dir_inside)."""
+    path = Path(path)
+    with dir_inside(root if root is not None else path.parent, path.parent) as folder:
+        fd = _open_regular(path.name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, folder, path)
+        with os.fdopen(fd, "a") as f:
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
 
 
-def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> None:
-    """Replaces a JSON-lines file with rows, atomically."""
-    atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in rows).encode())
+def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]], root: str | os.PathLike | None = None) -> None:
+    """Replaces a JSON-lines file with rows, atomically (root: atomic_write_bytes)."""
+    atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in rows).encode(), root=root)
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -182,6 +197,27 @@ def inside(root: str | os.PathLike, path: str | os.PathLike) -> Path:
     return real
 
 
+def open_inside(root: str | os.PathLike, path: str | os.PathLike) -> int:
+    """A read-only fd of `path` when it is a regular file inside `root` once every link is
+    resolved; a FIFO (opened non-blocking, to be told apart), a device, a socket, a link
+    leading out or a NUL byte is refused (OSError) without a byte read. The caller closes it."""
+    real = inside(root, path)
+    fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | _NOFOLLOW | getattr(os, "O_NOCTTY", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, f"{path} is not a regular file")
+    return fd
+
+
+def pread_exactly(fd: int, count: int, offset: int) -> bytes:
+    """count bytes of fd from offset (fewer only at its end), read in pieces."""
+    parts, done = [], 0
+    while done < count and (piece := os.pread(fd, min(count - done, 1 << 24), offset + done)):
+        parts.append(piece)
+        done += len(piece)
+    return b"".join(parts)
+
+
 def read_inside(root: str | os.PathLike, path: str | os.PathLike, limit: int, tail: bool = False) -> bytes:
     """The bytes of `path` when it is a regular file inside `root` once every link is
     resolved: at most `limit` bytes (tail: its last `limit` bytes, from the start of a line;
@@ -189,12 +225,9 @@ def read_inside(root: str | os.PathLike, path: str | os.PathLike, limit: int, ta
     a name with a NUL byte is refused without being opened for reading (a FIFO is opened
     non-blocking, to be told apart), so a hostile file can neither block the reader nor feed
     it without end. Raises FileNotFoundError when absent, OSError with the reason otherwise."""
-    real = inside(root, path)
-    fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NOCTTY", 0))
+    fd = open_inside(root, path)
     try:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise OSError(errno.EINVAL, f"{path} is not a regular file")
         if info.st_size > limit and not tail:
             raise OSError(errno.EFBIG, f"{path} holds {info.st_size:,} bytes, more than the {limit:,} read")
         cut = info.st_size > limit  # (tail only: the first line read is then a part of one)
@@ -213,6 +246,127 @@ def read_inside(root: str | os.PathLike, path: str | os.PathLike, limit: int, ta
     if cut:
         data = data[data.find(b"\n") + 1:] if b"\n" in data else b""
     return data
+
+
+# ------------------------------------------------------------------ writing inside a run
+# A run folder may come from someone else (a zip, a shared disk): every file the project
+# writes there is created through a directory fd opened without following links, so a link
+# planted where a run file or sub-folder should be is refused, never written through.
+class RunFileError(CheckpointError):
+    """A run folder holds a link or a non-regular file where a run file or folder should be."""
+
+
+def _refused(path: str | os.PathLike, what: str) -> RunFileError:
+    return RunFileError(f"{path} is {what} where the run keeps a regular file or folder; "
+                        "nothing was written through it (remove it, or use another run folder)")
+
+
+def _kind(mode: int) -> str:
+    return ("a link" if stat.S_ISLNK(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a folder"
+            if stat.S_ISDIR(mode) else "a device or socket")
+
+
+@contextmanager
+def dir_inside(root: str | os.PathLike, folder: str | os.PathLike) -> Iterator[int]:
+    """An fd of `folder`, a real folder at or below `root` reached without following any
+    link past root (root itself may be a link: the user named it). RunFileError when a part
+    of the way is a link or not a folder; FileNotFoundError when it does not exist."""
+    root, folder = Path(root), Path(folder)
+    rel = os.path.relpath(folder, root)
+    if rel == ".":
+        parts: tuple[str, ...] = ()
+    elif rel.startswith(".."):
+        raise _refused(folder, f"outside {root}")
+    else:
+        parts = Path(rel).parts
+    fd = os.open(root, os.O_RDONLY | _DIRECTORY)
+    try:
+        here = root
+        for part in parts:
+            here = here / part
+            try:
+                nxt = os.open(part, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | os.O_NONBLOCK, dir_fd=fd)
+            except OSError as e:
+                if e.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise _refused(here, _kind(os.lstat(part, dir_fd=fd).st_mode)) from None
+                raise
+            os.close(fd)
+            fd = nxt
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _open_regular(name: str, flags: int, dir_fd: int, shown: str | os.PathLike) -> int:
+    """name in dir_fd opened without following a link; refused unless a regular file."""
+    try:
+        fd = os.open(name, flags | _NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0), 0o666, dir_fd=dir_fd)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise _refused(shown, "a link") from None
+        if e.errno in (errno.ENXIO, errno.EISDIR):
+            raise _refused(shown, _kind(os.lstat(name, dir_fd=dir_fd).st_mode)) from None
+        raise
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise _refused(shown, _kind(mode))
+    return fd
+
+
+def check_run_file(root: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Refuses (RunFileError) a link or non-regular file at path, or a link or non-folder on
+    the way to it from root; an absent file (or folder) is fine."""
+    path = Path(path)
+    try:
+        with dir_inside(root, path.parent) as folder:
+            mode = os.lstat(path.name, dir_fd=folder).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        raise _refused(path, _kind(mode))
+
+
+@contextmanager
+def write_inside(root: str | os.PathLike, path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """A binary file to write at path, a file of the run folder root: written to a temporary
+    file beside it and renamed over it (atomic and durable, as atomic_file), all through the
+    fd of its folder (dir_inside), so that neither a linked sub-folder nor a link or FIFO at
+    path is followed: those are refused (RunFileError) before anything is written."""
+    path = Path(path)
+    with dir_inside(root, path.parent) as folder:
+        try:
+            mode = os.lstat(path.name, dir_fd=folder).st_mode
+            if not stat.S_ISREG(mode):
+                raise _refused(path, _kind(mode))
+        except FileNotFoundError:
+            pass
+        tmp = f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o666 & ~_umask(), dir_fd=folder)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                yield f
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path.name, src_dir_fd=folder, dst_dir_fd=folder)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=folder)
+            raise
+        with contextlib.suppress(OSError):  # make the rename durable
+            os.fsync(folder)
+
+
+def write_bytes_inside(root: str | os.PathLike, path: str | os.PathLike, data: bytes) -> None:
+    with write_inside(root, path) as f:
+        f.write(data)
+
+
+def unlink_inside(root: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Removes the name path (never what a link there points at) through its folder's fd."""
+    path = Path(path)
+    with dir_inside(root, path.parent) as folder, contextlib.suppress(FileNotFoundError):
+        os.unlink(path.name, dir_fd=folder)
 
 
 def remove_stale_temporaries(folder: str | os.PathLike) -> None:
@@ -242,7 +396,10 @@ class RunLock:
         self.fd: int | None = None
 
     def acquire(self) -> "RunLock":
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        # Never through a link, never a FIFO: a .lock planted as a link to someone's file
+        # would otherwise be truncated and overwritten with the holder's name.
+        with dir_inside(self.path.parent, self.path.parent) as folder:
+            fd = _open_regular(self.NAME, os.O_RDWR | os.O_CREAT, folder, self.path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

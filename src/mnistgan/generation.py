@@ -93,12 +93,6 @@ def recalibrate_batch_norm(G: torch.nn.Module, config: TrainConfig, device, batc
     G.train(was_training)
 
 
-def read_config(run_or_checkpoint: str | os.PathLike) -> TrainConfig:
-    """The config a run (its newest loadable checkpoint) or a checkpoint file was trained with."""
-    path, _, meta = ckpt.open_checkpoint(run_or_checkpoint)
-    return ckpt.config_of(path, meta)
-
-
 def load_generator(run_or_checkpoint: str | os.PathLike, device: str = "cpu") -> tuple[torch.nn.Module, TrainConfig]:
     """(generator in eval mode, config) from a run folder's newest loadable checkpoint or a
     checkpoint file: the EMA generator when the run kept one (its batch-norm statistics
@@ -118,22 +112,28 @@ class Networks:
 
 def load_networks(run_or_checkpoint: str | os.PathLike, device: str = "cpu", discriminator: bool = True) -> Networks:
     """G (and D in eval mode, unless discriminator=False) from one read of a checkpoint file,
-    or of a run's newest checkpoint that loads (checkpoint.open_checkpoint)."""
+    or of a run's newest checkpoint that loads (checkpoint.open_checkpoint): one whose
+    config or tensors do not fit is skipped there, before anything is allocated for it."""
     from . import models
 
-    path, tensors, meta = ckpt.open_checkpoint(run_or_checkpoint)
-    config = ckpt.config_of(path, meta)
-    G, D = models.build(config)
-    sampled = ckpt.sampled_generator(tensors)
-    ckpt.load_module(sampled, G, tensors, path)
-    dev = runtime.resolve_device(device)
-    G = G.to(dev)
-    if sampled == ckpt.G_EMA:
-        recalibrate_batch_norm(G, config, dev)
+    def restore(path: Path, tensors: dict, meta: dict) -> tuple[Networks, bool]:
+        config = ckpt.config_of(path, meta)
+        G, D = models.build(config)
+        sampled = ckpt.sampled_generator(tensors)
+        ckpt.load_module(sampled, G, tensors, path)
+        if discriminator:
+            ckpt.load_module(ckpt.D, D, tensors, path)
+        return Networks(path, G, D if discriminator else None, config), sampled == ckpt.G_EMA
+
+    dev = runtime.resolve_device(device)  # (a bad device fails before anything is read)
+    _, (nets, ema) = ckpt.open_checkpoint(run_or_checkpoint, models.layout, restore)
+    nets.G = nets.G.to(dev)
+    if ema:
+        recalibrate_batch_norm(nets.G, nets.config, dev)
+    nets.G.eval()
     if discriminator:
-        ckpt.load_module(ckpt.D, D, tensors, path)
-        D = D.to(dev).eval()
-    return Networks(path, G.eval(), D if discriminator else None, config)
+        nets.D = nets.D.to(dev).eval()
+    return nets
 
 
 MAX_SAMPLES = 10_000_000   # forgeries one request may ask for (7.8 GB as uint8)

@@ -82,8 +82,8 @@ def save_strip(path: str | os.PathLike, images: np.ndarray) -> Path:
     for ax, img in zip(axes, images):
         ax.set_axis_off()
         ax.imshow(picture(img).astype(np.float32) / 255.0)  # (colour images are drawn in their own colours)
-    fig.savefig(path, bbox_inches="tight")
-    return Path(path)
+    fig.savefig(path, bbox_inches="tight", format="png")
+    return path
 
 
 def save_gif(path: str | os.PathLike, frames: Sequence[np.ndarray], ms_per_frame: int = 150) -> Path:
@@ -91,8 +91,8 @@ def save_gif(path: str | os.PathLike, frames: Sequence[np.ndarray], ms_per_frame
     palette of its own colours); the last frame is held longer."""
     pics = [Image.fromarray(f).convert("P") if f.ndim == 2 else Image.fromarray(f).quantize(256) for f in frames]
     durations = [ms_per_frame] * (len(pics) - 1) + [max(ms_per_frame, 1500)]
-    pics[0].save(path, save_all=True, append_images=pics[1:], duration=durations, loop=0)
-    return Path(path)
+    pics[0].save(path, format="GIF", save_all=True, append_images=pics[1:], duration=durations, loop=0)
+    return path
 
 
 def save_progress_sheet(path: str | os.PathLike, rows: Sequence[tuple[int, np.ndarray]]) -> Path:
@@ -110,8 +110,8 @@ def save_progress_sheet(path: str | os.PathLike, rows: Sequence[tuple[int, np.nd
     for side in ax.spines.values():
         side.set_visible(False)
     ax.set_title("Forgeries of one fixed noise batch, epoch by epoch", fontsize=10)
-    fig.savefig(path, bbox_inches="tight", dpi=100)
-    return Path(path)
+    fig.savefig(path, bbox_inches="tight", dpi=100, format="png")
+    return path
 
 
 def save_losses(path: str | os.PathLike, rows: Sequence[dict]) -> Path:
@@ -139,8 +139,8 @@ def save_losses(path: str | os.PathLike, rows: Sequence[dict]) -> Path:
         axes[2].set_xlabel("epoch")
         axes[2].set_title("FID (lower is better)")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    return Path(path)
+    fig.savefig(path, dpi=100, format="png")
+    return path
 
 
 def save_real_vs_fake(path: str | os.PathLike, real: np.ndarray, fake: np.ndarray, nrow: int = 10) -> Path:
@@ -151,8 +151,8 @@ def save_real_vs_fake(path: str | os.PathLike, real: np.ndarray, fake: np.ndarra
         ax.set_axis_off()
         ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    return Path(path)
+    fig.savefig(path, dpi=100, format="png")
+    return path
 
 
 def save_novelty(path, forgeries: np.ndarray, train: np.ndarray, dists, idxs,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -46,8 +47,9 @@ def free_run_dir(base: str | os.PathLike) -> Path:
 
 
 def _contents(path: Path) -> list[Path]:
-    """What a folder holds besides its lock file."""
-    return [p for p in path.iterdir() if p.name != RunLock.NAME]
+    """What a folder holds besides its lock file (a `.lock` that is a link, a FIFO or a
+    folder is not a lock file: it counts as content)."""
+    return [p for p in path.iterdir() if not (p.name == RunLock.NAME and p.is_file() and not p.is_symlink())]
 
 
 def check_run_dir(path: Path) -> None:
@@ -86,16 +88,53 @@ def make(path: Path) -> RunLock:
 def remove_unstarted(path: Path, lock: RunLock) -> None:
     """Removes what a run that failed before its first checkpoint made, so that the same
     command can simply be run again; the folder itself only if it is then empty."""
-    for item in _contents(path):
-        shutil.rmtree(item) if item.is_dir() else item.unlink(missing_ok=True)
+    for item in _contents(path):  # (a link is removed itself, never what it leads to)
+        shutil.rmtree(item) if item.is_dir() and not item.is_symlink() else item.unlink(missing_ok=True)
     lock.path.unlink(missing_ok=True)
     lock.release()
     with contextlib.suppress(OSError):
         path.rmdir()
 
 
+# What a run writes at its top level (pictures are listed where they are drawn): each must be
+# a regular file or absent, and SAMPLES and CHECKPOINTS real folders inside the run.
+FILES = (CONFIG, LOG, RESUMES, "metrics.json", "novelty.png", "progress.gif", "progress.png", "losses.png",
+         "real_vs_fake.png")
+
+
+def check_layout(run: Path) -> None:
+    """Refuses (files.RunFileError, one line naming it) a run folder where a file the run
+    writes is a link, a FIFO or a folder, or where samples/ or checkpoints/ is not a real
+    folder inside the run: checked before a resume or an evaluation writes anything."""
+    files.check_run_file(run, run / RunLock.NAME)
+    for name in FILES:
+        files.check_run_file(run, run / name)
+    for sub in (SAMPLES, CHECKPOINTS, "tensorboard"):
+        try:
+            with files.dir_inside(run, run / sub):
+                pass
+        except FileNotFoundError:
+            pass
+
+
+def writing(run: Path, rel: str):
+    """A binary file to write as the run's file rel (files.write_inside)."""
+    return files.write_inside(run, run / rel)
+
+
 def write_config(run: Path, config: dict[str, Any]) -> None:
-    files.write_json(run / CONFIG, config, sort_keys=True)
+    files.write_json(run / CONFIG, config, sort_keys=True, root=run)
+
+
+GRID = re.compile(r"grid-(\d{1,9})\.png")  # an epoch's grid; any other name is not one
+
+
+def grids(run: Path) -> list[tuple[int, Path]]:
+    """(epoch, path) of the run's fixed-noise grids that are regular files, by epoch as a
+    number (grid-1000 after grid-999, not before grid-101)."""
+    found = [(int(m.group(1)), p) for p in (Path(run) / SAMPLES).glob("grid-*.png")
+             if (m := GRID.fullmatch(p.name)) and p.is_file() and not p.is_symlink()]
+    return sorted(found)
 
 
 def read_log(run: str | os.PathLike) -> list[dict[str, Any]]:
@@ -104,7 +143,7 @@ def read_log(run: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def append_row(run: Path, row: dict[str, Any]) -> None:
-    files.append_jsonl(run / LOG, row)
+    files.append_jsonl(run / LOG, row, root=run)
 
 
 def keep_rows_before(run: Path, images_seen: int, finished: bool) -> list[dict[str, Any]]:
@@ -113,10 +152,10 @@ def keep_rows_before(run: Path, images_seen: int, finished: bool) -> list[dict[s
     rows kept."""
     rows = [r for r in read_log(run) if r["images_seen"] < images_seen or
             (r["images_seen"] == images_seen and not (r["partial"] and not finished))]
-    files.write_jsonl(run / LOG, rows)
+    files.write_jsonl(run / LOG, rows, root=run)
     return rows
 
 
 def record_resume(run: Path, checkpoint: str, images_seen: int, changes: dict[str, Any]) -> None:
-    files.append_jsonl(run / RESUMES, {"checkpoint": checkpoint, "images_seen": images_seen,
+    files.append_jsonl(run / RESUMES, root=run, row={"checkpoint": checkpoint, "images_seen": images_seen,
                                        "changes": {k: changes[k] for k in sorted(changes)}})

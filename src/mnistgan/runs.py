@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import torch
 
 from . import checkpoint as ckpt
-from . import distributed, files, rundir, runtime
+from . import distributed, files, models, rundir, runtime
 from .callbacks import Callback, ConsoleReport, ProgressBar, QualityProbe, RunFolder, TensorBoardLog, progress_bar
 from .config import TrainConfig, apply_overrides, fixed_fields
 from .data import DeviceData, training_set
@@ -190,6 +190,8 @@ def resume(run: str | os.PathLike, overrides: dict[str, Any] | None = None,
             raise ConfigError(f"--resume continues a run in its own folder with its own preset; "
                               f"{key} cannot be set (nothing was changed)")
     main = distributed.current().main  # under torchrun every process loads, rank 0 alone writes
+    if main:
+        rundir.check_layout(run)  # a link or FIFO where the run writes: refused before anything is written
     with RunLock(run) if main else contextlib.nullcontext():
         return _resume(run, overrides, callbacks, main, tune_malloc)
 
@@ -202,6 +204,8 @@ def _restorer(run: Path, overrides: dict[str, Any] | None, console: Sequence[Cal
         wanted = apply_overrides(saved, {k: v for k, v in (overrides or {}).items() if v is not None})
         changes = {k: v for k, v in wanted.to_dict().items() if v != getattr(saved, k)}
         refused = sorted(set(changes) & fixed_fields())
+        if saved.data_key is None and "dataset" in changes:  # (a run from before the data's identity was kept)
+            refused.append("dataset")
         if refused:
             detail = ", ".join(f"{k} (run: {getattr(saved, k)!r}, asked: {changes[k]!r})" for k in refused)
             raise ConfigError(f"cannot change {detail} when resuming: it changes the run's maths. "
@@ -231,7 +235,8 @@ def _resume(run: Path, overrides: dict[str, Any] | None, callbacks: Sequence[Cal
             main: bool, tune_malloc: bool) -> Trainer:
     console = [ConsoleReport()] if main else []
     path, (trainer, changes) = ckpt.newest_loadable(run, _restorer(run, overrides, console),
-                                                    on_skip=lambda message: _tell(console, message))
+                                                    on_skip=lambda message: _tell(console, message),
+                                                    layout=models.layout)
     config = trainer.config
     data, _, notices = _data(config, trainer.device, resuming=True)
     if not main:

@@ -24,13 +24,18 @@ class RunFolder(Callback):
         self.checkpoints = self.path / rundir.CHECKPOINTS
         self.real_examples = real_examples  # 100 x 28 x 28 (colour: 100 x 3 x 28 x 28) uint8 for real_vs_fake.png
 
+    def _picture(self, rel: str, draw, *args) -> None:
+        """draw(file, *args) into the run's file rel, never through a link (rundir.writing)."""
+        with rundir.writing(self.path, rel) as f:
+            draw(f, *args)
+
     def on_epoch_end(self, trainer, row):
         c, e = trainer.config, row["epoch"]
         rundir.append_row(self.path, row)
-        images.save_grid(self.samples / f"grid-{e:03d}.png", images.to_uint8(trainer.generate_fixed()))
+        self._picture(f"{rundir.SAMPLES}/grid-{e:03d}.png", images.save_grid, images.to_uint8(trainer.generate_fixed()))
         if e == 1 or e % c.strip_every == 0 or row["images_seen"] >= c.total_images or row["partial"]:
             z = trainer.make_noise(10, runtime.derived_seed(c.seed, runtime.STRIP_NOISE, e))  # conditional: 0..9
-            images.save_strip(self.samples / f"{e:03d}.png", images.to_uint8(trainer.generate(z)))
+            self._picture(f"{rundir.SAMPLES}/{e:03d}.png", images.save_strip, images.to_uint8(trainer.generate(z)))
         self.save_checkpoint(trainer)
 
     def on_interrupt(self, trainer):
@@ -38,22 +43,21 @@ class RunFolder(Callback):
 
     def save_checkpoint(self, trainer) -> Path:
         tensors, meta = trainer.state()
-        path = ckpt.save(self.checkpoints / ckpt.filename(trainer.images_seen), tensors, meta)
-        ckpt.prune(self.checkpoints, trainer.config.keep_checkpoints)
+        path = ckpt.save(self.checkpoints / ckpt.filename(trainer.images_seen), tensors, meta, root=self.path)
+        ckpt.prune(self.checkpoints, trainer.config.keep_checkpoints, root=self.path)
         return path
 
     def on_train_end(self, trainer):
         c = trainer.config
         rows = rundir.read_log(self.path)
-        grids = sorted(self.samples.glob("grid-*.png"))
+        grids = rundir.grids(self.path)  # (epoch, path), by epoch as a number
         if grids:
-            images.save_gif(self.path / "progress.gif", [images.read_picture(p) for p in grids])
-            last = int(grids[-1].stem.split("-")[1])
-            wanted = sorted({1, last, *range(c.strip_every, last + 1, c.strip_every)})
-            sheet = [(e, images.grid_row(images.read_picture(self.samples / f"grid-{e:03d}.png"), c.takes_labels))
-                     for e in wanted if (self.samples / f"grid-{e:03d}.png").exists()]
-            images.save_progress_sheet(self.path / "progress.png", sheet)
+            self._picture("progress.gif", images.save_gif, [images.read_picture(p) for _, p in grids])
+            last = grids[-1][0]
+            wanted = {1, last, *range(c.strip_every, last + 1, c.strip_every)}
+            sheet = [(e, images.grid_row(images.read_picture(p), c.takes_labels)) for e, p in grids if e in wanted]
+            self._picture("progress.png", images.save_progress_sheet, sheet)
         if rows:
-            images.save_losses(self.path / "losses.png", rows)
-        images.save_real_vs_fake(self.path / "real_vs_fake.png", self.real_examples,
-                                 images.to_uint8(trainer.generate_fixed()))
+            self._picture("losses.png", images.save_losses, rows)
+        self._picture("real_vs_fake.png", images.save_real_vs_fake, self.real_examples,
+                      images.to_uint8(trainer.generate_fixed()))

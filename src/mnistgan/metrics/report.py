@@ -17,15 +17,18 @@ def outputs(out: str | os.PathLike, metrics: list[str] | None = None) -> list[Pa
     return [out] + ([figure] if metrics is None or "memorization" in metrics else [])
 
 
-def write(result: dict, ctx: Context, out: str | os.PathLike, force: bool = False) -> list[Path]:
+def write(result: dict, ctx: Context, out: str | os.PathLike, force: bool = False,
+          run: str | os.PathLike | None = None) -> list[Path]:
     """Writes result as JSON to out and, when the memorization metric ran, novelty.png beside
-    it; returns the paths written. Existing files are replaced only with force."""
+    it; returns the paths written. Existing files are replaced only with force. Given run
+    (out is inside that run folder, written under its lock): never through a link there
+    (files.write_inside)."""
     out = Path(out)
     paths = outputs(out, list(result["metrics"]))
     files.refuse_existing(paths, force)
-    files.write_json(out, result, overwrite=force)
+    files.write_json(out, result, overwrite=force, root=run)
     if "nearest" in ctx.extras:
-        with files.atomic_file(paths[1], overwrite=force) as f:
+        with (files.write_inside(run, paths[1]) if run is not None else files.atomic_file(paths[1], overwrite=force)) as f:
             images.save_novelty(f, ctx.images, ctx.train[0], *ctx.extras["nearest"])
     return paths
 

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from typing import Callable
 
+import torch
 from torch import nn
+
+from ..errors import ConfigError
 
 from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .mlp import MLPDiscriminator, MLPGenerator
@@ -51,10 +54,42 @@ def _resnet(c) -> tuple[nn.Module, nn.Module]:
 MODELS: dict[str, Callable[..., tuple[nn.Module, nn.Module]]] = {"mlp": _mlp, "dcgan": _dcgan, "resnet": _resnet}
 
 
+# Parameters G and D may have together (1 GB of fp32 weights; training holds about four
+# times that with gradients and Adam's moments). Each setting is bounded on its own in
+# config.py, but together they can ask for far more (an MLP of 16 layers of 16,384: 4.3
+# billion), so the networks are sized before anything is allocated.
+MAX_PARAMETERS = 250_000_000
+
+
+def _on_meta(config) -> tuple[nn.Module, nn.Module]:
+    """The networks with every tensor on the meta device: shapes without memory or time. The
+    global RNG is left as it was (the real build draws from it)."""
+    with torch.random.fork_rng(devices=[]), torch.device("meta"):
+        return MODELS[config.model](config)
+
+
+def layout(config) -> dict[str, tuple[int, ...]]:
+    """{checkpoint tensor name: shape} of the networks a config builds (G.*, D.*, and G_ema.*
+    when the run keeps an EMA of G), computed without allocating; ConfigError past the size
+    bound. What checkpoint.load compares a file's header with before reading its tensors."""
+    G, D = _on_meta(config)
+    count = sum(p.numel() for net in (G, D) for p in net.parameters())
+    if count > MAX_PARAMETERS:
+        raise ConfigError(f"{config.model} networks of these settings would hold {count:,} parameters "
+                          f"together; at most {MAX_PARAMETERS:,} are allowed (lower hidden, layers, width or z_dim)")
+    shapes = {f"G.{k}": tuple(v.shape) for k, v in G.state_dict().items()}
+    shapes.update({f"D.{k}": tuple(v.shape) for k, v in D.state_dict().items()})
+    if config.ema_half_life:
+        shapes.update({f"G_ema.{k}": tuple(v.shape) for k, v in G.state_dict().items()})
+    return shapes
+
+
 def build(config) -> tuple[nn.Module, nn.Module]:
-    """(generator, discriminator) for config.model, initialised from the global torch RNG."""
+    """(generator, discriminator) for config.model, initialised from the global torch RNG;
+    sized first (layout), so that settings past the bound fail before any allocation."""
+    layout(config)
     return MODELS[config.model](config)
 
 
-__all__ = ["MODELS", "build", "MLPGenerator", "MLPDiscriminator", "DCGANGenerator", "DCGANDiscriminator",
+__all__ = ["MODELS", "MAX_PARAMETERS", "build", "layout", "MLPGenerator", "MLPDiscriminator", "DCGANGenerator", "DCGANDiscriminator",
            "ResNetGenerator", "ResNetDiscriminator"]

@@ -22,14 +22,13 @@ from typing import Any, Callable
 
 from .. import files
 from ..config import TrainConfig
-from ..rundir import LOG
+from ..rundir import GRID, LOG
 
 STYLE = (Path(__file__).parent / "static" / "style.css")
 SCRIPT = (Path(__file__).parent / "static" / "app.js")
 
 
 CONFIG_LIMIT, METRICS_LIMIT, PICTURE_LIMIT, LOG_LIMIT = 1 << 20, 4 << 20, 64 << 20, 8 << 20
-GRID = re.compile(r"grid-(\d{1,9})\.png")  # an epoch's grid; any other name is not one
 
 
 def esc(value: Any) -> str:

@@ -1,0 +1,261 @@
+"""A run folder someone sent you (a zip, a shared disk) must never destroy your files: every
+write into a run refuses links and non-regular files, checkpoints are read like every other
+run file (regular, inside the run, sized from their header before their tensors, their
+networks sized before anything is allocated), and a resume refuses other data. Each test
+here failed on the code before these rules."""
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mnistgan import checkpoint as ckpt
+from mnistgan.config import from_preset
+from mnistgan.errors import CheckpointError, ConfigError, MnistganError
+
+from conftest import make_dataset
+
+THESIS = b"\\documentclass{article} my thesis, five years of work\n"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny finished run (seed preset, 2 epochs of 500 synthetic images) and its data."""
+    from mnistgan.runs import train
+
+    root = tmp_path_factory.mktemp("hostile")
+    data = make_dataset(root / "data", n_train=500, n_test=100)
+    config = from_preset("seed", {"train_images": 500, "batch_size": 100, "epochs": 2, "progress": False,
+                                  "out": str(root / "run"), "device": "cpu", "dataset": f"idx:{data}",
+                                  "keep_checkpoints": 2})
+    train(config)
+    return root / "run", data
+
+
+@pytest.fixture
+def run(trained, tmp_path):
+    """A fresh copy of the trained run, its config pointing at itself."""
+    copy = tmp_path / "run"
+    shutil.copytree(trained[0], copy)
+    return copy
+
+
+@pytest.fixture
+def thesis(tmp_path):
+    path = tmp_path / "thesis.tex"
+    path.write_bytes(THESIS)
+    return path
+
+
+def resume(run: Path, **overrides):
+    from mnistgan.runs import resume as resume_
+
+    return resume_(run, {"epochs": 3, "progress": False, **overrides})
+
+
+# --------------------------------------------------------------------------- writes
+def test_a_linked_lock_is_not_an_empty_folder_and_is_never_written(tmp_path, thesis, trained):
+    from mnistgan.runs import train
+
+    out = tmp_path / "sent"
+    out.mkdir()
+    (out / ".lock").symlink_to(thesis)
+    config = from_preset("seed", {"train_images": 500, "epochs": 1, "progress": False, "out": str(out),
+                                  "device": "cpu", "dataset": f"idx:{trained[1]}"})
+    with pytest.raises(ConfigError, match="already holds files"):
+        train(config)
+    assert thesis.read_bytes() == THESIS
+
+
+def test_resume_and_evaluate_refuse_a_linked_lock(run, thesis):
+    from mnistgan.evaluation import run as evaluate_run
+
+    (run / ".lock").unlink()
+    (run / ".lock").symlink_to(thesis)
+    with pytest.raises(CheckpointError, match=r"\.lock is a link"):
+        resume(run)
+    with pytest.raises(CheckpointError, match=r"\.lock is a link"):
+        evaluate_run(str(run), n=100, metrics=["fid"])
+    assert thesis.read_bytes() == THESIS
+    fifo = run / ".lock"
+    fifo.unlink()
+    os.mkfifo(fifo)
+    with pytest.raises(CheckpointError, match=r"\.lock is a FIFO"):
+        resume(run)
+
+
+@pytest.mark.parametrize("name", ["resumes.jsonl", "log.jsonl", "config.json", "losses.png", "progress.gif",
+                                  "real_vs_fake.png", "metrics.json"])
+def test_resume_refuses_a_run_file_that_is_a_link(run, thesis, name):
+    (run / name).unlink(missing_ok=True)
+    (run / name).symlink_to(thesis)
+    with pytest.raises(CheckpointError, match=f"{name} is a link"):
+        resume(run)
+    assert thesis.read_bytes() == THESIS
+
+
+def test_a_linked_grid_or_strip_is_refused_not_written_through(run, thesis):
+    from mnistgan import rundir
+
+    (run / "samples" / "grid-003.png").symlink_to(thesis)
+    with pytest.raises(CheckpointError, match="grid-003.png is a link"):
+        resume(run)
+    assert thesis.read_bytes() == THESIS
+    # ... and the one writer refuses it whoever calls it
+    with pytest.raises(CheckpointError, match="is a link"):
+        with rundir.writing(run, "samples/grid-003.png") as f:
+            f.write(b"x")
+    assert thesis.read_bytes() == THESIS
+
+
+def test_linked_checkpoints_folder_is_refused_and_the_other_run_keeps_its_checkpoints(run, trained, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(trained[0], other)
+    before = sorted(p.name for p in (other / "checkpoints").iterdir())
+    shutil.rmtree(run / "checkpoints")
+    (run / "checkpoints").symlink_to(other / "checkpoints")
+    with pytest.raises(CheckpointError, match="checkpoints is a link"):
+        resume(run)
+    assert sorted(p.name for p in (other / "checkpoints").iterdir()) == before
+    # pruning through the run never deletes outside it
+    with pytest.raises(CheckpointError, match="checkpoints is a link"):
+        ckpt.prune(run / "checkpoints", 1, root=run)
+    assert sorted(p.name for p in (other / "checkpoints").iterdir()) == before
+
+
+def test_linked_samples_folder_is_refused(run, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.rmtree(run / "samples")
+    (run / "samples").symlink_to(elsewhere)
+    with pytest.raises(CheckpointError, match="samples is a link"):
+        resume(run)
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_healthy_resume_still_writes_everything(run):
+    resume(run)
+    assert (run / "samples" / "grid-003.png").is_file() and (run / "progress.gif").is_file()
+    assert len(ckpt.list_checkpoints(run / "checkpoints")) == 2
+
+
+def test_unstarted_removal_removes_a_link_not_what_it_leads_to(tmp_path, thesis):
+    from mnistgan import rundir
+
+    out = tmp_path / "new"
+    lock = rundir.make(out)
+    (out / "thesis-link").symlink_to(thesis)
+    (out / "dir-link").symlink_to(tmp_path)
+    rundir.remove_unstarted(out, lock)
+    assert thesis.read_bytes() == THESIS and not out.exists()
+
+
+# ---------------------------------------------------------------------- checkpoints
+def _newest(run: Path) -> Path:
+    return ckpt.list_checkpoints(run / "checkpoints")[-1]
+
+
+def _with_config(path: Path, out: Path, **changes) -> Path:
+    """The checkpoint at path, written to out with its config changed (a crafted file)."""
+    tensors, meta = ckpt.load(path)
+    meta["config"] = {**meta["config"], **changes}
+    return ckpt.save(out, tensors, meta)
+
+
+def test_a_fifo_as_newest_checkpoint_is_skipped_without_blocking(run):
+    from mnistgan.generation import load_networks
+
+    healthy = _newest(run)
+    os.mkfifo(run / "checkpoints" / ckpt.filename(10**11))
+    done = []
+    worker = threading.Thread(target=lambda: done.append(load_networks(run).path), daemon=True)
+    worker.start()
+    worker.join(20)
+    assert done == [healthy]
+
+
+def test_a_sparse_checkpoint_is_refused_from_its_header_in_little_memory(run, tmp_path):
+    """A valid header with a 16 GiB sparse tail: refused before any tensor byte is read; the
+    reading process's peak memory (VmHWM) stays far below the file's size."""
+    sparse = run / "checkpoints" / ckpt.filename(10**11)
+    shutil.copyfile(_newest(run), sparse)
+    with open(sparse, "r+b") as f:
+        f.truncate(16 << 30)
+    with pytest.raises(CheckpointError, match="declares .* the file holds 17,179,869,184"):
+        ckpt.load(sparse)
+    script = ("import sys; from mnistgan.generation import load_networks; n = load_networks(sys.argv[1]); "
+              "print(n.path.name); print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].strip())")
+    out = subprocess.run([sys.executable, "-c", script, str(run)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    name, hwm = out.stdout.splitlines()
+    assert name == ckpt.list_checkpoints(run / "checkpoints")[-2].name  # the one before it
+    assert int(hwm.split()[1]) < 1 << 20  # kB: under 1 GiB
+
+
+def test_a_config_asking_for_32_gb_is_refused_before_anything_is_allocated(run, tmp_path):
+    crafted = _with_config(_newest(run), tmp_path / "big.safetensors", hidden=16384, layers=16)
+    from mnistgan import models
+
+    with pytest.raises(CheckpointError, match="8,081,392,401 parameters"):
+        ckpt.load(crafted, models.layout)
+    script = ("import sys; from mnistgan.generation import load_networks\n"
+              "try: load_networks(sys.argv[1])\nexcept Exception as e: print(type(e).__name__, e)\n"
+              "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].strip())")
+    out = subprocess.run([sys.executable, "-c", script, str(crafted)], capture_output=True, text=True, timeout=120)
+    assert "CheckpointError" in out.stdout and "parameters" in out.stdout, out.stdout + out.stderr
+    assert int(out.stdout.splitlines()[-1].split()[1]) < 1 << 20
+    # the same settings on the command line fail before any work too
+    with pytest.raises(ConfigError, match="parameters"):
+        models.build(from_preset("r3gan", {"width": 1024, "z_dim": 4096}))
+
+
+@pytest.mark.parametrize("damage", [{"channels": 3}, "list"])
+def test_a_newest_checkpoint_with_a_damaged_config_is_skipped_by_every_reader(run, tmp_path, damage):
+    import mnistgan
+    from mnistgan.export import export
+    from mnistgan.generation import load_networks
+
+    older = _newest(run)
+    newest = run / "checkpoints" / ckpt.filename(10**11)
+    if damage == "list":
+        tensors, meta = ckpt.load(older)
+        meta["config"] = ["seed"]
+        ckpt.save(newest, tensors, meta)
+    else:
+        _with_config(older, newest, **damage)
+    assert load_networks(run).path == older
+    assert mnistgan.load(run).sample(2, seed=0).shape[0] == 2
+    _, card = export(run, tmp_path / "g.pt", "torchscript")
+    assert older.name in card.read_text()
+
+
+def test_resume_refuses_other_data_naming_both(run, trained, tmp_path):
+    other = make_dataset(tmp_path / "other-data", n_train=500, n_test=100, seed=7)  # same counts and classes
+    with pytest.raises(ConfigError, match=r"is not the data this run trained on: the run's data is idx-[0-9a-f]{16}, "
+                                          r"this is idx-[0-9a-f]{16}"):
+        resume(run, dataset=f"idx:{other}")
+
+
+@pytest.mark.integration
+def test_resume_refuses_a_registered_dataset_in_place_of_its_own(run, mnist_dir):
+    with pytest.raises(ConfigError, match=r"mnist is not the data this run trained on: the run's data is idx-[0-9a-f]{16}, "
+                                          r"this is mnist"):
+        resume(run, dataset="mnist", data_dir=str(mnist_dir))
+
+
+def test_a_run_from_before_the_datas_identity_refuses_another_dataset(run, tmp_path):
+    newest = _newest(run)
+    _with_config(newest, newest, data_key=None)
+    with pytest.raises(ConfigError, match="cannot change dataset"):
+        resume(run, dataset=f"idx:{make_dataset(tmp_path / 'd2', n_train=500, n_test=100, seed=3)}")
+
+
+def test_resume_on_the_same_data_elsewhere_goes_on(run, trained, tmp_path):
+    moved = tmp_path / "moved-data"
+    shutil.copytree(trained[1], moved)
+    resume(run, dataset=f"idx:{moved}")
+    assert ckpt.read_header(_newest(run))["images_seen"] == 1500
