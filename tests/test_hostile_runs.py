@@ -259,3 +259,48 @@ def test_resume_on_the_same_data_elsewhere_goes_on(run, trained, tmp_path):
     shutil.copytree(trained[1], moved)
     resume(run, dataset=f"idx:{moved}")
     assert ckpt.read_header(_newest(run))["images_seen"] == 1500
+
+
+# --------------------------------------------------------------------------- metrics
+def _context(test: int, train: int = 100, per_channel: int = 1, colour: bool = False):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(dataset="folder-abc", test=(np.zeros((test, 28, 28), np.uint8), np.zeros(test)),
+                           train=(np.zeros((train, 28, 28), np.uint8), np.zeros(train)),
+                           net=SimpleNamespace(per_channel=per_channel), colour=colour)
+
+
+@pytest.mark.parametrize("name, message", [
+    ("prdc", "metric prdc needs at least 6 real test images; folder-abc has 5 test"),
+    ("modes", "metric modes applies to stacked-mnist .* only; folder-abc is not"),
+])
+def test_every_metric_says_what_it_needs_in_one_line(name, message):
+    from mnistgan.metrics import check_needs
+
+    with pytest.raises(MnistganError, match=message):
+        check_needs(name, _context(5))
+    for fine in ("fid", "kid", "coverage"):
+        check_needs(fine, _context(5))
+    with pytest.raises(MnistganError, match="needs at least 2 real test images"):
+        check_needs("kid", _context(1))
+
+
+def test_non_finite_results_never_reach_metrics_json(tmp_path):
+    import json
+
+    from mnistgan.metrics import finite
+
+    clean = finite({"a": float("nan"), "b": [1.0, float("inf")], "c": {"d": -float("inf"), "e": 2}})
+    assert clean == {"a": None, "b": [1.0, None], "c": {"d": None, "e": 2}}
+    json.dumps(clean, allow_nan=False)
+
+
+@pytest.mark.parametrize("name", ["/dev/zero", "../../../../etc/passwd", "mnist/../mnist", None, ["mnist"], ""])
+def test_calibration_is_found_by_a_known_name_only(name, tmp_path):
+    from mnistgan.metrics import calibration
+
+    assert calibration(name) == {}
+    assert calibration("mnist")["references"]
+    planted = tmp_path / "evil-calibration.json"  # a metrics.json naming tmp_path/evil as its dataset
+    planted.write_text('{"references": {"planted": {}}}')
+    assert calibration(str(tmp_path / "evil")) == {}

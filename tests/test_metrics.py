@@ -70,11 +70,36 @@ def grid_points(n_side=20):
     return torch.cartesian_prod(a, a)
 
 
+def prdc_by_hand(real: np.ndarray, fake: np.ndarray, k_pr: int = 3, k_dc: int = 5) -> dict:
+    """The `prdc` package's formulas (Naeem et al. 2020), written out with numpy: a point is
+    inside a ball when strictly closer than its radius (the k-th neighbour, self excluded)."""
+    def radius(x, k):
+        d = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))
+        return np.sort(d, axis=1)[:, k]
+
+    d = np.sqrt(((real[:, None, :] - fake[None, :, :]) ** 2).sum(-1))  # R x F
+    r_pr, r_dc, f_pr = radius(real, k_pr), radius(real, k_dc), radius(fake, k_pr)
+    return {"precision": (d < r_pr[:, None]).any(0).mean(), "recall": (d < f_pr[None, :]).any(1).mean(),
+            "density": (d < r_dc[:, None]).sum(0).mean() / k_dc, "coverage": (d.min(1) < r_dc).mean()}
+
+
 def test_prdc_identical_clouds():
-    real = grid_points()
+    real = torch.rand(300, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     r = measures.prdc(real, real.clone())
     assert r["precision"] == 1.0 and r["recall"] == 1.0 and r["coverage"] == 1.0
-    assert r["density"] >= 1.0  # every fake point sits in its own ball and in its neighbours'
+    assert r["density"] == 1.0  # each point is in its own ball and its k - 1 nearer neighbours' (a tie is outside)
+
+
+@pytest.mark.parametrize("case", ["random", "identical", "lattice", "lattice-shifted"])
+def test_prdc_matches_the_reference_formulas_ties_included(case):
+    g = torch.Generator().manual_seed(0)
+    real = torch.rand(200, 6, generator=g, dtype=torch.float64) if case in ("random", "identical") else grid_points(15)
+    fake = {"random": torch.rand(150, 6, generator=g, dtype=torch.float64), "identical": real.clone(),
+            "lattice": grid_points(15), "lattice-shifted": grid_points(15) + torch.tensor([0.5, 0.0], dtype=torch.float64)}[case]
+    ours, ref = measures.prdc(real, fake, chunk=64), prdc_by_hand(real.numpy(), fake.numpy())
+    keys = ["density", "coverage"] + (["precision", "recall"] if case == "random" else [])  # (P/R: ties kept inside)
+    for key in keys:
+        assert abs(ours[key] - ref[key]) < 1e-11, (key, ours[key], ref[key])
 
 
 def test_prdc_disjoint_clouds():

@@ -278,13 +278,49 @@ def evaluate(images: np.ndarray, dataset: str = "mnist", metrics: list[str] | No
         raise MnistganError(f"the images have {channels} channel(s); {dataset}'s images and its classifier have "
                             f"{ctx.net.channels}")
     names = list(metrics or [m for m in METRICS if APPLIES.get(m, lambda c: True)(ctx)])
+    for name in names:  # every metric says what it needs before any is computed
+        check_needs(name, ctx)
     out = {"dataset": dataset, "n": len(ctx.images), "feature_network": ctx.net.identity, "metrics": {},
            "seconds": {}}
     for name in names:
         t0 = time.perf_counter()
-        out["metrics"][name] = METRICS[name](ctx)
+        out["metrics"][name] = finite(METRICS[name](ctx))
         out["seconds"][name] = round(time.perf_counter() - t0, 2)
     return out, ctx
+
+
+# What each metric needs: (real test images, training images) at least, beyond the 10
+# forgeries every evaluation needs. FID and KID need two of each for a covariance or an
+# unbiased MMD; PRDC a k-th neighbour among the real images (k = 5 for density and
+# coverage); memorization three training neighbours and a test quantile; Parzen a spread.
+NEEDS: dict[str, tuple[int, int]] = {"fid": (2, 0), "kid": (2, 0), "prdc": (6, 0), "diversity": (2, 0),
+                                     "memorization": (1, 3), "parzen": (2, 2), "coverage": (0, 0),
+                                     "classifier_score": (0, 0), "modes": (1, 0)}
+WHERE = {"modes": "stacked-mnist (three digits as colour channels)", "parzen": "grey images (784 pixels)"}
+
+
+def check_needs(name: str, ctx: Context) -> None:
+    """One line saying what `name` needs, when the data cannot give it: a dataset it applies
+    to (APPLIES), and enough real test and training images (NEEDS)."""
+    if not APPLIES.get(name, lambda c: True)(ctx):
+        raise MnistganError(f"metric {name} applies to {WHERE[name]} only; {ctx.dataset} is not")
+    real, train = NEEDS[name]
+    have_real, have_train = len(ctx.test[0]), (len(ctx.train[0]) if train else 0)
+    if have_real < real or have_train < train:
+        raise MnistganError(f"metric {name} needs at least {real} real test images"
+                            + (f" and {train} training images" if train else "")
+                            + f"; {ctx.dataset} has {have_real} test" + (f" and {have_train} training" if train else "")
+                            + " (choose other metrics with --metrics)")
+
+
+def finite(value):
+    """value with every non-finite float replaced by None (JSON null): metrics.json stays
+    valid JSON, and a number that could not be measured reads as absent."""
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite(v) for v in value]
+    return None if isinstance(value, float) and not np.isfinite(value) else value
 
 
 MAX_IMAGES = 100_000  # images one evaluation takes: their features (N x 128 float64) stay in memory
@@ -339,10 +375,13 @@ def read_images(path) -> np.ndarray:
     return as_uint8_images(arr, what)
 
 
-def calibration(dataset: str) -> dict:
-    """Reference values shipped beside the feature network (benchmarks/calibrate_metrics.py)."""
-    path = CALIBRATION / f"{dataset}-calibration.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+def calibration(dataset) -> dict:
+    """Reference values shipped beside the feature network (benchmarks/calibrate_metrics.py)
+    for a dataset known by name; {} for any other value. The name often comes from a run's
+    metrics.json, so it is matched against the files shipped, never joined into a path."""
+    shipped = {p.name.removesuffix("-calibration.json"): p for p in CALIBRATION.glob("*-calibration.json")}
+    path = shipped.get(dataset) if isinstance(dataset, str) else None
+    return json.loads(path.read_text()) if path is not None else {}
 
 
 def flatten(result: dict) -> dict[str, float]:

@@ -87,29 +87,62 @@ def _pairwise(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.cdist(a.double(), b.double())
 
 
-def kth_nn_radius(x: torch.Tensor, k: int, chunk: int = 2000) -> torch.Tensor:
-    """Distance from each row of x to its k-th nearest other row."""
+# PRDC compares distances with k-NN radii, so a tie (a forgery at exactly a radius; identical
+# sets) must be decided as the reference does. cdist's fast form (|a|^2 + |b|^2 - 2 a.b) is
+# off by rounding, so the comparisons within BAND of a radius are made again on distances
+# computed directly; the direct form everywhere would be about 4x slower.
+BAND = 1e-6
+
+
+def _exact(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Row i of a to row i of b, computed directly (no cancellation)."""
+    return (a.double() - b.double()).square().sum(-1).sqrt()
+
+
+def _near_exact(d: torch.Tensor, a: torch.Tensor, b: torch.Tensor, *radii: torch.Tensor) -> torch.Tensor:
+    """d (a x b, the fast form) with every entry within BAND of one of the radii (each
+    broadcast against d) computed directly."""
+    near = torch.zeros_like(d, dtype=torch.bool)
+    for r in radii:
+        near |= (d - r).abs() <= BAND * (1 + r)
+    i, j = near.nonzero(as_tuple=True)
+    if len(i):
+        d = d.clone()
+        d[i, j] = _exact(a[i], b[j])
+    return d
+
+
+def kth_nn_radius(x: torch.Tensor, k: int, chunk: int = 2000, spare: int = 4) -> torch.Tensor:
+    """Distance from each row of x to its k-th nearest other row (the point itself, at 0,
+    is the 0-th): chosen among the k + 1 + spare nearest by the fast form, computed directly."""
     out = []
-    for c in x.split(chunk):
-        d = _pairwise(c, x)
-        out.append(d.topk(k + 1, dim=1, largest=False).values[:, k])  # index 0 is the point itself
+    take = min(k + 1 + spare, len(x))
+    for start in range(0, len(x), chunk):
+        c = x[start:start + chunk]
+        cand = _pairwise(c, x).topk(take, dim=1, largest=False).indices          # chunk x take
+        exact = _exact(c[:, None, :], x[cand])
+        out.append(exact.sort(1).values[:, k])
     return torch.cat(out)
 
 
 def prdc(real: torch.Tensor, fake: torch.Tensor, k_pr: int = 3, k_dc: int = 5, chunk: int = 2000) -> dict:
     """Precision and recall (Kynkaanniemi et al. 2019, k = k_pr) and density and coverage
-    (Naeem et al. 2020, k = k_dc) of fake against real, with k-NN balls in feature space."""
+    (Naeem et al. 2020, k = k_dc) of fake against real, with k-NN balls in feature space.
+    Density and coverage count a point strictly inside a ball, as Naeem et al.'s own `prdc`
+    package does (a tie on the radius is outside): identical sets give density 1 exactly."""
     r_pr, r_dc = kth_nn_radius(real, k_pr), kth_nn_radius(real, k_dc)
     f_pr = kth_nn_radius(fake, k_pr)
     precision_hits, density_sum = 0, 0.0
     real_covered = torch.zeros(len(real), dtype=torch.bool)
     real_recalled = torch.zeros(len(real), dtype=torch.bool)
     for start in range(0, len(fake), chunk):
-        d = _pairwise(fake[start:start + chunk], real)                         # F x R
+        f = fake[start:start + chunk]
+        d = _near_exact(_pairwise(f, real), f, real, r_pr[None, :], r_dc[None, :],
+                        f_pr[start:start + chunk, None])                        # F x R
         precision_hits += int((d <= r_pr[None, :]).any(1).sum())
-        density_sum += float((d <= r_dc[None, :]).sum())
+        density_sum += float((d < r_dc[None, :]).sum())
         nearest_fake = d.min(0).values                                          # R
-        real_covered |= nearest_fake <= r_dc
+        real_covered |= nearest_fake < r_dc
         real_recalled |= (d <= f_pr[start:start + chunk, None]).any(0)
     n_f = len(fake)
     return {"precision": precision_hits / n_f, "recall": float(real_recalled.double().mean()),
@@ -128,7 +161,7 @@ def nearest(x: torch.Tensor, ref: torch.Tensor, k: int = 1, chunk: int = 1000) -
     for c in x.float().split(chunk):
         d2 = (c.square().sum(1, keepdim=True) + ref_sq[None, :] - 2 * c @ ref.t())
         _, i = d2.topk(k, dim=1, largest=False)
-        exact = (c.double()[:, None, :] - ref.double()[i]).square().sum(2).sqrt()   # chunk x k
+        exact = (c.double()[:, None, :] - ref[i].double()).square().sum(2).sqrt()   # chunk x k (only the candidates in float64)
         order = exact.argsort(1)
         dists.append(exact.gather(1, order))
         idxs.append(i.gather(1, order))
