@@ -304,3 +304,62 @@ def test_calibration_is_found_by_a_known_name_only(name, tmp_path):
     planted = tmp_path / "evil-calibration.json"  # a metrics.json naming tmp_path/evil as its dataset
     planted.write_text('{"references": {"planted": {}}}')
     assert calibration(str(tmp_path / "evil")) == {}
+
+
+# --------------------------------------------------------------------------- parsing
+@pytest.mark.parametrize("sets, message", [
+    (["epochs=1e999"], "epochs must be an integer, got '1e999'"),
+    (["epochs=٣"], "epochs must be an integer, got '٣'"),
+    (["threads=²"], "threads must be auto or a thread count from 1 to 1024, got '²'"),
+    (["lr=٣"], "lr must be a float, got '٣'"),
+    (["eps=inf"], "eps must be a finite number, got inf"),
+])
+def test_every_number_on_the_command_line_is_read_by_one_parser(sets, message, capsys, tmp_path):
+    from mnistgan.cli import main
+
+    args = ["train", "--out", str(tmp_path / "r")] + [a for s in sets for a in ("--set", s)]
+    assert main(args) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"mnistgan: error: {message}"]
+
+
+def test_a_number_in_the_environment_is_read_by_the_same_parser(monkeypatch):
+    from mnistgan import imagefolder
+
+    monkeypatch.setenv("MNISTGAN_WORKERS", "²")
+    with pytest.raises(ConfigError, match="MNISTGAN_WORKERS must be an integer, got '²'"):
+        imagefolder._workers()
+    monkeypatch.setenv("MNISTGAN_WORKERS", "100000")
+    with pytest.raises(ConfigError, match="MNISTGAN_WORKERS must be at most"):
+        imagefolder._workers()
+    monkeypatch.setenv("MNISTGAN_WORKERS", "1")
+    assert imagefolder._workers() == 1
+
+
+def test_a_number_in_a_saved_config_is_read_by_the_same_parser(run):
+    import json
+
+    from mnistgan.config import TrainConfig
+
+    values = json.loads((run / "config.json").read_text())
+    for bad in ({"epochs": "1e999"}, {"hidden": 10**400}, {"threads": "²"}, {"lr": "Infinity"}):
+        with pytest.raises(ConfigError):
+            TrainConfig.from_dict({**values, **bad})
+
+
+def test_the_api_takes_a_thread_count_and_a_path(tmp_path):
+    import mnistgan
+
+    config = mnistgan.configure("seed", threads=2, out=tmp_path / "r")
+    assert config.threads == "2" and config.out == str(tmp_path / "r")
+
+
+@pytest.mark.parametrize("command", ["sample", "evaluate"])  # (export writes CPU files: it has no --device)
+def test_a_bad_device_is_one_line_in_every_command(command, run, tmp_path, capsys):
+    from mnistgan.cli import main
+
+    args = {"sample": ["sample", str(run), "--out", str(tmp_path / "x.npy"), "--n", "4"],
+            "evaluate": ["evaluate", str(run), "--n", "100", "--metrics", "fid", "--out", str(tmp_path / "m.json")]}[command]
+    assert main(args + ["--device", "cpux"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "mnistgan: error: device must be auto, cpu, cuda, cuda:N or mps, got 'cpux'"

@@ -13,9 +13,11 @@ from .errors import MnistganError
 def _int_at_least(low: int):
     """An argparse type: a whole number of at least `low`."""
     def parse(text: str) -> int:
+        from .numbers import whole
+
         try:
-            value = int(text)
-        except ValueError:
+            value = whole(text, "value")
+        except MnistganError:
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
         if value < low:
             raise argparse.ArgumentTypeError(f"expected a number of at least {low}, got {value}")

@@ -10,10 +10,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import numbers
 from .errors import ConfigError
 
 # Fields marked FIXED change the maths of a run: a resumed run may not override them.
@@ -222,17 +224,14 @@ def _coerce(name: str, value: Any) -> Any:
                 return False
             raise ValueError
         if base == "int":
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError
-            if isinstance(value, str):
-                value = value.replace("_", "")
-                return int(float(value)) if re.fullmatch(r"\d+(\.0*)?e\d+", value) else int(value)
-            return int(value)
+            return numbers.whole(value, name, what="an integer or none" if optional else "an integer")
         if base == "float":
-            if isinstance(value, bool):
-                raise ValueError
-            return float(value)
+            return numbers.real(value, name)
         if base == "str":
+            if isinstance(value, os.PathLike):  # (out, data_dir: a Path is a folder's name too)
+                value = os.fspath(value)
+            if name == "threads" and not isinstance(value, str):
+                return str(numbers.threads(value))  # (a count given as a number, as the API allows)
             if not isinstance(value, str):
                 raise ValueError
             return value
@@ -330,9 +329,7 @@ def validate(c: TrainConfig) -> None:
     registry.check("optimizer", c.optimizer)
     need(c.preset in PRESETS, f"unknown preset {c.preset!r}; available: {', '.join(sorted(PRESETS))}")
     for name, (low, high) in INT_RANGES.items():
-        value = getattr(c, name)
-        need(value >= low, f"{name} must be at least {low}, got {value}")
-        need(value <= high, f"{name} must be at most {high:,}, got {value:,}")
+        numbers.bounded(getattr(c, name), name, low, high)
     for name, (low, high, low_in, high_in) in FLOAT_RANGES.items():
         value = getattr(c, name)
         if value is None:
@@ -344,10 +341,8 @@ def validate(c: TrainConfig) -> None:
          f"batch_size ({c.batch_size}) must not exceed train_images ({c.train_images})")
     need(c.max_images is None or c.batch_size <= c.max_images <= 10**15,
          f"max_images must be at least one batch ({c.batch_size}) and at most 10**15, got {c.max_images}")
-    word = str(c.threads).strip().lower()  # (threads.parse reads it the same way)
-    need(word == "auto" or (word.isdigit() and 1 <= int(word) <= 1024),
-         f"threads must be auto or a thread count from 1 to 1024, got {c.threads!r}")
-    need(bool(re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", c.device)),
+    numbers.threads(c.threads)
+    need(bool(re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?|mps", c.device, re.ASCII)),
          f"device must be auto, cpu, cuda, cuda:N or mps, got {c.device!r}")
     need(bool(c.out), "out must name a folder")
     need(not (c.info_code and c.conditional), "info_code is for unconditional models; conditional=true already gives G the class")

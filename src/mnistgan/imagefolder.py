@@ -37,6 +37,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from . import numbers
 from .errors import DataError
 from .files import atomic_write_bytes, cache_dir
 
@@ -223,10 +224,10 @@ PARALLEL_FROM = 2000  # images; fewer are converted in this process (starting wo
 def _workers() -> int:
     """Worker processes for a conversion: the CPUs other work leaves free now (threads.py's
     rule: beside one busy process on 2 cores, one worker, not two that each wait for a core),
-    at most 8; MNISTGAN_WORKERS sets the count."""
+    at most 8; MNISTGAN_WORKERS sets the count (at most the CPUs this process may use)."""
     given = os.environ.get("MNISTGAN_WORKERS", "").strip()
-    if given.isdigit() and int(given) >= 1:
-        return int(given)
+    if given:  # (read like every number given: ASCII digits; at most the CPUs this process may use)
+        return numbers.whole(given, "MNISTGAN_WORKERS", 1, max(1, len(os.sched_getaffinity(0))))
     from . import threads  # (here: the spawned workers import this module, and need no torch)
 
     return min(8, threads.available())

@@ -27,7 +27,12 @@ def resolve_device(name: str) -> torch.device:
     """The one place that decides the device ('auto': CUDA when present, else CPU)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
+    try:
+        dev = torch.device(name) if isinstance(name, (str, torch.device)) else None
+    except RuntimeError:  # (torch's own message names every device type it knows)
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"device must be auto, cpu, cuda, cuda:N or mps, got {name!r}")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {name!r} requested but CUDA is not available here; use --device cpu")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():

@@ -38,6 +38,7 @@ from typing import Callable, Iterator
 
 import torch
 
+from . import numbers
 from .errors import ConfigError
 
 AUTO = "auto"
@@ -49,12 +50,7 @@ AGREEING = 2      # readings that must ask for the same new count before it is t
 
 def parse(value: str | int) -> str | int:
     """'auto' or a positive thread count, from a config value or a command-line word."""
-    text = str(value).strip().lower()
-    if text == AUTO:
-        return AUTO
-    if text.isdigit() and 1 <= int(text) <= 1024:
-        return int(text)
-    raise ConfigError(f"threads must be auto or a thread count from 1 to 1024, got {value!r}")
+    return numbers.threads(value)
 
 
 def allowed_cpus() -> list[int]:
