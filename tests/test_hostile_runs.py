@@ -363,3 +363,177 @@ def test_a_bad_device_is_one_line_in_every_command(command, run, tmp_path, capsy
     assert main(args + ["--device", "cpux"]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == "mnistgan: error: device must be auto, cpu, cuda, cuda:N or mps, got 'cpux'"
+
+
+# ------------------------------------------------------------------------ smaller
+@pytest.mark.parametrize("v2, limits, want", [
+    (True, {"": "max 100000", "docker/abc": "150000 100000"}, 2),
+    (True, {"": "50000 100000", "docker/abc": "max 100000"}, 1),
+    (True, {"": "max 100000", "docker/abc": "max 100000"}, None),
+    (False, {"docker/abc": ("300000", "100000")}, 3),
+    (False, {"docker/abc": ("-1", "100000")}, None),
+])
+def test_the_thread_policy_reads_a_cgroup_cpu_quota(tmp_path, v2, limits, want):
+    from mnistgan.threads import cpu_quota
+
+    root = tmp_path / "cgroup"
+    for group, value in limits.items():
+        folder = (root if v2 else root / "cpu") / group
+        folder.mkdir(parents=True, exist_ok=True)
+        if v2:
+            (folder / "cpu.max").write_text(value + "\n")
+        else:
+            (folder / "cpu.cfs_quota_us").write_text(value[0] + "\n")
+            (folder / "cpu.cfs_period_us").write_text(value[1] + "\n")
+    own = tmp_path / "self-cgroup"
+    own.write_text("0::/docker/abc\n" if v2 else "4:memory:/docker/abc\n3:cpu,cpuacct:/docker/abc\n")
+    assert cpu_quota(root, own) == want
+
+
+def test_progress_pictures_take_grids_in_epoch_order_past_999(tmp_path):
+    from mnistgan import images, rundir
+
+    (tmp_path / "samples").mkdir()
+    for e in (1, 101, 999, 1000):
+        images.save_grid(tmp_path / "samples" / f"grid-{e:03d}.png", np.full((4, 28, 28), e % 256, np.uint8), nrow=2)
+    assert [e for e, _ in rundir.grids(tmp_path)] == [1, 101, 999, 1000]
+
+
+def test_an_interpolation_is_bounded_before_any_work(run, tmp_path, capsys):
+    from mnistgan.cli import main
+
+    assert main(["sample", str(run), "--interpolate", "--n", "5000000", "--out", str(tmp_path / "w.npy")]) != 0
+    assert "--n must be 2..1,000 steps for an interpolation, got 5,000,000" in capsys.readouterr().err
+
+
+def test_a_folder_image_linked_to_an_endless_file_is_hashed_by_its_declared_size(tmp_path):
+    from mnistgan.imagefolder import _file_digest
+
+    link = tmp_path / "zz.png"
+    link.symlink_to("/proc/self/pagemap")
+    import hashlib
+
+    assert _file_digest(link) == hashlib.sha256(b"").digest()  # st_size 0: read no further
+    os.mkfifo(tmp_path / "fifo.png")
+    assert _file_digest(tmp_path / "fifo.png") == hashlib.sha256(b"not a regular file").digest()
+
+
+def test_export_reads_a_crafted_metrics_file_without_failing(run, tmp_path):
+    from mnistgan.export import export
+
+    for crafted in ('{"metrics": [1, 2]}', '{"metrics": {"fid": 3}}', "[" * 100000 + "]" * 100000, '"text"'):
+        (run / "metrics.json").write_text(crafted)
+        out, card = export(run, tmp_path / "g.pt", "torchscript", force=True)
+        assert "Not measured yet" in card.read_text()
+
+
+# ----------------------------------------------------------------------------- serve
+@pytest.fixture
+def served(trained, tmp_path):
+    """`serve` over a folder holding a copy of the trained run ("healthy"): (root, base URL)."""
+    pytest.importorskip("fastapi")
+    from mnistgan.web.app import serve_in_thread
+
+    root = tmp_path / "runs"
+    root.mkdir()
+    shutil.copytree(trained[0], root / "healthy")
+    base, stop = serve_in_thread(root)
+    yield root, base
+    stop()
+
+
+def fetch(base: str, path: str, headers: dict | None = None, timeout: float = 20.0) -> tuple[int, bytes]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(urllib.request.Request(base + path, headers=headers or {}), timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def test_serve_keeps_forging_for_a_healthy_run_beside_a_fifo_and_a_sparse_checkpoint(served, trained):
+    root, base = served
+    for name in ("fifo", "sparse"):
+        shutil.copytree(trained[0], root / name)
+        for old in ckpt.list_checkpoints(root / name / "checkpoints"):
+            old.unlink()
+        newest = root / name / "checkpoints" / ckpt.filename(10**11)
+        if name == "fifo":
+            os.mkfifo(newest)
+        else:
+            shutil.copyfile(_newest(trained[0]), newest)
+            with open(newest, "r+b") as f:
+                f.truncate(16 << 30)
+    for name in ("fifo", "sparse"):
+        status, body = fetch(base, f"/api/runs/{name}/forge?n=4")
+        assert status == 409 and b"no checkpoint of this run can be loaded" in body, body
+    status, body = fetch(base, "/api/runs/healthy/forge?n=4")
+    assert status == 200 and body.startswith(b"\x89PNG")
+    assert fetch(base, "/")[0] == 200
+
+
+def test_crafted_log_and_metrics_never_break_the_pages(served):
+    root, base = served
+    run = root / "healthy"
+    deep = "[" * 100000 + "]" * 100000
+    with open(run / "log.jsonl", "a") as f:
+        f.write(deep + "\n" + '{"images_seen": ' + deep + "}\n" + "{}" * 10 + "\n")
+    (run / "metrics.json").write_text('{"feature_network": null, "dataset": "/dev/zero", "metrics": {"fid": {"fid": 3.5}}}')
+    for path in ("/", "/runs/healthy", "/runs/healthy/fragment"):
+        status, body = fetch(base, path)
+        assert status == 200, (path, body[:300])
+    assert b"3.5" in fetch(base, "/runs/healthy")[1]
+    from mnistgan.web.story import report
+
+    assert "3.5" in report(run)
+    (run / "metrics.json").write_text(deep)
+    assert fetch(base, "/runs/healthy")[0] == 200 and fetch(base, "/")[0] == 200
+
+
+def test_the_runs_index_reads_a_bounded_tail_of_each_log(tmp_path, trained):
+    """Rows the index parses are flat and few: a log of 8 MiB of '{}' rows costs the index
+    no more than its last 64 KiB."""
+    pytest.importorskip("fastapi")
+    from mnistgan.web import story
+
+    run = tmp_path / "run"
+    shutil.copytree(trained[0], run)
+    with open(run / "log.jsonl", "a") as f:
+        f.write(("[" + "{}," * 2_000_000 + "{}]\n"))
+        f.write("{" + '"x": {},' * 1000 + '"images_seen": 1}\n')  # nested: never parsed
+        f.write('{"epoch": 3, "images_seen": 1500, "d_loss": 1.0, "g_loss": 1.0, "d_real": 0.5, "d_fake": 0.5}\n')
+    described = story.describe(run, story.INDEX_LOG_LIMIT)
+    assert described["images_seen"] == 1500 and described["damaged_rows"] == 1
+    assert [r["images_seen"] for r in described["rows"]] == [1500]  # (the tail starts inside the 6 MB row)
+    assert not story._flat_object('{"a": {"b": 1}}') and story._flat_object('{"images_seen": 5, "d_loss": 1.0}')
+
+
+def test_cpu_costly_requests_from_another_site_are_refused(served):
+    root, base = served
+    status, body = fetch(base, "/api/runs/healthy/forge?n=4", {"Sec-Fetch-Site": "cross-site"})
+    assert status == 403 and b"another site" in body
+    status, _ = fetch(base, "/api/runs/healthy/walk?steps=4", {"Origin": "http://evil.example"})
+    assert status == 403
+    assert fetch(base, "/api/runs/healthy/forge?n=4", {"Sec-Fetch-Site": "same-origin"})[0] == 200
+    assert fetch(base, "/api/runs/healthy/forge?n=4")[0] == 200  # (a script, curl: no browser headers)
+
+
+def test_a_host_pattern_the_server_cannot_answer_is_refused_at_start():
+    pytest.importorskip("fastapi")
+    from mnistgan.web.app import allowed_hosts
+
+    with pytest.raises(MnistganError, match=r"--allow-host '\*example.com'"):
+        allowed_hosts("127.0.0.1", ["*example.com"])
+    assert "*.example.com" in allowed_hosts("127.0.0.1", ["*.example.com"])
+
+
+def test_serve_only_ever_lowers_its_priority():
+    """As a process already at nice 15, lower_priority(10) leaves it at 15 (as root, setting
+    10 would have raised it)."""
+    pytest.importorskip("fastapi")
+    script = ("import os; os.nice(15); from mnistgan.web.app import lower_priority; lower_priority(10); "
+              "print(os.getpriority(os.PRIO_PROCESS, 0))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "15", out.stderr

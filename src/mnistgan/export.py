@@ -19,6 +19,7 @@ import hashlib
 import io
 import json
 import logging
+import math
 import os
 import warnings
 from pathlib import Path
@@ -26,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import files, generation
+from . import files, generation, rundir
 from .errors import ConfigError
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "pt2": ".pt2"}
@@ -138,13 +139,10 @@ def _scratch_file(suffix: str):
 
 def model_card(run, checkpoint: Path, config, out: Path, format: str, sha256: str) -> str:
     """Markdown: what the network is, what it was trained on, how well it did, how to call it."""
-    metrics_file = Path(run) / "metrics.json" if Path(run).is_dir() else None
-    metrics = {}
-    if metrics_file and metrics_file.is_file():
-        with contextlib.suppress(OSError, ValueError):
-            found = json.loads(metrics_file.read_text())
-            metrics = {k: v for m in found.get("metrics", {}).values() for k, v in m.items()
-                       if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    found = rundir.read_metrics(run) if Path(run).is_dir() else None  # (bounded, and its shape checked here)
+    listed = found.get("metrics") if found else None
+    metrics = {k: v for m in (listed.values() if isinstance(listed, dict) else ()) if isinstance(m, dict)
+               for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
     conditional = config.takes_labels
     shape = f"(16, {config.channels}, 28, 28)"
     if config.conditional:

@@ -164,6 +164,15 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]], root: s
     atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in rows).encode(), root=root)
 
 
+def loads(raw: bytes | str) -> Any:
+    """json.loads, where a document nested too deeply for the parser (a crafted file: a
+    RecursionError there) is a ValueError like any other damage."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
 def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
     """The rows of a JSON-lines file ([] when it does not exist). A torn last line (a crash
     while appending) is ignored; damage anywhere else is an error naming the line."""
@@ -176,7 +185,7 @@ def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
+            rows.append(loads(line))
         except ValueError:
             if i == len(lines) - 1:
                 break

@@ -138,6 +138,7 @@ def load_networks(run_or_checkpoint: str | os.PathLike, device: str = "cpu", dis
 
 MAX_SAMPLES = 10_000_000   # forgeries one request may ask for (7.8 GB as uint8)
 MAX_GRID = 10_000          # forgeries a PNG grid may show (100 x 100 at 2x: 6,004 pixels a side)
+MAX_WALK = 1_000           # steps of a latent walk (a row of 1,000 forgeries; its slerp and images stay small)
 
 
 def whole(name: str, value, low: int = 0, high: int | None = None, optional: bool = False):
@@ -247,8 +248,8 @@ def interpolate(run_or_checkpoint: str | os.PathLike, steps: int = 10, seed: int
     """Latent walks, as rows of `steps` images (rows x steps x 28 x 28 uint8; colour: rows x steps x C x 28 x 28): a spherical walk
     between two noise vectors; for a conditional model also a walk across its classes
     with the noise fixed (the label embedding interpolated linearly, 0 -> 1 -> ... -> K-1)."""
-    if steps < 2:
-        raise ConfigError(f"--n must be at least 2 for an interpolation, got {steps}")
+    if not 2 <= steps <= MAX_WALK:
+        raise ConfigError(f"--n must be 2..{MAX_WALK:,} steps for an interpolation, got {steps:,}")
     G, config = load_generator(run_or_checkpoint, device)
     return walk(G, config, steps, seed, digit)
 
@@ -256,8 +257,8 @@ def interpolate(run_or_checkpoint: str | os.PathLike, steps: int = 10, seed: int
 @torch.no_grad()
 def walk(G: torch.nn.Module, config: TrainConfig, steps: int = 10, seed: int = 0, digit: int | None = None) -> np.ndarray:
     """interpolate's walks for a loaded generator."""
-    if steps < 2:
-        raise ConfigError(f"a walk needs at least 2 steps, got {steps}")
+    if not 2 <= steps <= MAX_WALK:
+        raise ConfigError(f"a walk takes 2..{MAX_WALK:,} steps, got {steps:,}")
     dev = next(G.parameters()).device
     a, b = noise(2, config.z_dim, seed)
     z = slerp(a, b, torch.linspace(0, 1, steps))

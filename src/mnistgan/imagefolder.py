@@ -31,6 +31,7 @@ import hashlib
 import io
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -197,13 +198,28 @@ def _content_key(root: Path, paths: list[Path], invert: str) -> str:
     h = hashlib.sha256(f"{FORMAT}\0{invert}\0".encode())
     for p in paths:
         h.update(_name(p.relative_to(root)) + b"\0")
-        size = p.stat().st_size
-        if size > MAX_FILE_BYTES:
-            h.update(hashlib.sha256(f"too large: {size}".encode()).digest())
-            continue
-        with open(p, "rb") as f:
-            h.update(hashlib.file_digest(f, "sha256").digest())
+        h.update(_file_digest(p))
     return h.hexdigest()
+
+
+def _file_digest(path: Path) -> bytes:
+    """sha256 of a file's content: only of a regular file (opened non-blocking, so a FIFO
+    cannot hold the conversion), only of the st_size bytes it declares (a file in /proc, or
+    a link to one, declares 0 and would never end), and of its size alone past MAX_FILE_BYTES."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return hashlib.sha256(b"not a regular file").digest()
+        if st.st_size > MAX_FILE_BYTES:
+            return hashlib.sha256(f"too large: {st.st_size}".encode()).digest()
+        digest, left = hashlib.sha256(), st.st_size
+        while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
+            digest.update(chunk)
+            left -= len(chunk)
+        return digest.digest()
+    finally:
+        os.close(fd)
 
 
 def _frame_or_error(path: str, invert: str, channels: int = 1) -> np.ndarray | str:

@@ -137,6 +137,20 @@ def grids(run: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+METRICS, METRICS_LIMIT = "metrics.json", 4 << 20
+
+
+def read_metrics(run: str | os.PathLike) -> dict[str, Any] | None:
+    """The run's metrics.json as a dict, read as every run file is (files.read_inside: a
+    regular file inside the run, at most METRICS_LIMIT bytes); None when it is absent,
+    refused, damaged or not a JSON object. Readers check the shape of what they take."""
+    try:
+        result = files.loads(files.read_inside(run, Path(run) / METRICS, METRICS_LIMIT))
+    except (OSError, ValueError):
+        return None
+    return result if isinstance(result, dict) else None
+
+
 def read_log(run: str | os.PathLike) -> list[dict[str, Any]]:
     """The rows of a run's log.jsonl (a torn last line, from a crash while appending, is ignored)."""
     return files.read_jsonl(Path(run) / LOG)

@@ -34,6 +34,7 @@ import contextlib
 import math
 import os
 import time
+from pathlib import Path
 from typing import Callable, Iterator
 
 import torch
@@ -59,6 +60,36 @@ def allowed_cpus() -> list[int]:
         return sorted(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return list(range(os.cpu_count() or 1))
+
+
+def cpu_quota(cgroup_root: str | os.PathLike = "/sys/fs/cgroup", own: str | os.PathLike = "/proc/self/cgroup") -> int | None:
+    """The CPUs a cgroup quota allows this process (docker --cpus, Kubernetes limits), rounded
+    up: the smallest `cpu.max` (cgroup v2) of its group and the groups above it, or the
+    v1 `cpu.cfs_quota_us` / `cpu.cfs_period_us`; None without a quota. In a container
+    /proc/stat and the affinity mask show the host's CPUs, the quota what it may use."""
+    root, limits = Path(cgroup_root), []
+    try:
+        lines = Path(own).read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        hierarchy, controllers, group = line.split(":", 2) if line.count(":") >= 2 else ("", "", "")
+        v2 = hierarchy == "0"
+        if not v2 and "cpu" not in controllers.split(","):
+            continue
+        top = root if v2 else root / "cpu"
+        here = top / group.strip("/")
+        for folder in [here, *here.parents]:  # its group and every group above it
+            with contextlib.suppress(OSError, ValueError):
+                if v2:
+                    quota, period = (folder / "cpu.max").read_text().split()[:2]
+                else:
+                    quota, period = ((folder / f"cpu.cfs_{k}_us").read_text().strip() for k in ("quota", "period"))
+                if quota not in ("max", "-1"):
+                    limits.append(int(quota) / int(period))
+            if folder == top:
+                break
+    return max(1, math.ceil(min(limits))) if limits else None
 
 
 def pinned_by_environment() -> str | None:
@@ -123,7 +154,8 @@ def available(seconds: float = 0.2) -> int:
     meter = CpuMeter(cpus)
     time.sleep(seconds)
     others = meter.others()
-    return len(cpus) if others is None else choose(len(cpus), others, len(cpus))
+    ceiling = min(len(cpus), cpu_quota() or len(cpus))
+    return ceiling if others is None else choose(len(cpus), others, ceiling)
 
 
 class Governor:
@@ -165,7 +197,10 @@ class Governor:
         if isinstance(self.setting, int):
             self._resize(self.setting)
         elif pinned_by_environment() is None:
-            self.ceiling = self.before
+            quota = cpu_quota()  # (a container's quota caps the count; /proc/stat shows the host)
+            self.ceiling = min(self.before, quota or self.before)
+            if self.ceiling != self.before:
+                self._resize(self.ceiling)
             self.meter = self.meter or CpuMeter()
             self.adapting = self.ceiling > 1 and self.meter.readable
             if self.adapting:

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import io
 import os
+import re
 import threading
 import urllib.parse
 from pathlib import Path
@@ -49,6 +50,7 @@ SERVED = {".png", ".gif"}    # the only files of a run the server hands out
 WORKERS, QUEUE = 1, 32       # computations at once (forge, walk, verdict), and how many may be in hand (computing or waiting)
 MAX_UPLOAD_PIXELS = 4_000_000  # pixels an uploaded image may decode to (read from its header first)
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+HOST_NAME = re.compile(r"\*|(\*\.)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\[?[0-9A-Fa-f:.]+\]?", re.ASCII)
 STATIC = Path(__file__).parent / "static"
 
 
@@ -125,7 +127,7 @@ class Site:
         out = []
         for path in sorted(p for p in self.root.iterdir() if p.is_dir() and (p / "config.json").is_file()):
             if path.resolve().parent == self.root:  # a symlink leading out is not a run here
-                out.append(story.describe(path))
+                out.append(story.describe(path, story.INDEX_LOG_LIMIT))  # (bounded: its last rows)
         return out
 
 
@@ -149,6 +151,10 @@ def allowed_hosts(host: str = "127.0.0.1", extra: list[str] | tuple[str, ...] = 
     this machine's own names and addresses too."""
     import socket
 
+    for name in extra:  # (Starlette takes '*' or '*.domain'; any other '*' fails each request)
+        if not HOST_NAME.fullmatch(name):
+            raise MnistganError(f"--allow-host {name!r}: give a host name or address, '*.domain' for its "
+                                "sub-domains, or '*' for any")
     hosts = {*LOOPBACK, *extra}
     if host in ("0.0.0.0", "::", ""):
         names = {socket.gethostname(), socket.getfqdn()}
@@ -159,6 +165,24 @@ def allowed_hosts(host: str = "127.0.0.1", extra: list[str] | tuple[str, ...] = 
         hosts.add(host)
     # (the middleware compares the Host header's name, lower-case, IPv6 addresses in brackets)
     return sorted({(f"[{h}]" if ":" in h and not h.startswith("[") else h).lower() for h in hosts})
+
+
+# Requests that cost CPU (forge, walk, verdict) must come from the page itself: a browser
+# says where a request comes from (Sec-Fetch-Site; Origin on a POST), so that another site
+# cannot make the local server forge with <img src="http://127.0.0.1:8000/api/...">. Tools
+# that send neither (curl, scripts) are served as before.
+SAME = ("same-origin", "none")
+
+
+def check_same_origin(request: Request) -> None:
+    """A 403 for a CPU-costly request that a browser says comes from another site."""
+    site = request.headers.get("sec-fetch-site")
+    origin = request.headers.get("origin")
+    host = request.headers.get("host", "")
+    foreign_origin = origin is not None and urllib.parse.urlsplit(origin).netloc.lower() != host.lower()
+    if (site is not None and site.lower() not in SAME) or foreign_origin:
+        raise HTTPException(403, "this request comes from another site; forge, walk and verdict answer the "
+                                 "mnistgan page itself (open it at this address)")
 
 
 def create_app(runs_dir: str | Path, hosts: list[str] | None = None):
@@ -274,7 +298,9 @@ def _forge_pages(app: FastAPI, site: Site) -> None:
         return story.page(f"mnistgan: forge from {name}", body, nav(name))
 
     @app.get("/api/runs/{name}/forge")
-    async def forge(name: str, n: int = 64, seed: int = 0, digit: int | None = None, format: str = "png"):
+    async def forge(request: Request, name: str, n: int = 64, seed: int = 0, digit: int | None = None,
+                    format: str = "png"):
+        check_same_origin(request)
         if not 1 <= n <= MAX_FORGE:
             raise HTTPException(422, f"n must be 1..{MAX_FORGE} forgeries a request, got {n}")
         if seed < 0 or seed >= 2**63:
@@ -297,9 +323,11 @@ def _forge_pages(app: FastAPI, site: Site) -> None:
         return await site.work.run(draw)
 
     @app.get("/api/runs/{name}/walk")
-    async def walk(name: str, steps: int = 12, seed: int = 0, t: float | None = None, digit: int | None = None):
+    async def walk(request: Request, name: str, steps: int = 12, seed: int = 0, t: float | None = None,
+                   digit: int | None = None):
         """The walk between two noise vectors (and, conditional, across classes) as rows of
         `steps` images; with t in [0, 1], the one forgery at that point of the noise walk."""
+        check_same_origin(request)
         if not 2 <= steps <= MAX_WALK:
             raise HTTPException(422, f"steps must be 2..{MAX_WALK}, got {steps}")
         if t is not None and not 0 <= t <= 1:
@@ -343,6 +371,7 @@ def _police_pages(app: FastAPI, site: Site) -> None:
 
     @app.post("/api/runs/{name}/verdict")
     async def verdict(name: str, request: Request):
+        check_same_origin(request)
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind not in UPLOAD_TYPES:
             raise HTTPException(415, f"send an image ({', '.join(sorted(UPLOAD_TYPES))}), got {kind or 'no type'}")
@@ -404,10 +433,13 @@ def lower_priority(nice: int) -> None:
     have: Linux keeps a priority per thread, and new threads take their creator's, so the
     threads that exist already (torch's, from its import) are lowered one by one."""
     with contextlib.suppress(OSError, AttributeError):  # (not on Windows; refused in a few sandboxes)
-        os.setpriority(os.PRIO_PROCESS, 0, nice)
-        for task in Path("/proc/self/task").iterdir():
+        for task in [0, *(t.name for t in Path("/proc/self/task").iterdir())]:
             with contextlib.suppress(OSError, ValueError):
-                os.setpriority(os.PRIO_PROCESS, int(task.name), nice)
+                # Only ever lower: `nice -n 19 mnistgan serve` stays at 19 (as root, setting 10
+                # would raise its priority).
+                now = os.getpriority(os.PRIO_PROCESS, int(task))
+                if now < nice:
+                    os.setpriority(os.PRIO_PROCESS, int(task), nice)
 
 
 def serve(runs_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, log: bool = True,

@@ -22,13 +22,13 @@ from typing import Any, Callable
 
 from .. import files
 from ..config import TrainConfig
-from ..rundir import GRID, LOG
+from ..rundir import GRID, LOG, read_metrics
 
 STYLE = (Path(__file__).parent / "static" / "style.css")
 SCRIPT = (Path(__file__).parent / "static" / "app.js")
 
 
-CONFIG_LIMIT, METRICS_LIMIT, PICTURE_LIMIT, LOG_LIMIT = 1 << 20, 4 << 20, 64 << 20, 8 << 20
+CONFIG_LIMIT, PICTURE_LIMIT, LOG_LIMIT = 1 << 20, 64 << 20, 8 << 20  # (metrics.json: rundir.METRICS_LIMIT)
 
 
 def esc(value: Any) -> str:
@@ -69,16 +69,30 @@ def grids(run: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def log_rows(run: Path) -> tuple[list[dict[str, Any]], int]:
-    """(the log's rows the page can use, how many lines were skipped as damaged)."""
-    data = read(run, LOG, LOG_LIMIT, tail=True) or b""
+ROW_LIMIT = 4096  # bytes of one log row (a row the project writes is well under 1 KiB)
+INDEX_LOG_LIMIT = 64 << 10  # the runs page reads this much of each run's log: its last rows
+
+
+def _flat_object(line: str) -> bool:
+    """Whether a log line can be a row (a flat JSON object of at most ROW_LIMIT bytes), told
+    before it is parsed: so a crafted log costs memory in proportion to its bytes, never the
+    many Python objects that nested brackets ask for."""
+    return len(line) <= ROW_LIMIT and line.lstrip().startswith("{") and line.count("{") == 1 and "[" not in line
+
+
+def log_rows(run: Path, limit: int = LOG_LIMIT) -> tuple[list[dict[str, Any]], int]:
+    """(the log's rows the page can use, how many lines were skipped as damaged), from its
+    last `limit` bytes."""
+    data = read(run, LOG, limit, tail=True) or b""
     rows, skipped = [], 0
     lines = data.decode("utf-8", "replace").splitlines()
     for i, line in enumerate(lines):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            if not _flat_object(line):
+                raise ValueError("not a row")
+            row = files.loads(line)
         except ValueError:
             skipped += i != len(lines) - 1 or data.endswith(b"\n")  # (a torn last line is an append in progress)
             continue
@@ -90,25 +104,26 @@ def log_rows(run: Path) -> tuple[list[dict[str, Any]], int]:
     return rows, skipped
 
 
-def describe(run: Path) -> dict[str, Any]:
-    """What the runs page shows of a run: preset, dataset, epochs, state, FID, thumbnail.
-    A run whose config cannot be read is described with its error, not skipped."""
+def describe(run: Path, log_limit: int = LOG_LIMIT) -> dict[str, Any]:
+    """What the runs page shows of a run: preset, dataset, epochs, state, FID, thumbnail
+    (from the last `log_limit` bytes of its log). A run whose config cannot be read is
+    described with its error, not skipped."""
     info: dict[str, Any] = {"name": run.name, "error": None}
     raw = read(run, "config.json", CONFIG_LIMIT)
     try:
         if raw is None:
             raise ValueError("not a regular file of at most 1 MiB inside the run")
-        config = TrainConfig.from_dict(json.loads(raw))
+        config = TrainConfig.from_dict(files.loads(raw))
     except Exception as e:  # a damaged or foreign config.json: say so on the page
         return {**info, "error": f"config.json cannot be read: {e}", "state": "damaged"}
-    rows, damaged = log_rows(run)
+    rows, damaged = log_rows(run, log_limit)
     seen = rows[-1]["images_seen"] if rows else 0
     done = seen >= config.total_images
     fid = next((r["fid"] for r in reversed(rows) if _number(r.get("fid"))), None)
     try:
-        measured = json.loads(read(run, "metrics.json", METRICS_LIMIT) or b"null")["metrics"]["fid"]["fid"]
-        fid = measured if _number(measured) else fid
-    except (ValueError, KeyError, TypeError):
+        value = (read_metrics(run) or {})["metrics"]["fid"]["fid"]
+        fid = value if _number(value) else fid
+    except (KeyError, TypeError):
         pass
     state = "training" if files.RunLock.held(run) else "finished" if done else "interrupted (resumable)"
     thumb = grids(run)
@@ -166,19 +181,19 @@ def curves_svg(rows: list[dict], width: int = 640, height: int = 220) -> str:
 def metrics_table(run: Path) -> str:
     from ..metrics import calibration, flatten
 
+    result = read_metrics(run)
     try:
-        result = json.loads(read(run, "metrics.json", METRICS_LIMIT) or b"null")
         values = {k: v for k, v in flatten(result).items() if _number(v)}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (KeyError, TypeError, AttributeError):
         return (f"<p class=muted>Not measured yet: <code>mnistgan evaluate {esc(run)}</code> writes "
                 "metrics.json.</p>")
-    refs = [(name, flatten(r)) for name, r in calibration(result.get("dataset", "")).get("references", {}).items()]
+    refs = [(name, flatten(r)) for name, r in calibration(result.get("dataset")).get("references", {}).items()]
     head = "".join(f"<th>{esc(name)}</th>" for name, _ in refs)
     body = "".join(
         f"<tr><td>{esc(k)}</td><td>{v:.4g}</td>" + "".join(
             f"<td>{ref[k]:.4g}</td>" if k in ref else "<td></td>" for _, ref in refs) + "</tr>"
         for k, v in values.items())
-    net = result.get("feature_network", {})
+    net = result.get("feature_network") if isinstance(result.get("feature_network"), dict) else {}
     return (f"<p class=muted>{esc(result.get('n'))} forgeries against the {esc(result.get('dataset'))} test split; "
             f"features: {esc(net.get('name'))}. Beside each number, the same metric for reference image sets "
             f"(calibration).</p><table class=metrics><tr><th>metric</th><th>this run</th>{head}</tr>{body}</table>")
