@@ -184,11 +184,14 @@ def test_a_checkpoint_asking_for_absurd_sizes_is_refused(trained_run, tmp_path, 
 
     copy = tmp_path / "run"
     shutil.copytree(trained_run, copy)
-    path = ckpt.list_checkpoints(copy / "checkpoints")[-1]
+    *older, path = ckpt.list_checkpoints(copy / "checkpoints")
     tensors, meta = ckpt.load(path)
     meta["config"]["hidden"] = 10**9
     ckpt.save(path, tensors, meta)
-    assert main(["sample", str(copy), "--out", str(tmp_path / "x.png")]) == 1
+    assert main(["sample", str(copy), "--out", str(tmp_path / "x.png")]) == 0  # the one before it is taken
+    for old in older:
+        old.unlink()
+    assert main(["sample", str(copy), "--out", str(tmp_path / "y.png")]) == 1
     assert "its config is invalid (hidden must be at most 16,384, got 1,000,000,000)" in capsys.readouterr().err
 
 

@@ -21,7 +21,7 @@ def test_short_run_leaves_every_artifact(mnist_dir, tmp_path, capsys):
                                "download": False, "out": str(tmp_path / "run")})
     train(cfg)
     run = tmp_path / "run"
-    assert json.loads((run / "config.json").read_text()) == cfg.to_dict()
+    assert json.loads((run / "config.json").read_text()) == {**cfg.to_dict(), "data_key": "mnist"}  # (the data's identity is set when it starts)
     rows = read_log(run)
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     for r in rows:

@@ -173,12 +173,13 @@ def cli_train_args(run, data_dir):
 
 
 # (function, n-th call at which the process is SIGKILLed). fsync calls run: config.json (file 1,
-# folder 2), then each epoch: log row (3, 6, 9), checkpoint file (4, 7, 10) and folder (5, 8, 11).
-# os.replace: config.json (1), then each checkpoint (2, 3, 4). Killed: mid-epoch (steps 8, 13);
-# with a torn log line; with a torn checkpoint temp file; with a complete temp file before its
-# rename; after the rename before pruning; during the end-of-run figures.
+# folder 2), then each epoch: log row (3, 6, 9), checkpoint file (4, 7, 10) and folder (5, 8, 11)
+# (pictures are not fsynced). os.replace: config.json (1), then each epoch its grid, its strip
+# (epochs 1, 2 and 3 here) and its checkpoint (4, 7, 10). Killed: mid-epoch (steps 8, 13); with a
+# torn log line; with a torn checkpoint temp file; with a complete temp file before its rename;
+# after the rename before pruning; during the end-of-run figures.
 KILL_POINTS = [("train_step", 8), ("train_step", 13), ("os.fsync", 6), ("os.fsync", 7), ("os.fsync", 8),
-               ("os.replace", 3), ("os.replace", 4), ("prune", 2), ("save_gif", 1)]
+               ("os.replace", 7), ("os.replace", 10), ("prune", 2), ("save_gif", 1)]
 
 
 @pytest.mark.slow

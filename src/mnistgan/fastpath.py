@@ -18,10 +18,11 @@ from . import stats
 
 
 # Fields of the run's maths whose value the hand-derived step takes as it comes (sizes,
-# learning rates, seeds; and fields the mlp family ignores). Every other such field must have
+# learning rates, seeds; the data's identity; and fields the mlp family ignores). Every other such field must have
 # the seed's value, so that an option added later turns this path off by itself.
 FREE = {"invert", "train_images", "num_classes", "z_dim", "hidden", "init_std", "lr", "lr_d", "beta1", "beta2",
-        "eps", "batch_size", "seed", "width", "spectral_norm", "gp_lambda", "tf32", "flush_denormals", "optimizer"}
+        "eps", "batch_size", "seed", "width", "spectral_norm", "gp_lambda", "tf32", "flush_denormals", "optimizer",
+        "data_key"}
 
 
 def applies(config, G, D) -> bool:

@@ -337,11 +337,12 @@ def check_run_file(root: str | os.PathLike, path: str | os.PathLike) -> None:
 
 
 @contextmanager
-def write_inside(root: str | os.PathLike, path: str | os.PathLike) -> Iterator[BinaryIO]:
+def write_inside(root: str | os.PathLike, path: str | os.PathLike, durable: bool = True) -> Iterator[BinaryIO]:
     """A binary file to write at path, a file of the run folder root: written to a temporary
-    file beside it and renamed over it (atomic and durable, as atomic_file), all through the
-    fd of its folder (dir_inside), so that neither a linked sub-folder nor a link or FIFO at
-    path is followed: those are refused (RunFileError) before anything is written."""
+    file beside it and renamed over it (atomic and, when durable, fsynced as atomic_file),
+    all through the fd of its folder (dir_inside), so that neither a linked sub-folder nor a
+    link or FIFO at path is followed: those are refused (RunFileError) before anything is
+    written. Pictures, which a resume draws again, need not be durable."""
     path = Path(path)
     with dir_inside(root, path.parent) as folder:
         try:
@@ -356,14 +357,18 @@ def write_inside(root: str | os.PathLike, path: str | os.PathLike) -> Iterator[B
             with os.fdopen(fd, "wb") as f:
                 yield f
                 f.flush()
-                os.fsync(f.fileno())
+                if durable:
+                    os.fsync(f.fileno())
             os.replace(tmp, path.name, src_dir_fd=folder, dst_dir_fd=folder)
-        except BaseException:
+        except BaseException as e:
             with contextlib.suppress(OSError):
                 os.unlink(tmp, dir_fd=folder)
+            if isinstance(e, OSError):  # (name the run's file, not an fd)
+                raise OSError(e.errno, e.strerror or str(e), str(path)) from None
             raise
-        with contextlib.suppress(OSError):  # make the rename durable
-            os.fsync(folder)
+        if durable:
+            with contextlib.suppress(OSError):  # make the rename durable
+                os.fsync(folder)
 
 
 def write_bytes_inside(root: str | os.PathLike, path: str | os.PathLike, data: bytes) -> None:

@@ -117,9 +117,9 @@ def check_layout(run: Path) -> None:
             pass
 
 
-def writing(run: Path, rel: str):
+def writing(run: Path, rel: str, durable: bool = True):
     """A binary file to write as the run's file rel (files.write_inside)."""
-    return files.write_inside(run, run / rel)
+    return files.write_inside(run, run / rel, durable)
 
 
 def write_config(run: Path, config: dict[str, Any]) -> None:

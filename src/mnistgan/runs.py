@@ -241,7 +241,7 @@ def _resume(run: Path, overrides: dict[str, Any] | None, callbacks: Sequence[Cal
     data, _, notices = _data(config, trainer.device, resuming=True)
     if not main:
         return _fit(trainer, data, default_callbacks(config, run, data), tune_malloc=tune_malloc)
-    for folder in (run, run / rundir.CHECKPOINTS):
+    for folder in (run, run / rundir.CHECKPOINTS, run / rundir.SAMPLES):
         files.remove_stale_temporaries(folder)
     # Rows past the checkpoint belong to work that is about to be redone.
     rows = rundir.keep_rows_before(run, trainer.images_seen, trainer.images_seen >= config.total_images)

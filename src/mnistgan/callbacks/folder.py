@@ -25,8 +25,9 @@ class RunFolder(Callback):
         self.real_examples = real_examples  # 100 x 28 x 28 (colour: 100 x 3 x 28 x 28) uint8 for real_vs_fake.png
 
     def _picture(self, rel: str, draw, *args) -> None:
-        """draw(file, *args) into the run's file rel, never through a link (rundir.writing)."""
-        with rundir.writing(self.path, rel) as f:
+        """draw(file, *args) into the run's file rel, never through a link (rundir.writing);
+        not fsynced (a resume draws the pictures again), as they were before."""
+        with rundir.writing(self.path, rel, durable=False) as f:
             draw(f, *args)
 
     def on_epoch_end(self, trainer, row):

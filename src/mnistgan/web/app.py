@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from fastapi import FastAPI, HTTPException, Request  # the serve extra: this module is imported by serve only
+from fastapi import Depends, FastAPI, HTTPException, Request  # the serve extra: this module is imported by serve only
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
@@ -297,10 +297,8 @@ def _forge_pages(app: FastAPI, site: Site) -> None:
                 "<img id=walk class=pixel alt='latent walk'></section>")
         return story.page(f"mnistgan: forge from {name}", body, nav(name))
 
-    @app.get("/api/runs/{name}/forge")
-    async def forge(request: Request, name: str, n: int = 64, seed: int = 0, digit: int | None = None,
-                    format: str = "png"):
-        check_same_origin(request)
+    @app.get("/api/runs/{name}/forge", dependencies=[Depends(check_same_origin)])
+    async def forge(name: str, n: int = 64, seed: int = 0, digit: int | None = None, format: str = "png"):
         if not 1 <= n <= MAX_FORGE:
             raise HTTPException(422, f"n must be 1..{MAX_FORGE} forgeries a request, got {n}")
         if seed < 0 or seed >= 2**63:
@@ -322,12 +320,10 @@ def _forge_pages(app: FastAPI, site: Site) -> None:
             return Response(buf.getvalue(), media_type="image/png")
         return await site.work.run(draw)
 
-    @app.get("/api/runs/{name}/walk")
-    async def walk(request: Request, name: str, steps: int = 12, seed: int = 0, t: float | None = None,
-                   digit: int | None = None):
+    @app.get("/api/runs/{name}/walk", dependencies=[Depends(check_same_origin)])
+    async def walk(name: str, steps: int = 12, seed: int = 0, t: float | None = None, digit: int | None = None):
         """The walk between two noise vectors (and, conditional, across classes) as rows of
         `steps` images; with t in [0, 1], the one forgery at that point of the noise walk."""
-        check_same_origin(request)
         if not 2 <= steps <= MAX_WALK:
             raise HTTPException(422, f"steps must be 2..{MAX_WALK}, got {steps}")
         if t is not None and not 0 <= t <= 1:
@@ -369,9 +365,8 @@ def _police_pages(app: FastAPI, site: Site) -> None:
                 "<p id=verdict aria-live=polite></p><p id=police-error class=error></p></section>")
         return story.page(f"mnistgan: police officer of {name}", body, nav(name))
 
-    @app.post("/api/runs/{name}/verdict")
+    @app.post("/api/runs/{name}/verdict", dependencies=[Depends(check_same_origin)])
     async def verdict(name: str, request: Request):
-        check_same_origin(request)
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind not in UPLOAD_TYPES:
             raise HTTPException(415, f"send an image ({', '.join(sorted(UPLOAD_TYPES))}), got {kind or 'no type'}")
