@@ -68,7 +68,7 @@ FORBIDDEN = {
     "registry": ROOMS - {"registry", "errors"},
     "stats": ROOMS - {"stats", "errors"},
     "distributed": ROOMS - {"distributed", "errors"},
-    "imagefolder": ROOMS - {"imagefolder", "errors", "files", "threads", "numbers"},
+    "imagefolder": ROOMS - {"imagefolder", "errors", "files", "threads", "numbers", "registry"},
     "augment": ROOMS - {"augment", "registry", "errors"},
     "graphs": ROOMS - {"graphs", "errors"},
 }

@@ -16,9 +16,6 @@ from torch import Tensor
 
 from . import registry
 
-POLICIES = registry.NAMES["augmentation"]
-
-
 def parse(policy: str) -> list[str]:
     """'translation,cutout' -> ['translation', 'cutout']; '' -> []. ConfigError on unknown names."""
     return registry.check_list("augmentation", policy)

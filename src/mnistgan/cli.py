@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .config import PRESETS
+from .registry import NAMES
 from .errors import MnistganError
 
 
@@ -62,7 +63,7 @@ class _Parser(argparse.ArgumentParser):
 def _invert_flag(parser: argparse.ArgumentParser, default: str | None = None) -> None:
     """--invert for commands that may read a folder:PATH dataset; `default` as the help says it
     ("auto" is also the value; any other default leaves it unset for the command to decide)."""
-    parser.add_argument("--invert", choices=["auto", "yes", "no"], default="auto" if default == "auto" else None,
+    parser.add_argument("--invert", choices=NAMES["invert"], default="auto" if default == "auto" else None,
                         help="folder:PATH datasets: invert dark-on-light images "
                              f"(default: {default or 'auto'}; auto decides per image from its border)")
 

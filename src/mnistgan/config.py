@@ -8,7 +8,6 @@ every checkpoint. This module must stay light: it imports no torch.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import re
@@ -91,9 +90,6 @@ class TrainConfig:
     # ---------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
@@ -305,6 +301,20 @@ FLOAT_RANGES: dict[str, tuple[float, float, bool, bool]] = {
 }
 
 
+CUSTOM = ("folder", "idx")  # dataset names "folder:PATH" (your images) and "idx:PATH" (four IDX files)
+
+
+def dataset_parts(name: str) -> tuple[str, str | None]:
+    """("mnist", None) for a registered name; ("folder", PATH) or ("idx", PATH) for a user's
+    own: the one reading of a dataset's name."""
+    kind, sep, path = name.partition(":")
+    if sep and kind in CUSTOM:
+        if not path:
+            raise ConfigError(f"dataset {name!r}: give a path after '{kind}:'")
+        return kind, path
+    return name, None
+
+
 def _interval(low, high, low_in, high_in) -> str:
     return f"{'[' if low_in else '('}{low:g}, {high:g}{']' if high_in else ')'}"
 
@@ -317,12 +327,9 @@ def validate(c: TrainConfig) -> None:
         if not ok:
             raise ConfigError(message)
 
-    kind, _, path = c.dataset.partition(":")
-    if kind in ("folder", "idx"):
-        need(bool(path), f"dataset {c.dataset!r}: give a path after '{kind}:'")
-    else:
+    if dataset_parts(c.dataset)[1] is None:
         registry.check("dataset", c.dataset)
-    need(c.invert in ("auto", "yes", "no"), f"invert must be auto, yes or no, got {c.invert!r}")
+    need(c.invert in registry.NAMES["invert"], f"invert must be auto, yes or no, got {c.invert!r}")
     need(c.channels in (1, 3), f"channels must be 1 (grey) or 3 (colour), got {c.channels}")
     registry.check("model", c.model)
     registry.check("objective", c.objective)

@@ -212,14 +212,6 @@ def locate(spec: DatasetSpec, data_dir: str | os.PathLike | None = None, downloa
 
 
 # ----------------------------------------------------------------------------- download
-def _md5(path: Path) -> str:
-    h = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 class _NoBar:
     def __enter__(self):
         return self
@@ -323,18 +315,11 @@ def stack_digits(images: np.ndarray, labels: np.ndarray, count: int, seed: int) 
 
 
 # ----------------------------------------------------------------------------- loading
-CUSTOM = ("folder", "idx")  # dataset names "folder:PATH" and "idx:PATH"
-MAX_CLASSES = 100
-
-
 def parse_name(name: str) -> tuple[str, str | None]:
     """("mnist", None) for a registered name; ("folder", PATH) or ("idx", PATH) for a user's own."""
-    kind, sep, path = name.partition(":")
-    if sep and kind in CUSTOM:
-        if not path:
-            raise DataError(f"--dataset {name}: give a path after '{kind}:'")
-        return kind, path
-    return name, None
+    from .config import dataset_parts
+
+    return dataset_parts(name)
 
 
 class Dataset:
@@ -413,6 +398,8 @@ class Dataset:
                                 f"{', '.join(p.name for p in found) or 'none'}")
         labels = {s: read_labels(roles[f"{s}_labels"][0], num_classes=256) for s in ("train", "test")}
         k = int(labels["train"].max()) + 1 if labels["train"].size else 0
+        from .imagefolder import MAX_CLASSES  # (one bound for every dataset of your own)
+
         if not 2 <= k <= MAX_CLASSES:
             raise DataError(f"idx:{folder}: its training labels use {k} classes; 2 to {MAX_CLASSES} are supported")
         if labels["test"].size and int(labels["test"].max()) >= k:

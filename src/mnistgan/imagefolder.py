@@ -38,13 +38,13 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from . import numbers
+from . import numbers, registry
 from .errors import DataError
 from .files import atomic_write_bytes, cache_dir
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
-INVERT = ("auto", "yes", "no")
-MAX_CLASSES = 100
+INVERT = registry.NAMES["invert"]
+MAX_CLASSES = 100  # classes a dataset of your own may have (folder: and idx:)
 MAX_IMAGES = 1_000_000    # 784 MB as uint8 frames
 MAX_PIXELS = 50_000_000   # an image of more pixels (read from its header) is skipped as "too large" before it is decoded
 PAD_SIDE = 4096           # a longer side is shrunk to this before padding: the square holds at most 16.8 M pixels

@@ -13,6 +13,7 @@ NAMES: dict[str, tuple[str, ...]] = {
     "optimizer": ("adam-tf1", "adam"),
     "augmentation": ("translation", "cutout"),
     "g_conditioning": ("concat", "cbn"),
+    "invert": ("auto", "yes", "no"),  # folder datasets: make dark-on-light images light-on-dark (auto: per image)
 }
 
 
