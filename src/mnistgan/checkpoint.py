@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import torch
 
-from .errors import CheckpointError
+from .errors import CheckpointError, ConfigError
 from . import files
 from .files import atomic_write_bytes, remove_stale_temporaries
 
@@ -126,8 +126,6 @@ def _metadata(header: Any, path: Path) -> dict[str, Any]:
 def _check_layout(path: Path, entries: dict[str, dict], data_bytes: int, layout: Callable, meta: dict) -> None:
     """The networks' tensors the header lists against those its config builds (layout(config):
     {name: shape}, computed without allocating), and the data's size against theirs."""
-    from .errors import ConfigError
-
     config = config_of(path, meta)
     try:
         wanted = layout(config)
@@ -139,7 +137,7 @@ def _check_layout(path: Path, entries: dict[str, dict], data_bytes: int, layout:
         odd = sorted(set(held) ^ set(wanted)) or sorted(k for k in held if held[k] != wanted[k])
         raise CheckpointError(f"{path}: its networks do not match its config ({config.model}, channels "
                               f"{config.channels}): {len(odd)} tensor(s) differ, e.g. {odd[0]}")
-    allowed = 4 * 4 * sum(math.prod(s) for s in wanted.values()) + SLACK
+    allowed = 4 * 4 * sum(math.prod(s) for s in wanted.values()) + SLACK  # (4 fp32 copies: Adam's moments are 2)
     if data_bytes > allowed:
         raise CheckpointError(f"{path}: holds {data_bytes:,} bytes of tensors; its networks need at most {allowed:,}")
 
@@ -173,7 +171,6 @@ def load(path: str | os.PathLike, layout: Callable | None = None,
 def config_of(path: str | os.PathLike, meta: dict[str, Any]):
     """The validated TrainConfig a checkpoint's metadata holds."""
     from .config import TrainConfig
-    from .errors import ConfigError
 
     values = meta.get("config")
     if not isinstance(values, dict):

@@ -83,7 +83,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, overwrite: bool = T
                        root: str | os.PathLike | None = None) -> None:
     """Writes data to path so that path holds either its old content or all of data. Given
     root (a run folder), through write_inside: never through a link, and into a real folder
-    of the run."""
+    of the run; there a file is replaced (the run's one writer holds its lock; a caller that
+    must not replace checks first, as refuse_existing does)."""
     if root is not None:
         return write_bytes_inside(root, path, data)
     with atomic_file(path, overwrite) as f:
@@ -284,7 +285,7 @@ def dir_inside(root: str | os.PathLike, folder: str | os.PathLike) -> Iterator[i
     rel = os.path.relpath(folder, root)
     if rel == ".":
         parts: tuple[str, ...] = ()
-    elif rel.startswith(".."):
+    elif rel == os.pardir or rel.startswith(os.pardir + os.sep):
         raise _refused(folder, f"outside {root}")
     else:
         parts = Path(rel).parts
@@ -323,17 +324,25 @@ def _open_regular(name: str, flags: int, dir_fd: int, shown: str | os.PathLike) 
     return fd
 
 
+def _regular_or_absent(folder: int, path: Path) -> None:
+    """Refuses (RunFileError) path's name in the folder fd unless absent or a regular file."""
+    try:
+        mode = os.lstat(path.name, dir_fd=folder).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        raise _refused(path, _kind(mode))
+
+
 def check_run_file(root: str | os.PathLike, path: str | os.PathLike) -> None:
     """Refuses (RunFileError) a link or non-regular file at path, or a link or non-folder on
     the way to it from root; an absent file (or folder) is fine."""
     path = Path(path)
     try:
         with dir_inside(root, path.parent) as folder:
-            mode = os.lstat(path.name, dir_fd=folder).st_mode
+            _regular_or_absent(folder, path)
     except FileNotFoundError:
         return
-    if not stat.S_ISREG(mode):
-        raise _refused(path, _kind(mode))
 
 
 @contextmanager
@@ -345,12 +354,7 @@ def write_inside(root: str | os.PathLike, path: str | os.PathLike, durable: bool
     written. Pictures, which a resume draws again, need not be durable."""
     path = Path(path)
     with dir_inside(root, path.parent) as folder:
-        try:
-            mode = os.lstat(path.name, dir_fd=folder).st_mode
-            if not stat.S_ISREG(mode):
-                raise _refused(path, _kind(mode))
-        except FileNotFoundError:
-            pass
+        _regular_or_absent(folder, path)
         tmp = f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o666 & ~_umask(), dir_fd=folder)
         try:

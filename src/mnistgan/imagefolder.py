@@ -241,11 +241,11 @@ def _workers() -> int:
     """Worker processes for a conversion: the CPUs other work leaves free now (threads.py's
     rule: beside one busy process on 2 cores, one worker, not two that each wait for a core),
     at most 8; MNISTGAN_WORKERS sets the count (at most the CPUs this process may use)."""
-    given = os.environ.get("MNISTGAN_WORKERS", "").strip()
-    if given:  # (read like every number given: ASCII digits; at most the CPUs this process may use)
-        return numbers.whole(given, "MNISTGAN_WORKERS", 1, max(1, len(os.sched_getaffinity(0))))
     from . import threads  # (here: the spawned workers import this module, and need no torch)
 
+    given = os.environ.get("MNISTGAN_WORKERS", "").strip()
+    if given:  # (read like every number given: ASCII digits; at most the CPUs this process may use)
+        return numbers.whole(given, "MNISTGAN_WORKERS", 1, len(threads.allowed_cpus()))
     return min(8, threads.available())
 
 

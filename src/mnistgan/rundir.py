@@ -28,8 +28,8 @@ from . import files
 from .errors import ConfigError
 from .files import RunLock
 
-CONFIG, LOG, RESUMES = "config.json", "log.jsonl", "resumes.jsonl"
-SAMPLES, CHECKPOINTS = "samples", "checkpoints"
+CONFIG, LOG, RESUMES, METRICS = "config.json", "log.jsonl", "resumes.jsonl", "metrics.json"
+SAMPLES, CHECKPOINTS, TENSORBOARD = "samples", "checkpoints", "tensorboard"
 
 
 def is_run(path: str | os.PathLike) -> bool:
@@ -97,8 +97,8 @@ def remove_unstarted(path: Path, lock: RunLock) -> None:
 
 
 # What a run writes at its top level (pictures are listed where they are drawn): each must be
-# a regular file or absent, and SAMPLES and CHECKPOINTS real folders inside the run.
-FILES = (CONFIG, LOG, RESUMES, "metrics.json", "novelty.png", "progress.gif", "progress.png", "losses.png",
+# a regular file or absent, and SAMPLES, CHECKPOINTS and TENSORBOARD real folders inside the run.
+FILES = (CONFIG, LOG, RESUMES, METRICS, "novelty.png", "progress.gif", "progress.png", "losses.png",
          "real_vs_fake.png")
 
 
@@ -109,7 +109,7 @@ def check_layout(run: Path) -> None:
     files.check_run_file(run, run / RunLock.NAME)
     for name in FILES:
         files.check_run_file(run, run / name)
-    for sub in (SAMPLES, CHECKPOINTS, "tensorboard"):
+    for sub in (SAMPLES, CHECKPOINTS, TENSORBOARD):
         try:
             with files.dir_inside(run, run / sub):
                 pass
@@ -126,7 +126,7 @@ def write_config(run: Path, config: dict[str, Any]) -> None:
     files.write_json(run / CONFIG, config, sort_keys=True, root=run)
 
 
-GRID = re.compile(r"grid-(\d{1,9})\.png")  # an epoch's grid; any other name is not one
+GRID = re.compile(r"grid-([0-9]{1,9})\.png")  # an epoch's grid; any other name is not one
 
 
 def grids(run: Path) -> list[tuple[int, Path]]:
@@ -137,7 +137,7 @@ def grids(run: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-METRICS, METRICS_LIMIT = "metrics.json", 4 << 20
+METRICS_LIMIT = 4 << 20  # bytes of metrics.json a reader takes
 
 
 def read_metrics(run: str | os.PathLike) -> dict[str, Any] | None:

@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .. import images
+from .. import images, rundir
 from .base import Callback
 
 
@@ -22,7 +22,7 @@ class TensorBoardLog(Callback):
     def __init__(self, path: str | os.PathLike, purge_step: int | None = None):
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(str(Path(path) / "tensorboard"), purge_step=purge_step)
+        self.writer = SummaryWriter(str(Path(path) / rundir.TENSORBOARD), purge_step=purge_step)
         self.last: dict[str, Any] = {}
 
     @staticmethod
