@@ -41,14 +41,14 @@ def main() -> None:
     from PIL import Image
 
     print(describe())
-    base, _ = peak("import mnistgan.imagefolder, mnistgan.data")
+    base, _ = peak("import mnistgan.data.folder, mnistgan.data")
     print(f"imports alone: {base:.0f} MiB")
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         for w, h in ((60_000, 833), (25_000_000, 2), (7_000, 7_000)):
             f = d / f"{w}x{h}.png"
             Image.new("L", (w, h), 255).save(f, optimize=True)
-            mib, said = peak(f"from mnistgan.imagefolder import to_frame\ntry:\n    print('frame', to_frame({str(f)!r}).shape)\n"
+            mib, said = peak(f"from mnistgan.data.folder import to_frame\ntry:\n    print('frame', to_frame({str(f)!r}).shape)\n"
                              f"except ValueError as e:\n    print('refused:', e)")
             print(f"a {w:,} x {h:,} PNG of {f.stat().st_size:,} bytes: {mib:.0f} MiB peak ({said})")
         bomb = d / "bomb-labels-idx1-ubyte.gz"
@@ -71,7 +71,7 @@ def checkpoints(d: Path) -> None:
 
     import numpy as np
 
-    from mnistgan import checkpoint as ckpt
+    from mnistgan.store import checkpoint as ckpt
     from mnistgan.config import from_preset
     from mnistgan.runs import train
 

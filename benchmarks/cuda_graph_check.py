@@ -24,7 +24,7 @@ import torch
 
 from mnistgan.config import from_preset
 from mnistgan.data import DeviceData
-from mnistgan.training import Trainer
+from mnistgan.training.trainer import Trainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe  # noqa: E402

@@ -22,7 +22,7 @@ import torch
 
 from mnistgan.config import from_preset
 from mnistgan.data import DeviceData, load_split
-from mnistgan.training import Trainer
+from mnistgan.training.trainer import Trainer
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe  # noqa: E402
 
 from mnistgan.config import from_preset, parse_sets  # noqa: E402
-from mnistgan.training import Trainer  # noqa: E402
+from mnistgan.training.trainer import Trainer  # noqa: E402
 
 
 def images_per_second(preset: str, sets: dict, channels: int, classes: int, steps: int, warm: int = 3) -> float:

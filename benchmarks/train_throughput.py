@@ -39,9 +39,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from mnistgan.config import from_preset
 from mnistgan.data import DeviceData, load_split
-from mnistgan import runtime
-from mnistgan.runtime import resolve_device
-from mnistgan.training import Trainer
+from mnistgan.system import runtime
+from mnistgan.system.runtime import resolve_device
+from mnistgan.training.trainer import Trainer
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))

@@ -62,7 +62,7 @@ def tiny_config(tmp_path):
 
 def final_state(run: Path):
     """Everything in the newest checkpoint but wall-clock figures."""
-    from mnistgan import checkpoint as ckpt
+    from mnistgan.store import checkpoint as ckpt
 
     tensors, meta = ckpt.load(ckpt.list_checkpoints(run / "checkpoints")[-1])
     meta = {k: v for k, v in meta.items() if k not in ("epoch_seconds", "train_seconds", "config")}

@@ -14,7 +14,7 @@ def whole_and_resumed(cfg, data, stop_at: int):
     """(a run trained straight through, the same run stopped after stop_at images and resumed
     from its state): two finished Trainers."""
     from mnistgan.config import apply_overrides
-    from mnistgan.training import Trainer
+    from mnistgan.training.trainer import Trainer
 
     whole = Trainer(cfg)
     whole.fit(data)

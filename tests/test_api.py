@@ -55,7 +55,7 @@ PROCESS_CHECK = """
 import sys
 import torch
 import mnistgan
-from mnistgan import runtime
+from mnistgan.system import runtime
 
 data, out, tune = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
 def underflow_survives():

@@ -3,7 +3,7 @@ drawn from the run's noise stream, and a run with it trains, resumes and is refu
 import pytest
 import torch
 
-from mnistgan import augment
+from mnistgan.training import augment
 from mnistgan.config import apply_overrides, from_preset, validate
 from mnistgan.errors import ConfigError
 
@@ -46,7 +46,7 @@ def test_a_run_with_diffaugment_and_class_batch_norm_is_exact_across_a_resume():
     import numpy as np
 
     from mnistgan.data import DeviceData
-    from mnistgan.training import Trainer
+    from mnistgan.training.trainer import Trainer
 
     rng = np.random.default_rng(0)
     data = DeviceData(rng.integers(0, 256, (256, 28, 28), dtype=np.uint8), rng.integers(0, 10, 256).astype(np.uint8))

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from mnistgan.callbacks import Callback, ConsoleReport, ProgressBar, QualityProbe, RunFolder
-from mnistgan.rundir import read_log
+from mnistgan.store.rundir import read_log
 from mnistgan.config import apply_overrides
 from mnistgan.data import DeviceData
-from mnistgan.training import Trainer, TrainingInterrupted
+from mnistgan.training.trainer import Trainer, TrainingInterrupted
 
 
 def fake_data(n=1000, seed=0):

@@ -12,8 +12,9 @@ import torch
 from PIL import Image
 
 import mnistgan
-from mnistgan import checkpoint as ckpt
-from mnistgan import data, export, generation, imagefolder, images, models
+from mnistgan.store import checkpoint as ckpt
+from mnistgan import data, export, generation, images, models
+from mnistgan.data import folder as imagefolder
 from mnistgan.config import TrainConfig, from_preset
 from mnistgan.errors import ConfigError
 

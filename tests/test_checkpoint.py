@@ -7,7 +7,7 @@ import struct
 import pytest
 import torch
 
-from mnistgan import checkpoint as ckpt
+from mnistgan.store import checkpoint as ckpt
 from mnistgan.errors import CheckpointError
 
 
@@ -177,7 +177,7 @@ def test_fuzzed_checkpoints_load_or_raise_the_projects_error(tmp_path):
     import time
 
     from mnistgan.config import from_preset
-    from mnistgan.training import Trainer
+    from mnistgan.training.trainer import Trainer
 
     config = from_preset("seed", {"z_dim": 8, "hidden": 16, "train_images": 200, "device": "cpu"})
     trainer = Trainer(config)

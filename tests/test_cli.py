@@ -95,7 +95,7 @@ def test_out_that_cannot_be_written(trained_run, tmp_path, capsys):
 def test_full_disk_mid_run_is_one_line_and_keeps_the_checkpoint(trained_run, tmp_path, capsys, monkeypatch):
     import errno
 
-    from mnistgan import checkpoint as ckpt
+    from mnistgan.store import checkpoint as ckpt
     from mnistgan import images
 
     calls = {"n": 0}
@@ -180,7 +180,7 @@ def test_sampling_is_chunked_and_bounded(trained_run, tmp_path, capsys):
 def test_a_checkpoint_asking_for_absurd_sizes_is_refused(trained_run, tmp_path, capsys):
     import shutil
 
-    from mnistgan import checkpoint as ckpt
+    from mnistgan.store import checkpoint as ckpt
 
     copy = tmp_path / "run"
     shutil.copytree(trained_run, copy)
@@ -212,7 +212,7 @@ def test_set_preset_and_set_out_say_and_do_one_true_thing(trained_run, tmp_path,
 def test_a_run_that_fails_before_its_first_checkpoint_leaves_nothing_behind(trained_run, tmp_path, capsys, monkeypatch):
     """A failure before the first checkpoint removes what the run made, so the same command
     can be run again; nothing is left to block it."""
-    from mnistgan import training
+    from mnistgan.training import trainer as training
 
     def boom(self, *a, **k):
         raise RuntimeError("a failure in the first epoch")
@@ -260,7 +260,7 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before_everywhere(tra
     import numpy as np
 
     import mnistgan
-    from mnistgan import checkpoint as ckpt
+    from mnistgan.store import checkpoint as ckpt
     from mnistgan.export import export
 
     run = tmp_path / "run"

@@ -80,7 +80,8 @@ def test_string_overrides_are_coerced():
 
 
 def test_registry_names_match_the_builders():
-    from mnistgan import data, models, objectives
+    from mnistgan import data, models
+    from mnistgan.training import objectives
 
     assert set(registry.NAMES["dataset"]) == set(data.REGISTERED)
     assert set(registry.NAMES["model"]) == set(models.MODELS)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from conftest import write_idx
-from mnistgan import data, imagefolder
+from mnistgan import data
+from mnistgan.data import folder as imagefolder
 from mnistgan.cli import main
 from mnistgan.config import from_preset
 from mnistgan.errors import DataError
@@ -158,7 +159,7 @@ def test_a_conditional_model_of_the_dataset_class_count(tmp_path, isolated_env):
     import torch
 
     from mnistgan import models
-    from mnistgan.training import Trainer
+    from mnistgan.training.trainer import Trainer
 
     cfg = from_preset("cdcgan", {"num_classes": 3, "width": 8, "out": str(tmp_path / "r")})
     G, D = models.build(cfg)

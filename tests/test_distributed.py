@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mnistgan import checkpoint as ckpt
+from mnistgan.store import checkpoint as ckpt
 from mnistgan.runs import read_log
 
 from conftest import assert_same_run, log_without_timing as log
@@ -121,7 +121,7 @@ def test_2_conv_presets_train_on_two_ranks(preset, mnist_dir, tmp_path):
 
 def initial_weights(preset: str, images: int) -> dict:
     from mnistgan.config import from_preset
-    from mnistgan.training import Trainer
+    from mnistgan.training.trainer import Trainer
 
     t = Trainer(from_preset(preset, {"train_images": images, "width": 16, "device": "cpu"}))
     return {**{f"G.{k}": v for k, v in t.G.state_dict().items()}, **{f"D.{k}": v for k, v in t.D.state_dict().items()}}

@@ -129,7 +129,7 @@ def test_cached_test_features_are_written_through_a_temporary_file_of_their_own(
     process's rename took the file from under another's (seen running quality.py four at a time).
     A folder squatting on the old fixed name makes any writer that still uses it fail."""
     from conftest import make_dataset
-    from mnistgan.files import cache_dir
+    from mnistgan.store.files import cache_dir
     from mnistgan.metrics import evaluate
 
     data = make_dataset(tmp_path / "data")

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from mnistgan import files
+from mnistgan.store import files
 from mnistgan.errors import CheckpointError
 
 

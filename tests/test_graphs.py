@@ -5,10 +5,10 @@ import copy
 import pytest
 import torch
 
-from mnistgan import graphs, optim
+from mnistgan.training import graphs, optim
 from mnistgan.config import from_preset
 from mnistgan.errors import ConfigError
-from mnistgan.training import Trainer
+from mnistgan.training.trainer import Trainer
 
 from test_presets import fake_data, small
 

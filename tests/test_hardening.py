@@ -278,7 +278,7 @@ def peak_mib_of(code: str) -> tuple[float, str]:
 
 def test_a_thin_image_costs_bounded_memory(tmp_path):
     (tmp_path / "thin.png").write_bytes(thin_png(60_000, 833))
-    peak, out = peak_mib_of(f"from mnistgan.imagefolder import to_frame\n"
+    peak, out = peak_mib_of(f"from mnistgan.data.folder import to_frame\n"
                             f"print('SHAPE', to_frame({str(tmp_path / 'thin.png')!r}).shape)")
     assert "SHAPE (28, 28)" in out and peak < 700, peak  # (it took 3.9 GB before)
 
@@ -332,7 +332,7 @@ def test_a_name_that_is_not_utf8_is_read(tmp_path, isolated_env):
 def test_a_folder_changed_mid_conversion_is_not_cached(tmp_path, isolated_env):
     from PIL import Image
 
-    from mnistgan import imagefolder
+    from mnistgan.data import folder as imagefolder
 
     root = tmp_path / "own"
     for cls in ("a", "b"):
@@ -373,7 +373,7 @@ def test_a_folder_changed_mid_conversion_is_not_cached(tmp_path, isolated_env):
 def test_small_classes_still_hold_out_a_test_split(tmp_path, isolated_env):
     from PIL import Image
 
-    from mnistgan import imagefolder
+    from mnistgan.data import folder as imagefolder
 
     many = tmp_path / "many"
     for k in range(20):
@@ -392,7 +392,7 @@ def test_small_classes_still_hold_out_a_test_split(tmp_path, isolated_env):
 
 def test_force_never_replaces_a_fifo(tmp_path):
     from mnistgan.errors import ConfigError
-    from mnistgan.files import refuse_existing
+    from mnistgan.store.files import refuse_existing
 
     fifo = tmp_path / "out.npy"
     os.mkfifo(fifo)

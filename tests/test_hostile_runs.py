@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnistgan import checkpoint as ckpt
+from mnistgan.store import checkpoint as ckpt
 from mnistgan.config import from_preset
 from mnistgan.errors import CheckpointError, ConfigError, MnistganError
 
@@ -102,7 +102,7 @@ def test_resume_refuses_a_run_file_that_is_a_link(run, thesis, name):
 
 
 def test_a_linked_grid_or_strip_is_refused_not_written_through(run, thesis):
-    from mnistgan import rundir
+    from mnistgan.store import rundir
 
     (run / "samples" / "grid-003.png").symlink_to(thesis)
     with pytest.raises(CheckpointError, match="grid-003.png is a link"):
@@ -147,7 +147,7 @@ def test_a_healthy_resume_still_writes_everything(run):
 
 
 def test_unstarted_removal_removes_a_link_not_what_it_leads_to(tmp_path, thesis):
-    from mnistgan import rundir
+    from mnistgan.store import rundir
 
     out = tmp_path / "new"
     lock = rundir.make(out)
@@ -327,7 +327,7 @@ def test_every_number_on_the_command_line_is_read_by_one_parser(sets, message, c
 
 
 def test_a_number_in_the_environment_is_read_by_the_same_parser(monkeypatch):
-    from mnistgan import imagefolder
+    from mnistgan.data import folder as imagefolder
 
     monkeypatch.setenv("MNISTGAN_WORKERS", "²")
     with pytest.raises(ConfigError, match="MNISTGAN_WORKERS must be an integer, got '²'"):
@@ -377,7 +377,7 @@ def test_a_bad_device_is_one_line_in_every_command(command, run, tmp_path, capsy
     (False, {"docker/abc": ("-1", "100000")}, None),
 ])
 def test_the_thread_policy_reads_a_cgroup_cpu_quota(tmp_path, v2, limits, want):
-    from mnistgan.threads import cpu_quota
+    from mnistgan.system.threads import cpu_quota
 
     root = tmp_path / "cgroup"
     for group, value in limits.items():
@@ -394,7 +394,8 @@ def test_the_thread_policy_reads_a_cgroup_cpu_quota(tmp_path, v2, limits, want):
 
 
 def test_progress_pictures_take_grids_in_epoch_order_past_999(tmp_path):
-    from mnistgan import images, rundir
+    from mnistgan import images
+    from mnistgan.store import rundir
 
     (tmp_path / "samples").mkdir()
     for e in (1, 101, 999, 1000):
@@ -410,7 +411,7 @@ def test_an_interpolation_is_bounded_before_any_work(run, tmp_path, capsys):
 
 
 def test_a_folder_image_linked_to_an_endless_file_is_hashed_by_its_declared_size(tmp_path):
-    from mnistgan.imagefolder import _file_digest
+    from mnistgan.data.folder import _file_digest
 
     link = tmp_path / "zz.png"
     link.symlink_to("/proc/self/pagemap")

@@ -10,7 +10,7 @@ from mnistgan.config import from_preset
 from mnistgan.data import DeviceData, load_split
 from mnistgan.generation import sample
 from mnistgan.runs import read_log, train
-from mnistgan.training import Trainer
+from mnistgan.training.trainer import Trainer
 
 pytestmark = pytest.mark.integration
 

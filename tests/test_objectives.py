@@ -4,7 +4,7 @@ import contextlib
 import pytest
 import torch.nn.functional as F
 
-from mnistgan import objectives
+from mnistgan.training import objectives
 from mnistgan.config import from_preset
 
 losses = objectives
@@ -194,7 +194,7 @@ def test_relativistic_average_matches_its_definition():
 
 
 def test_relativistic_g_phase_sees_real_logits_and_trains():
-    from mnistgan.training import Trainer
+    from mnistgan.training.trainer import Trainer
 
     config = from_preset("seed", {"objective": "relativistic", "train_images": 200})
     b = quadratic_batch()

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import torch
 
-from mnistgan.optim import AdamTF1
+from mnistgan.training.optim import AdamTF1
 
 
 def tf1_adam_reference(p, grads, lr=2e-4, b1=0.9, b2=0.999, eps=1e-8):

@@ -8,7 +8,7 @@ from mnistgan.config import PRESETS, from_preset
 from mnistgan.data import DeviceData
 from mnistgan.errors import ConfigError
 from mnistgan.generation import recalibrate_batch_norm
-from mnistgan.training import Trainer
+from mnistgan.training.trainer import Trainer
 
 OBJECTIVES = ["minimax", "nonsaturating", "lsgan", "hinge", "wgan-gp"]
 

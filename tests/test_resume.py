@@ -10,11 +10,11 @@ import time
 import pytest
 import torch
 
-from mnistgan import checkpoint as ckpt
+from mnistgan.store import checkpoint as ckpt
 from mnistgan.config import from_preset
 from mnistgan.errors import CheckpointError, ConfigError, DivergenceError
 from mnistgan.runs import read_log, resume, train
-from mnistgan.training import Trainer, TrainingInterrupted
+from mnistgan.training.trainer import Trainer, TrainingInterrupted
 
 from conftest import assert_same_run, make_dataset
 
@@ -131,7 +131,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_checkpoint(data_dir, tmp_path
 CHILD = textwrap.dedent("""
     import os, signal, stat, sys
     fn, n = sys.argv[1], int(sys.argv[2])
-    import mnistgan.checkpoint, mnistgan.images, mnistgan.training
+    import mnistgan.store.checkpoint, mnistgan.images, mnistgan.training.trainer
     count = {"n": 0}
 
     def due():
@@ -148,8 +148,8 @@ CHILD = textwrap.dedent("""
             return orig(fd)
         os.fsync = torn_then_kill
     else:
-        owner, name = {"os.replace": (os, "replace"), "prune": (mnistgan.checkpoint, "prune"),
-                       "train_step": (mnistgan.training.Trainer, "train_step"),
+        owner, name = {"os.replace": (os, "replace"), "prune": (mnistgan.store.checkpoint, "prune"),
+                       "train_step": (mnistgan.training.trainer.Trainer, "train_step"),
                        "save_gif": (mnistgan.images, "save_gif")}[fn]
         orig = getattr(owner, name)
         def killer(*a, **k):
@@ -268,7 +268,7 @@ def test_resuming_with_fewer_epochs_than_done_is_refused_and_changes_nothing(dat
 
 LOCK_HOLDER = """
 import sys, time
-from mnistgan.files import RunLock
+from mnistgan.store.files import RunLock
 with RunLock(sys.argv[1]):
     print("locked", flush=True)
     time.sleep(60)

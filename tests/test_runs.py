@@ -29,7 +29,7 @@ class Notes(Callback):
 
 
 def test_newest_loadable_skips_damaged_and_says_so(tmp_path):
-    from mnistgan import checkpoint as ckpt
+    from mnistgan.store import checkpoint as ckpt
     import torch
 
     run = tmp_path / "r"

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from mnistgan import runtime
+from mnistgan.system import runtime
 from mnistgan.errors import ConfigError
 
 
@@ -69,7 +69,7 @@ def test_training_follows_the_config_and_leaves_the_process_as_it_was():
     process has its own setting back."""
     from mnistgan.callbacks import Callback
     from mnistgan.config import from_preset
-    from mnistgan.training import Trainer
+    from mnistgan.training.trainer import Trainer
 
     from test_training import fake_data
 

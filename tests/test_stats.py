@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mnistgan.errors import DivergenceError
-from mnistgan.stats import NAMES, REFRESH_STEPS, EpochStats
+from mnistgan.training.stats import NAMES, REFRESH_STEPS, EpochStats
 
 
 def test_sums_means_and_meta_round_trip():

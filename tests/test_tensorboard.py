@@ -9,7 +9,7 @@ import pytest
 from mnistgan.cli import main
 from mnistgan.config import from_preset
 from mnistgan.runs import read_log, resume, train
-from mnistgan.training import Trainer, TrainingInterrupted
+from mnistgan.training.trainer import Trainer, TrainingInterrupted
 
 from conftest import make_dataset
 

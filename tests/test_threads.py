@@ -8,7 +8,7 @@ import time
 import pytest
 import torch
 
-from mnistgan import runtime, threads
+from mnistgan.system import runtime, threads
 from mnistgan.config import from_preset
 from mnistgan.errors import ConfigError
 
@@ -54,7 +54,7 @@ def test_the_environment_fixes_the_count(monkeypatch, name):
 def test_training_uses_the_configured_count(tiny_config, mnist_dir):
     from mnistgan.callbacks import Callback
     from mnistgan.data import DeviceData, load_split
-    from mnistgan.training import Trainer
+    from mnistgan.training.trainer import Trainer
 
     seen = set()
 

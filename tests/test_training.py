@@ -3,8 +3,8 @@ import torch
 
 from mnistgan.callbacks import Callback
 from mnistgan.data import DeviceData
-from mnistgan import steps
-from mnistgan.training import Trainer
+from mnistgan.training import steps
+from mnistgan.training.trainer import Trainer
 
 from exactness import weights, whole_and_resumed
 
@@ -124,7 +124,7 @@ def test_fast_path_only_where_exact(tiny_config):
 def test_conv_state_round_trip_through_a_file_continues_identically(tmp_path):
     """Conv weights are channels-last and checkpoints are contiguous: the fused Adam moments
     must get their parameter's layout back on load, or the resumed run silently diverges."""
-    from mnistgan import checkpoint as ckpt
+    from mnistgan.store import checkpoint as ckpt
     from mnistgan.config import apply_overrides, from_preset
 
     cfg = from_preset("best", {"train_images": 256, "batch_size": 32, "epochs": 2, "progress": False,
@@ -155,9 +155,9 @@ def _faults_per_step(env):
 
     code = """
 import os, resource, torch
-from mnistgan import runtime
+from mnistgan.system import runtime
 from mnistgan.config import from_preset
-from mnistgan.training import Trainer
+from mnistgan.training.trainer import Trainer
 c = from_preset("dcgan", {"device": "cpu"})
 t = Trainer(c)
 runtime.keep_freed_memory()  # as training through runs.train / the CLI does

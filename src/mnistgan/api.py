@@ -29,7 +29,7 @@ class Run:
 
     def log(self) -> list[dict[str, Any]]:
         """The epoch rows of log.jsonl."""
-        from .rundir import read_log
+        from .store.rundir import read_log
 
         return read_log(self.path)
 

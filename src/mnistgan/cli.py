@@ -14,7 +14,7 @@ from .errors import MnistganError
 def _int_at_least(low: int):
     """An argparse type: a whole number of at least `low`."""
     def parse(text: str) -> int:
-        from .numbers import whole
+        from .system.numbers import whole
 
         try:
             value = whole(text, "value")
@@ -37,7 +37,7 @@ def _port(text: str) -> int:
 
 
 def _threads(text: str) -> str:
-    from .threads import parse
+    from .system.threads import parse
     try:
         return str(parse(text))
     except MnistganError as e:
@@ -176,8 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_train(a: argparse.Namespace) -> int:
     from . import api
     from .config import merge_settings, parse_sets
-    from .distributed import launch_rank
-    from .training import FiguresInterrupted, TrainingInterrupted
+    from .system.distributed import launch_rank
+    from .training.trainer import FiguresInterrupted, TrainingInterrupted
 
     flags = {"epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr, "seed": a.seed, "device": a.device,
              "dataset": a.dataset, "data_dir": a.data_dir, "max_images": a.max_images, "precision": a.precision,
@@ -216,7 +216,8 @@ def cmd_sample(a: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
-    from . import distributed, evaluation
+    from .system import distributed
+    from . import evaluation
     from .callbacks import progress_bar
     from .metrics import report
 
@@ -338,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         print("mnistgan: interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # under torchrun: one line per failing process, not N tracebacks
-        from .distributed import launched
+        from .system.distributed import launched
 
         if not launched():
             raise

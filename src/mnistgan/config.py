@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import numbers
+from .system import numbers
 from .errors import ConfigError
 
 # Fields marked FIXED change the maths of a run: a resumed run may not override them.

@@ -11,8 +11,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import distributed, files, generation, rundir
-from . import threads as threads_
+from .system import distributed
+from .store import files, rundir
+from . import generation
+from .system import threads as threads_
 from .errors import MnistganError
 from .metrics import MAX_IMAGES, Reference, evaluate, read_images, report
 

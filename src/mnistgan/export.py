@@ -27,7 +27,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import files, generation, rundir
+from .store import files, rundir
+from . import generation
 from .errors import ConfigError
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "pt2": ".pt2"}

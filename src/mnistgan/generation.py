@@ -14,8 +14,10 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from . import checkpoint as ckpt
-from . import files, images, runtime, threads
+from .store import checkpoint as ckpt
+from .store import files
+from . import images
+from .system import runtime, threads
 from .config import TrainConfig
 from .errors import ConfigError
 

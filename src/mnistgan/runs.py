@@ -18,15 +18,17 @@ from typing import Any, Sequence
 
 import torch
 
-from . import checkpoint as ckpt
-from . import distributed, files, models, rundir, runtime
+from .store import checkpoint as ckpt
+from .system import distributed, runtime
+from .store import files, rundir
+from . import models
 from .callbacks import Callback, ConsoleReport, ProgressBar, QualityProbe, RunFolder, TensorBoardLog, progress_bar
 from .config import TrainConfig, apply_overrides, fixed_fields
 from .data import DeviceData, training_set
 from .errors import CheckpointError, ConfigError
-from .files import RunLock
-from .rundir import check_run_dir, free_run_dir, is_run, read_log
-from .training import FiguresInterrupted, Trainer
+from .store.files import RunLock
+from .store.rundir import check_run_dir, free_run_dir, is_run, read_log
+from .training.trainer import FiguresInterrupted, Trainer
 
 __all__ = ["start", "train", "resume", "read_log", "is_run", "free_run_dir", "check_run_dir", "default_out",
            "restarted_run"]

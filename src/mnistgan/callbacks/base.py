@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     import torch
 
     from ..config import TrainConfig
-    from ..distributed import Dist
+    from ..system.distributed import Dist
 
 
 class TrainerView(Protocol):

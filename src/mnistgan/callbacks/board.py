@@ -5,7 +5,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .. import images, rundir
+from .. import images
+from ..store import rundir
 from .base import Callback
 
 

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import checkpoint as ckpt
-from .. import images, rundir, runtime
+from ..store import checkpoint as ckpt
+from .. import images
+from ..store import rundir
+from ..system import runtime
 from .base import Callback
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .. import distributed, images, runtime
+from ..system import distributed, runtime
+from .. import images
 from .base import Callback
 
 

@@ -79,7 +79,7 @@ class Reference:
     def _read(self) -> tuple[torch.Tensor, torch.Tensor]:
         from safetensors.torch import load_file, save
 
-        from ..files import atomic_write_bytes, cache_dir
+        from ..store.files import atomic_write_bytes, cache_dir
 
         path = cache_dir() / "stats" / f"{self.source.key}-test-{self.net.sha256[:16]}.safetensors"
         if path.exists():

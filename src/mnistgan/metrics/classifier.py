@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import threads
+from ..system import threads
 from ..errors import MnistganError
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
@@ -51,7 +51,7 @@ def weights_folder(key: str) -> Path:
     """Where a dataset's classifier lives: the package's weights/ for the shipped datasets,
     the user cache for one's own (folder-... and idx-... keys)."""
     if key.startswith(("folder-", "idx-")):
-        from ..files import cache_dir
+        from ..store.files import cache_dir
 
         return cache_dir() / "classifiers"
     return WEIGHTS
@@ -139,7 +139,7 @@ def train_classifier(dataset: str, data_dir=None, epochs: int = 4, seed: int = 0
     `progress`: a progress-bar factory (callbacks.progress_bar), or None for no bars."""
     from safetensors.torch import save
 
-    from .. import files
+    from ..store import files
     from ..data import open_dataset
 
     torch.manual_seed(seed)

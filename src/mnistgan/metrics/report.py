@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .. import files, images
+from ..store import files
+from .. import images
 from . import Context, calibration, flatten
 
 

@@ -37,8 +37,9 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from .. import checkpoint as ckpt
-from .. import files, generation, images
+from ..store import checkpoint as ckpt
+from ..store import files
+from .. import generation, images
 from ..errors import MnistganError
 from . import story
 
@@ -387,7 +388,7 @@ def _judge(site: Site, name: str, body: bytes) -> dict[str, Any]:
     import torch
 
     from ..data import open_dataset
-    from ..imagefolder import to_frame
+    from ..data.folder import to_frame
     from ..metrics.classifier import FeatureNet
 
     m = site.loaded(name)

@@ -20,9 +20,9 @@ import urllib.parse
 from pathlib import Path
 from typing import Any, Callable
 
-from .. import files
+from ..store import files
 from ..config import TrainConfig
-from ..rundir import GRID, LOG, read_metrics
+from ..store.rundir import GRID, LOG, read_metrics
 
 STYLE = (Path(__file__).parent / "static" / "style.css")
 SCRIPT = (Path(__file__).parent / "static" / "app.js")

@@ -14,16 +14,18 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
-from . import checkpoint as ckpt
-from . import threads
-from . import distributed, generation, models, objectives, optim, runtime, steps
-from .config import TrainConfig
-from .data import DeviceData
-from .errors import CheckpointError, ConfigError
+from ..store import checkpoint as ckpt
+from ..system import threads
+from ..system import distributed, runtime
+from .. import generation, models
+from . import objectives, optim, steps
+from ..config import TrainConfig
+from ..data import DeviceData
+from ..errors import CheckpointError, ConfigError
 from .stats import EpochStats
 
 if TYPE_CHECKING:
-    from .callbacks import Callback
+    from ..callbacks import Callback
 
 
 class TrainingInterrupted(Exception):

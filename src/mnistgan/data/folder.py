@@ -38,9 +38,10 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from . import numbers, registry
-from .errors import DataError
-from .files import atomic_write_bytes, cache_dir
+from ..system import numbers
+from .. import registry
+from ..errors import DataError
+from ..store.files import atomic_write_bytes, cache_dir
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 INVERT = registry.NAMES["invert"]
@@ -241,7 +242,7 @@ def _workers() -> int:
     """Worker processes for a conversion: the CPUs other work leaves free now (threads.py's
     rule: beside one busy process on 2 cores, one worker, not two that each wait for a core),
     at most 8; MNISTGAN_WORKERS sets the count (at most the CPUs this process may use)."""
-    from . import threads  # (here: the spawned workers import this module, and need no torch)
+    from ..system import threads  # (here: the spawned workers import this module, and need no torch)
 
     given = os.environ.get("MNISTGAN_WORKERS", "").strip()
     if given:  # (read like every number given: ASCII digits; at most the CPUs this process may use)

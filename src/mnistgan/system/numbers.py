@@ -9,7 +9,7 @@ import math
 import re
 from typing import Any
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 _WHOLE = re.compile(r"[+-]?[0-9]+", re.ASCII)
 _SCIENTIFIC = re.compile(r"([0-9]+)(?:\.(0*))?[eE]\+?([0-9]+)", re.ASCII)  # 1e6, 2.0e3: whole numbers

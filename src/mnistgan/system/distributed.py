@@ -109,7 +109,7 @@ def device_for(name: str, d: Dist) -> str:
 
 def batch_part(batch_size: int, d: Dist) -> slice:
     """This process's contiguous slice of every global batch (and of every random draw)."""
-    from .errors import ConfigError
+    from ..errors import ConfigError
 
     if batch_size % d.world:
         raise ConfigError(f"batch_size {batch_size} is the global batch; it must divide evenly among "

@@ -22,8 +22,9 @@ from typing import Callable, Protocol
 
 import torch
 
-from . import distributed, fastpath, graphs, objectives, stats
-from .errors import ConfigError
+from ..system import distributed
+from . import fastpath, graphs, objectives, stats
+from ..errors import ConfigError
 
 
 class Step(Protocol):

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import torch
 
-from .errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError
 from . import files
 from .files import atomic_write_bytes, remove_stale_temporaries
 
@@ -170,7 +170,7 @@ def load(path: str | os.PathLike, layout: Callable | None = None,
 
 def config_of(path: str | os.PathLike, meta: dict[str, Any]):
     """The validated TrainConfig a checkpoint's metadata holds."""
-    from .config import TrainConfig
+    from ..config import TrainConfig
 
     values = meta.get("config")
     if not isinstance(values, dict):

@@ -34,7 +34,7 @@ from typing import Callable
 
 import torch
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 WARMUP_ROUNDS = 3  # uncaptured steps before capture, per step of a d_steps cycle
 

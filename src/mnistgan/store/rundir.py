@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from . import files
-from .errors import ConfigError
+from ..errors import ConfigError
 from .files import RunLock
 
 CONFIG, LOG, RESUMES, METRICS = "config.json", "log.jsonl", "resumes.jsonl", "metrics.json"

@@ -8,7 +8,7 @@ from typing import Any, Iterable
 
 import torch
 
-from .errors import DivergenceError
+from ..errors import DivergenceError
 
 REFRESH_STEPS = 50  # read running statistics back from the device every N steps
 # One step's statistics, in the order of a row of the device window: D loss, G loss (0 on

@@ -26,8 +26,8 @@ FREE = {"invert", "train_images", "num_classes", "z_dim", "hidden", "init_std", 
 
 
 def applies(config, G, D) -> bool:
-    from .config import TrainConfig, fixed_fields
-    from .models.mlp import MLPDiscriminator, MLPGenerator
+    from ..config import TrainConfig, fixed_fields
+    from ..models.mlp import MLPDiscriminator, MLPGenerator
 
     seed = TrainConfig()  # the seed preset is the defaults
     return (all(getattr(config, f) == getattr(seed, f) for f in fixed_fields() - FREE) and not config.compile

@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from . import registry
+from .. import registry
 
 def parse(policy: str) -> list[str]:
     """'translation,cutout' -> ['translation', 'cutout']; '' -> []. ConfigError on unknown names."""

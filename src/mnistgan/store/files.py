@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
@@ -94,7 +94,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, overwrite: bool = T
 def check_outputs(paths: Iterable[str | os.PathLike], force: bool = False) -> None:
     """Fails before any work unless every output can be written: its folder exists, and no
     file is there yet (unless force). The first path is the one the user named (--out)."""
-    from .errors import ConfigError
+    from ..errors import ConfigError
 
     paths = [Path(p) for p in paths]
     for p in paths:
@@ -105,7 +105,7 @@ def check_outputs(paths: Iterable[str | os.PathLike], force: bool = False) -> No
 
 def refuse_existing(paths: Iterable[str | os.PathLike], force: bool = False) -> None:
     """Fails before any work if an output would replace an existing file (unless force)."""
-    from .errors import ConfigError
+    from ..errors import ConfigError
 
     for p in paths:
         if os.path.lexists(p) and not (os.path.isfile(p) or os.path.islink(p) and not os.path.exists(p)):

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from . import threads as threads_
-from .errors import ConfigError
+from ..errors import ConfigError
 
 # Purposes of derived seeds: each random stream of a run has its own.
 WEIGHTS, NOISE, FIXED_NOISE, STRIP_NOISE, GLOBAL, EVAL_NOISE = 0, 1, 2, 3, 4, 5

@@ -20,8 +20,8 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from .errors import ConfigError, DataError
-from .files import cache_dir
+from ..errors import ConfigError, DataError
+from ..store.files import cache_dir
 
 IMAGE_MAGIC = 0x00000803  # unsigned byte, 3 dimensions
 LABEL_MAGIC = 0x00000801  # unsigned byte, 1 dimension
@@ -317,7 +317,7 @@ def stack_digits(images: np.ndarray, labels: np.ndarray, count: int, seed: int) 
 # ----------------------------------------------------------------------------- loading
 def parse_name(name: str) -> tuple[str, str | None]:
     """("mnist", None) for a registered name; ("folder", PATH) or ("idx", PATH) for a user's own."""
-    from .config import dataset_parts
+    from ..config import dataset_parts
 
     return dataset_parts(name)
 
@@ -337,7 +337,7 @@ class Dataset:
         self._splits: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._channels = channels  # (a folder's images are converted grey or in colour, as asked)
         if self.kind == "folder":
-            from . import imagefolder
+            from . import folder as imagefolder
 
             found = imagefolder.load_folder(path, invert, progress, channels)
             self.key, self.classes, self.skipped = f"folder-{found.key[:16]}", found.classes, found.skipped
@@ -398,7 +398,7 @@ class Dataset:
                                 f"{', '.join(p.name for p in found) or 'none'}")
         labels = {s: read_labels(roles[f"{s}_labels"][0], num_classes=256) for s in ("train", "test")}
         k = int(labels["train"].max()) + 1 if labels["train"].size else 0
-        from .imagefolder import MAX_CLASSES  # (one bound for every dataset of your own)
+        from .folder import MAX_CLASSES  # (one bound for every dataset of your own)
 
         if not 2 <= k <= MAX_CLASSES:
             raise DataError(f"idx:{folder}: its training labels use {k} classes; 2 to {MAX_CLASSES} are supported")
@@ -508,7 +508,7 @@ def training_set(config, device, resuming: bool = False, progress: Progress = No
     (data_key), class count and train_images capped at its size, notices for the user). A
     resumed run's dataset must be the one it trained with: the same identity (name, or the
     content's hash for folder: and idx:), classes and images."""
-    from .config import apply_overrides
+    from ..config import apply_overrides
 
     dataset = open_dataset(config.dataset, config.data_dir, download=config.download, invert=config.invert,
                            progress=progress, channels=config.channels)
