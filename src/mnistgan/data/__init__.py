@@ -1,317 +1,30 @@
-"""MNIST-like data: IDX reading and validation, the dataset registry, locating and
-downloading files, and the device-resident training set.
-
-Local folders are validated by structure (magic number, dimensions, counts, label range),
-never by checksum: a user's own copy may be re-encoded. Checksums guard downloads only.
+"""The data a run learns from, by the name a config gives it: `Dataset` (mnist,
+fashion-mnist, stacked-mnist, folder:PATH, idx:PATH; its classes, channels, splits and
+identity), `DeviceData` (the training set as one N x C x 28 x 28 tensor on the device) and
+`training_set` (the split a run trains on). Its parts: `idx` (reading IDX files),
+`sources` (the registered datasets' files, finding and downloading them), `stacked`
+(Stacked-MNIST's recipe) and `folder` (your own images). Local folders are validated by
+structure, never by checksum: a user's own copy may be re-encoded.
 """
 from __future__ import annotations
 
-import gzip
 import hashlib
-import math
 import os
-import tempfile
-import urllib.error
-import urllib.request
-import zlib
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
 
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from ..store.files import cache_dir
+from .idx import IMAGE_MAGIC, KINDS, LABEL_MAGIC, MAX_IDX_BYTES, MAX_LABELS, read_idx, read_images, read_labels
+from .sources import (DATASETS, ROLES, DatasetSpec, Progress, download_dataset, download_file, find_file, get_spec,
+                      locate, missing_files)
+from .stacked import STACKED, STACKS, stack_digits
 
-IMAGE_MAGIC = 0x00000803  # unsigned byte, 3 dimensions
-LABEL_MAGIC = 0x00000801  # unsigned byte, 1 dimension
-ROLES = ("train_images", "train_labels", "test_images", "test_labels")
-# A progress-bar factory (tqdm's keyword arguments; callbacks.progress_bar), or None for no
-# bar: this module never writes to the terminal itself.
-Progress = Optional[Callable[..., Any]]
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    name: str
-    files: dict[str, str]          # role -> canonical file name
-    md5: dict[str, str]            # canonical file name -> md5 of the canonical download
-    mirrors: tuple[str, ...]       # base URLs, tried in order
-    system_dirs: tuple[str, ...]   # folders a system package installs to
-    classes: tuple[str, ...]       # class names, index = label
-    counts: dict[str, int]         # split -> number of items
-    labels_sha256: dict[str, str]  # split -> sha256 of its label bytes: tells the datasets apart
-
-
-_MNIST_FILES = {"train_images": "train-images-idx3-ubyte.gz", "train_labels": "train-labels-idx1-ubyte.gz",
-                "test_images": "t10k-images-idx3-ubyte.gz", "test_labels": "t10k-labels-idx1-ubyte.gz"}
-
-DATASETS: dict[str, DatasetSpec] = {
-    "mnist": DatasetSpec(
-        name="mnist",
-        files=_MNIST_FILES,
-        md5={"train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-             "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
-             "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
-             "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c"},
-        mirrors=("https://ossci-datasets.s3.amazonaws.com/mnist/",
-                 "https://storage.googleapis.com/cvdf-datasets/mnist/",
-                 "http://yann.lecun.com/exdb/mnist/"),
-        system_dirs=("/usr/share/datasets/mnist",),
-        classes=tuple(str(d) for d in range(10)),
-        counts={"train": 60000, "test": 10000},
-        labels_sha256={"train": "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13",
-                       "test": "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5"},
-    ),
-    "fashion-mnist": DatasetSpec(
-        name="fashion-mnist",
-        files=_MNIST_FILES,
-        md5={"train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-             "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
-             "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
-             "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310"},
-        mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-                 "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/"),
-        system_dirs=("/usr/share/datasets/fashion-mnist",),  # Debian's dataset-fashion-mnist
-        classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                 "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
-        counts={"train": 60000, "test": 10000},
-        labels_sha256={"train": "657fbd221bfc9f4198cc14b5619cc33ec57c58dd0e47af4d99d6650759e869a7",
-                       "test": "3d0e6c6ea990b53b6f8f500a41cac93881d981b315f84578b7d915342ade01e9"},
-    ),
-}
-
-
-def get_spec(name: str) -> DatasetSpec:
-    if name not in DATASETS:
-        raise DataError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
-    return DATASETS[name]
-
-
-# ----------------------------------------------------------------------------- IDX files
-# What an IDX file of each kind must be: its magic number and its shape after the count.
-KINDS = {"images": (IMAGE_MAGIC, (28, 28), "N x 28 x 28 images"), "labels": (LABEL_MAGIC, (), "N labels")}
-MAX_IDX_BYTES = 1 << 31  # data an IDX file may promise (2 GiB; MNIST's training images are 47 MB)
-MAX_LABELS = MAX_IDX_BYTES // (28 * 28)  # labels a file may promise: one per image of a largest image file
-
-
-def _describe(magic: int, dims: tuple[int, ...]) -> str:
-    kind = next((k for k, (m, _, _) in KINDS.items() if m == magic), None)
-    what = {"images": "an image file", "labels": "a label file"}.get(kind, "an IDX file")
-    return f"{what} (magic 0x{magic:08x}, {' x '.join(map(str, dims)) or 'no dimensions'})"
-
-
-def read_idx(path: str | os.PathLike, kind: str | None = None, count: int | None = None) -> np.ndarray:
-    """Reads an IDX file of unsigned bytes (gzip-compressed or raw), checking its header
-    before its data: the magic number (and, given `kind`, that it is an image or a label
-    file), the item count (given `count`), then exactly the bytes the header promises. Sizes
-    are computed with Python integers and gzip data is decompressed as a stream that stops
-    one byte past the promised size, so a crafted header or a decompression bomb costs
-    nothing."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as probe:
-            compressed = probe.read(2) == b"\x1f\x8b"
-        with (gzip.open(path, "rb") if compressed else open(path, "rb")) as f:
-            return _read_idx_stream(f, path, kind, count)
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except (EOFError, zlib.error, gzip.BadGzipFile) as e:
-        raise DataError(f"{path}: corrupt or truncated gzip data ({e}); delete the file and fetch it again") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
-
-
-def _read_idx_stream(f, path: Path, kind: str | None, count: int | None) -> np.ndarray:
-    raw = f.read(4)
-    if len(raw) < 4:
-        raise DataError(f"{path}: {len(raw)} bytes is too short for an IDX header (expected at least 4)")
-    magic = int.from_bytes(raw, "big")
-    if raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or not 1 <= raw[3] <= 4:
-        raise DataError(f"{path}: bad magic number 0x{magic:08x}; expected 0x{IMAGE_MAGIC:08x} "
-                        f"(images) or 0x{LABEL_MAGIC:08x} (labels): not an IDX file of unsigned bytes")
-    ndim = raw[3]
-    raw = f.read(4 * ndim)
-    if len(raw) < 4 * ndim:
-        raise DataError(f"{path}: header truncated ({4 + len(raw)} bytes, expected {4 + 4 * ndim})")
-    dims = tuple(int.from_bytes(raw[4 * i:4 * i + 4], "big") for i in range(ndim))
-    if kind is not None:
-        want_magic, item, what = KINDS[kind]
-        if magic != want_magic or dims[1:] != item:
-            raise DataError(f"{path}: is {_describe(magic, dims)}; expected {kind[:-1]} data: "
-                            f"magic 0x{want_magic:08x}, {what}")
-        if count is not None and dims[0] != count:
-            raise DataError(f"{path}: its header says it holds {dims[0]} {kind}; expected {count}")
-    size = math.prod(dims)  # a Python integer: no overflow
-    shape = " x ".join(map(str, dims))
-    if ndim == 1 and dims[0] > MAX_LABELS:  # (a label per image: no more labels than images could be read)
-        raise DataError(f"{path}: its header promises {dims[0]:,} labels, more than the {MAX_LABELS:,} images "
-                        "this reader accepts")
-    if size > MAX_IDX_BYTES:
-        raise DataError(f"{path}: its header ({shape}) promises {size:,} bytes of data, more than the "
-                        f"{MAX_IDX_BYTES:,} this reader accepts")
-    data = f.read(size + 1)
-    if len(data) < size:
-        raise DataError(f"{path}: holds {len(data)} bytes of data but its header ({shape}) promises {size} "
-                        "(truncated?)")
-    if len(data) > size:
-        raise DataError(f"{path}: holds more data than the {size} bytes its header ({shape}) promises")
-    return np.frombuffer(data, np.uint8).reshape(dims).copy()  # writable, owns its memory
-
-
-def read_images(path: str | os.PathLike, count: int | None = None) -> np.ndarray:
-    """Reads an IDX image file: N x 28 x 28 unsigned bytes (N = count when given)."""
-    return read_idx(path, "images", count)
-
-
-def read_labels(path: str | os.PathLike, count: int | None = None, num_classes: int = 10) -> np.ndarray:
-    """Reads an IDX label file: N unsigned bytes, each below num_classes."""
-    arr = read_idx(path, "labels", count)
-    if arr.size and int(arr.max()) >= num_classes:
-        bad = int(np.argmax(arr >= num_classes))
-        raise DataError(f"{path}: label {int(arr[bad])} at index {bad} is out of range; "
-                        f"expected 0..{num_classes - 1}")
-    return arr
-
-
-# ----------------------------------------------------------------------------- locating
-def _find(folder: Path, filename: str) -> Path | None:
-    """The file in folder, compressed (canonical name) or not (name without .gz)."""
-    for candidate in (folder / filename, folder / filename.removesuffix(".gz")):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def missing_files(spec: DatasetSpec, folder: Path) -> list[str]:
-    return [f for f in spec.files.values() if _find(folder, f) is None]
-
-
-def locate(spec: DatasetSpec, data_dir: str | os.PathLike | None = None, download: bool = True,
-           progress: Progress = None) -> Path:
-    """The folder holding the dataset's four files.
-
-    Order: data_dir, else $MNISTGAN_DATA_DIR; else the user cache; else known system folders;
-    else download (into data_dir when one was given, else into the cache).
-    """
-    explicit = data_dir or os.environ.get("MNISTGAN_DATA_DIR")
-    cache = cache_dir() / spec.name
-    candidates = [Path(explicit)] if explicit else [cache, *map(Path, spec.system_dirs)]
-    for folder in candidates:
-        if folder.is_dir() and not missing_files(spec, folder):
-            return folder
-    target = candidates[0]
-    missing = missing_files(spec, target)
-    if not download:
-        searched = "\n  ".join(str(c) for c in candidates)
-        raise DataError(
-            f"{spec.name} not found and downloading is off. Searched:\n  {searched}\n"
-            f"Put these files into {target} (or pass --data-dir DIR):\n  " + "\n  ".join(missing))
-    download_dataset(spec, target, progress=progress)
-    return target
-
-
-# ----------------------------------------------------------------------------- download
-class _NoBar:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def update(self, n: int) -> None:
-        pass
-
-
-def _fetch(url: str, dest: Path, md5: str, timeout: float, progress: Progress) -> None:
-    """Downloads url to dest via a temporary file in dest's folder; renames only when verified."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    try:
-        os.fchmod(fd, 0o644)
-        h = hashlib.md5(usedforsecurity=False)
-        received = 0
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            length = resp.headers.get("Content-Length")
-            length = int(length) if length and length.isdigit() else None
-            bar = progress(total=length, unit="B", unit_scale=True, desc=dest.name, leave=False) \
-                if callable(progress) else _NoBar()
-            with bar:
-                while chunk := resp.read(1 << 16):
-                    out.write(chunk)
-                    h.update(chunk)
-                    received += len(chunk)
-                    bar.update(len(chunk))
-            out.flush()
-            os.fsync(out.fileno())
-        if length is not None and received != length:
-            raise DataError(f"transfer truncated: {received} of {length} bytes")
-        if h.hexdigest() != md5:
-            raise DataError(f"checksum mismatch: md5 {h.hexdigest()}, expected {md5}")
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def download_file(urls: list[str] | tuple[str, ...], dest: str | os.PathLike, md5: str,
-                  timeout: float = 30.0, attempts: int = 2, progress: Progress = None) -> Path:
-    """Fetches one file, trying each URL in order (each up to `attempts` times), verifying md5.
-
-    Nothing is left at dest unless it passed the checksum; no partial file remains on failure.
-    """
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    failures = []
-    for url in urls:
-        for attempt in range(attempts):
-            try:
-                _fetch(url, dest, md5, timeout, progress)
-                return dest
-            except DataError as e:  # corrupt content: another try at the same mirror may help
-                failures.append(f"{url}: {e}")
-            except (urllib.error.URLError, OSError, ValueError) as e:  # includes HTTPError, timeouts
-                failures.append(f"{url}: {getattr(e, 'reason', None) or e}")
-                if isinstance(e, urllib.error.HTTPError) and e.code == 404:
-                    break  # the file is not there; retrying will not change that
-    raise DataError(f"could not download {dest.name}; tried:\n  " + "\n  ".join(failures) +
-                    f"\nDownload it by hand into {dest.parent} (or pass --data-dir DIR).")
-
-
-def download_dataset(spec: DatasetSpec, folder: str | os.PathLike, progress: Progress = None,
-                     timeout: float = 30.0) -> Path:
-    """Downloads the dataset's missing files into folder, verifying each against its md5."""
-    folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise DataError(f"cannot create data folder {folder}: {e.strerror or e}") from None
-    for filename in missing_files(spec, folder):
-        download_file([m + filename for m in spec.mirrors], folder / filename, spec.md5[filename],
-                      timeout=timeout, progress=progress)
-    return folder
-
-
-# ----------------------------------------------------------------------------- Stacked-MNIST
-# Stacked-MNIST (Metz et al. 2017; VEEGAN, PacGAN and R3GAN measure mode collapse on it): an
-# image is three MNIST digits as its red, green and blue channels, so its class (mode) is
-# one of 1,000 digit triples, 100 r + 10 g + b. Made from the MNIST files, deterministically:
-# stack i's three digits are drawn independently and uniformly (numpy's PCG64 from the
-# split's seed below, integers(0, N, size=(count, 3)), columns red, green, blue) from the
-# training digits for the training stacks and from the test digits for the test stacks.
-# 26,000 test stacks: the count the field reads forgeries at, so the real stacks' own modes
-# and KL are measured at the same count.
-STACKED = "stacked-mnist"
-STACKS = {"train": (60000, 0), "test": (26000, 1)}  # split -> (stacks, seed)
 REGISTERED = (*DATASETS, STACKED)  # the names --dataset takes besides folder:PATH and idx:PATH
-
-
-def stack_digits(images: np.ndarray, labels: np.ndarray, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(count x 3 x 28 x 28 uint8 stacks, count labels 100 r + 10 g + b) from N x 28 x 28
-    digits and their labels: each stack's red, green and blue digit drawn uniformly with
-    replacement, numpy's default generator seeded with seed."""
-    which = np.random.default_rng(seed).integers(0, len(images), size=(count, 3))  # count x (r, g, b)
-    triples = labels.astype(np.int64)[which]                                        # count x 3 digits
-    return np.ascontiguousarray(images[which]), triples @ np.array([100, 10, 1])
+__all__ = ["IMAGE_MAGIC", "LABEL_MAGIC", "KINDS", "MAX_IDX_BYTES", "MAX_LABELS", "read_idx", "read_images",
+           "read_labels", "DATASETS", "ROLES", "DatasetSpec", "Progress", "download_dataset", "download_file",
+           "find_file", "get_spec", "locate", "missing_files", "STACKED", "STACKS", "stack_digits", "REGISTERED", "parse_name",
+           "Dataset", "open_dataset", "load_split", "check_identity", "DeviceData", "training_set"]
 
 
 # ----------------------------------------------------------------------------- loading
@@ -434,8 +147,8 @@ def _load_registered(spec: DatasetSpec, split: str, data_dir, download: bool,
                      progress: Progress) -> tuple[np.ndarray, np.ndarray]:
     folder = locate(spec, data_dir, download=download, progress=progress)
     count = spec.counts[split]
-    images = read_images(_find(folder, spec.files[f"{split}_images"]), count)
-    labels = read_labels(_find(folder, spec.files[f"{split}_labels"]), count, len(spec.classes))
+    images = read_images(find_file(folder, spec.files[f"{split}_images"]), count)
+    labels = read_labels(find_file(folder, spec.files[f"{split}_labels"]), count, len(spec.classes))
     check_identity(spec, split, labels, folder, data_dir)
     return images, labels
 

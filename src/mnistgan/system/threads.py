@@ -40,7 +40,6 @@ from typing import Callable, Iterator
 import torch
 
 from . import numbers
-from ..errors import ConfigError
 
 AUTO = "auto"
 ENVIRONMENT = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # the variables the ecosystem already knows

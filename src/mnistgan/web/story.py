@@ -15,7 +15,6 @@ import base64
 import html
 import json
 import math
-import re
 import urllib.parse
 from pathlib import Path
 from typing import Any, Callable
