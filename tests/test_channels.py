@@ -162,10 +162,15 @@ def test_a_checkpoint_from_before_channels_loads_as_grey(tmp_path):
 
 
 def test_a_grey_dataset_refuses_three_channels_and_stacked_mnist_sets_them(mnist_dir):
+    from mnistgan.runs import fit_to_data
+
+    grey = from_preset("seed", {"channels": 3, "data_dir": str(mnist_dir), "train_images": 100})
     with pytest.raises(ConfigError, match="mnist has 1 channel"):
-        data.training_set(from_preset("seed", {"channels": 3, "data_dir": str(mnist_dir), "train_images": 100}), "cpu")
-    d, config, _ = data.training_set(from_preset("dcgan", {"dataset": "stacked-mnist", "data_dir": str(mnist_dir),
-                                                           "train_images": 100}), "cpu")
+        fit_to_data(grey, data.training_set(grey, "cpu")[1])
+    stacked = from_preset("dcgan", {"dataset": "stacked-mnist", "data_dir": str(mnist_dir), "train_images": 100})
+    d, found, _ = data.training_set(stacked, "cpu")
+    config = fit_to_data(stacked, found)
+    assert found == data.Found("stacked-mnist", 3, 1000, 60000)
     assert config.channels == 3 and config.num_classes == 1000 and d.images.shape == (100, 3, 28, 28)
 
 

@@ -18,16 +18,16 @@ from typing import Any, Sequence
 
 import torch
 
-from .store import checkpoint as ckpt
-from .system import distributed, runtime
-from .store import files, rundir
 from . import models
 from .callbacks import Callback, ConsoleReport, ProgressBar, QualityProbe, RunFolder, TensorBoardLog, progress_bar
 from .config import TrainConfig, apply_overrides, fixed_fields
-from .data import DeviceData, training_set
+from .data import DeviceData, Found, training_set
 from .errors import CheckpointError, ConfigError
+from .store import checkpoint as ckpt
+from .store import files, rundir
 from .store.files import RunLock
 from .store.rundir import check_run_dir, free_run_dir, is_run, read_log
+from .system import distributed, runtime
 from .training.trainer import FiguresInterrupted, Trainer
 
 __all__ = ["start", "train", "resume", "read_log", "is_run", "free_run_dir", "check_run_dir", "default_out",
@@ -130,12 +130,41 @@ def training_device(config: TrainConfig) -> torch.device:
 
 
 def _data(config: TrainConfig, device: torch.device, resuming: bool = False):
-    """training_set, with the notices this device adds."""
-    data, config, notices = training_set(config, device, resuming, progress_bar if config.progress else None)
+    """(the training set, the config fitted to it (fit_to_data), notices, with those this device adds)."""
+    data, found, notices = training_set(config, device, progress_bar if config.progress else None)
+    config = fit_to_data(config, found, resuming)
     if config.cuda_graph and device.type != "cuda":
         notices.insert(0, f"note: cuda_graph captures the step on CUDA devices only; on {device.type} it runs "
                           "uncaptured")
     return data, config, notices
+
+
+def fit_to_data(config: TrainConfig, found: Found, resuming: bool = False) -> TrainConfig:
+    """The config with the data's facts set (a new run: its identity, channels, classes, and
+    train_images capped at the images there are), in one place; on resume the data must be
+    the one the run trained with (the same identity, channels, classes and images)."""
+    n = min(config.train_images, found.images)
+    if resuming:
+        if config.data_key is not None and found.key != config.data_key:
+            raise ConfigError(f"{config.dataset} is not the data this run trained on: the run's data is "
+                              f"{config.data_key}, this is {found.key}. Restore the run's data, or start a new run "
+                              "(nothing was changed).")
+        if found.channels != config.channels:
+            raise ConfigError(f"{config.dataset} has {found.channels} channel(s); this run trained with {config.channels}")
+        if found.num_classes != config.num_classes or n != config.train_images:
+            raise ConfigError(f"{config.dataset} now has {found.images:,} training images in {found.num_classes} "
+                              f"classes; this run trained on {config.train_images:,} in {config.num_classes}. "
+                              "Restore the dataset, or start a new run (nothing was changed).")
+        return config
+    if found.channels != config.channels and config.channels != 1:
+        raise ConfigError(f"{config.dataset} has {found.channels} channel(s); this config asks with {config.channels}: "
+                          f"drop channels={config.channels} (it is set from the dataset)")
+    if config.batch_size > n:
+        raise ConfigError(f"{config.dataset} has {n} training images, fewer than one batch "
+                          f"(batch_size {config.batch_size}); use --set batch_size=N with N <= {n}")
+    facts = {"data_key": found.key, "channels": found.channels, "num_classes": found.num_classes, "train_images": n}
+    changed = {k: v for k, v in facts.items() if getattr(config, k) != v}
+    return apply_overrides(config, changed) if changed else config
 
 
 def _fit(trainer: Trainer, data: DeviceData, callbacks: list[Callback], notices: Sequence[str] = (),

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from ..errors import DataError
 from .idx import IMAGE_MAGIC, KINDS, LABEL_MAGIC, MAX_IDX_BYTES, MAX_LABELS, read_idx, read_images, read_labels
 from .sources import (DATASETS, ROLES, DatasetSpec, Progress, download_dataset, download_file, find_file, get_spec,
                       locate, missing_files)
@@ -24,7 +25,7 @@ REGISTERED = (*DATASETS, STACKED)  # the names --dataset takes besides folder:PA
 __all__ = ["IMAGE_MAGIC", "LABEL_MAGIC", "KINDS", "MAX_IDX_BYTES", "MAX_LABELS", "read_idx", "read_images",
            "read_labels", "DATASETS", "ROLES", "DatasetSpec", "Progress", "download_dataset", "download_file",
            "find_file", "get_spec", "locate", "missing_files", "STACKED", "STACKS", "stack_digits", "REGISTERED", "parse_name",
-           "Dataset", "open_dataset", "load_split", "check_identity", "DeviceData", "training_set"]
+           "Dataset", "open_dataset", "load_split", "check_identity", "DeviceData", "Found", "training_set"]
 
 
 # ----------------------------------------------------------------------------- loading
@@ -216,40 +217,27 @@ class DeviceData:
         return torch.index_select(self.images, 0, idx).float().div_(255.0), torch.index_select(self.labels, 0, idx)
 
 
-def training_set(config, device, resuming: bool = False, progress: Progress = None):
-    """(the training set on device as DeviceData, config with the dataset's identity
-    (data_key), class count and train_images capped at its size, notices for the user). A
-    resumed run's dataset must be the one it trained with: the same identity (name, or the
-    content's hash for folder: and idx:), classes and images."""
-    from ..config import apply_overrides
+@dataclass(frozen=True)
+class Found:
+    """What a run's dataset turned out to be: its identity (`Dataset.key`), channels, classes
+    and training images. The config's data fields are set from it by the run (runs.fit_to_data),
+    or compared with it on resume; this room never changes a config."""
+    key: str
+    channels: int
+    num_classes: int
+    images: int
 
+
+def training_set(config, device, progress: Progress = None) -> tuple[DeviceData, Found, list[str]]:
+    """(the first config.train_images training images (all, when there are fewer) on device as
+    DeviceData, what the dataset is (Found), notices for the user)."""
     dataset = open_dataset(config.dataset, config.data_dir, download=config.download, invert=config.invert,
                            progress=progress, channels=config.channels)
-    if resuming and config.data_key is not None and dataset.key != config.data_key:
-        raise ConfigError(f"{config.dataset} is not the data this run trained on: the run's data is "
-                          f"{config.data_key}, this is {dataset.key}. Restore the run's data, or start a new run "
-                          "(nothing was changed).")
-    if not resuming and config.data_key != dataset.key:
-        config = apply_overrides(config, {"data_key": dataset.key})
-    if dataset.channels != config.channels:
-        if resuming or config.channels != 1:
-            raise ConfigError(f"{config.dataset} has {dataset.channels} channel(s); this "
-                              f"{'run trained' if resuming else 'config asks'} with {config.channels}"
-                              + ("" if resuming else f": drop channels={config.channels} (it is set from the dataset)"))
-        config = apply_overrides(config, {"channels": dataset.channels})
     imgs, labels = dataset.split("train")
     notices = []
     if dataset.skipped:
         notices.append(f"warning: skipped {len(dataset.skipped)} unreadable image(s) of {config.dataset}: "
                        + "; ".join(dataset.skipped[:3]) + (" ..." if len(dataset.skipped) > 3 else ""))
     n = min(config.train_images, len(imgs))
-    if dataset.num_classes != config.num_classes or n != config.train_images:
-        if resuming:
-            raise ConfigError(f"{config.dataset} now has {len(imgs):,} training images in {dataset.num_classes} "
-                              f"classes; this run trained on {config.train_images:,} in {config.num_classes}. "
-                              "Restore the dataset, or start a new run (nothing was changed).")
-        if config.batch_size > n:
-            raise ConfigError(f"{config.dataset} has {n} training images, fewer than one batch "
-                              f"(batch_size {config.batch_size}); use --set batch_size=N with N <= {n}")
-        config = apply_overrides(config, {"num_classes": dataset.num_classes, "train_images": n})
-    return DeviceData(imgs[:n], labels[:n], device), config, notices
+    found = Found(dataset.key, dataset.channels, dataset.num_classes, len(imgs))
+    return DeviceData(imgs[:n], labels[:n], device), found, notices
