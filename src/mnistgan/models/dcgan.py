@@ -121,9 +121,9 @@ class DCGANDiscriminator(nn.Module):
         # 2017) or InfoGAN's categorical code (Chen et al. 2016).
         self.classifier = nn.Linear(2 * w * 49, head) if head else None  # -> B x head
         init_dcgan_(self)
-        # Channels-last (NHWC) weights make oneDNN run every convolution in NHWC: measured
-        # ~10% more images/s for a whole training step on this CPU (the 1-channel first layer
-        # 5x faster), and it is cuDNN's fast layout. Same maths; sums in another order.
+        # Channels-last (NHWC) weights make oneDNN run every convolution in NHWC, faster for a
+        # whole step here (the 1-channel first layer most of all; docs/MEASUREMENTS.md), and
+        # it is cuDNN's fast layout. Same maths; sums in another order.
         # Optimiser state must share the layout (checkpoint.load_optimizer sees to it).
         self.to(memory_format=torch.channels_last)
 

@@ -12,9 +12,8 @@ loss).
        -> logit
 
 The residual stages work at 7 x 7 and 14 x 14 only: at 28 x 28 one block cost more than
-both other stages together on a CPU (a grouped 3x3 convolution of 32 channels at 28 x 28 took
-53 ms forward and backward for 128 images), so 28 x 28 has one plain 3x3 convolution in
-each network.
+both other stages together on a CPU (docs/MEASUREMENTS.md, "Stacked-MNIST"), so 28 x 28 has
+one plain 3x3 convolution in each network.
 
 (A 2x2 average is bilinear resampling by one half, align_corners=False: the sample points
 fall midway between pixels.) Conditional: G takes the class embedding beside z, D adds the

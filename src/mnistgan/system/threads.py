@@ -5,12 +5,11 @@ Why: PyTorch's CPU operators split their work over a pool of OpenMP threads, one
 and every operator ends at a barrier where the threads wait for the slowest. When another
 process takes one of two cores, the thread that the kernel deschedules holds up the others
 at every barrier, and a barrier's waiting threads spin (GNU OpenMP's default), taking more
-CPU from the other process. Measured side by side on a 2-core AMD EPYC (AVX2) beside one
-busy process (docs/MEASUREMENTS.md, "Beside a busy process"): with 2 threads the seed preset
-fell to 0.25x of its alone rate and dcgan to 0.35x; following the load, 0.70x and 0.61x.
+CPU from the other process: beside one busy process a fixed count loses most of the rate,
+following the load keeps most of it (docs/MEASUREMENTS.md, "Beside a busy process").
 OpenMP's passive waiting (OMP_WAIT_POLICY=PASSIVE) helps beside a busy process too, but it
-must be set before torch is imported and cost 10-12% alone, where
-spinning is faster; so the pool stays spinning and its size follows the load instead.
+must be set before torch is imported and costs speed alone, where spinning is faster; so the
+pool stays spinning and its size follows the load instead.
 
 The rule (`choose`): use the CPUs the others leave free, rounded so that a CPU the others
 use 0.4 or more of counts as taken; never fewer than 1, never more than the thread count
@@ -22,9 +21,9 @@ burst (a page request, a file written) changes nothing.
 
 A count given explicitly (`threads=N`, `--threads N`) is used as it is, and so is one that
 OMP_NUM_THREADS or MKL_NUM_THREADS set (torchrun sets OMP_NUM_THREADS=1 for each of several
-workers). Changing the count changed none of the seed's weights (after 30 steps on an AVX2
-EPYC they were identical at 1 and 2 threads: its products split rows over threads, not
-sums), but convolutions split their sums differently: a conv preset's run whose count
+workers). Changing the count changes none of the seed's weights (its products split rows
+over threads, not sums; checked in docs/MEASUREMENTS.md), but convolutions split their sums
+differently: a conv preset's run whose count
 changed midway is not bit-identical to one whose count did not. Pin the count (`--threads
 N`) for bit-exact repeats of a conv run on a busy machine.
 """
