@@ -22,7 +22,6 @@ class RunFolder(Callback):
 
     def __init__(self, path: str | os.PathLike, real_examples: np.ndarray):
         self.path = Path(path)
-        self.samples = self.path / rundir.SAMPLES
         self.checkpoints = self.path / rundir.CHECKPOINTS
         self.real_examples = real_examples  # 100 x 28 x 28 (colour: 100 x 3 x 28 x 28) uint8 for real_vs_fake.png
 

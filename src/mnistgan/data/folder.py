@@ -22,7 +22,7 @@ a fixed shuffled order, so `train_images=N` takes a representative N, not the fi
 The cache (``<cache>/folders/<key>.safetensors``) is keyed by the content of every image and
 its path below PATH (sha256) and by the inversion choice: a changed, added or removed image
 makes a new conversion. A second run finds it through a quick index of file sizes and times
-and starts at once. This module knows nothing of models; data.py calls it.
+and starts at once. This module knows nothing of models; data/__init__ calls it.
 """
 from __future__ import annotations
 
@@ -38,10 +38,10 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from ..system import numbers
 from .. import registry
 from ..errors import DataError
 from ..store.files import atomic_write_bytes, cache_dir
+from ..system import numbers
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 INVERT = registry.NAMES["invert"]

@@ -161,7 +161,7 @@ def nearest(x: torch.Tensor, ref: torch.Tensor, k: int = 1, chunk: int = 1000) -
     for c in x.float().split(chunk):
         d2 = (c.square().sum(1, keepdim=True) + ref_sq[None, :] - 2 * c @ ref.t())
         _, i = d2.topk(k, dim=1, largest=False)
-        exact = (c.double()[:, None, :] - ref[i].double()).square().sum(2).sqrt()   # chunk x k (only the candidates in float64)
+        exact = _exact(c[:, None, :], ref[i])   # chunk x k (only the candidates in float64)
         order = exact.argsort(1)
         dists.append(exact.gather(1, order))
         idxs.append(i.gather(1, order))

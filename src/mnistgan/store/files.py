@@ -1,9 +1,14 @@
-"""Files that must survive a crash: atomic writes, JSON lines, and the cache folder.
+"""Files that must survive a crash or a hostile folder: atomic writes, JSON lines, bounded
+reads of regular files, the one rule for writing inside a run folder, the run lock, and the
+cache folder.
 
 An atomic write goes to a temporary file in the same folder, is flushed and fsynced, and is
 renamed over the target: a crash at any moment leaves either the old content or the new.
 A JSON-lines file is appended one fsynced row at a time; a torn last row (a crash while
-appending) is ignored on reading. This module knows nothing about models or runs.
+appending) is ignored on reading. Inside a run folder (which may come from someone else)
+every write goes through a directory fd reached without following links (`dir_inside`,
+`write_inside`): a link or FIFO where a run file should be is refused, never written
+through. This module knows nothing about models, and of a run only its folder.
 """
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from . import files
 from ..errors import ConfigError
@@ -129,11 +129,13 @@ def write_config(run: Path, config: dict[str, Any]) -> None:
 GRID = re.compile(r"grid-([0-9]{1,9})\.png")  # an epoch's grid; any other name is not one
 
 
-def grids(run: Path) -> list[tuple[int, Path]]:
-    """(epoch, path) of the run's fixed-noise grids that are regular files, by epoch as a
-    number (grid-1000 after grid-999, not before grid-101)."""
+def grids(run: Path, usable: Callable[[Path], bool] | None = None) -> list[tuple[int, Path]]:
+    """(epoch, path) of the run's fixed-noise grids (only grid-<epoch>.png names) that
+    usable(path) accepts (default: regular files, not links), by epoch as a number
+    (grid-1000 after grid-999, not before grid-101)."""
+    usable = usable or (lambda p: p.is_file() and not p.is_symlink())
     found = [(int(m.group(1)), p) for p in (Path(run) / SAMPLES).glob("grid-*.png")
-             if (m := GRID.fullmatch(p.name)) and p.is_file() and not p.is_symlink()]
+             if (m := GRID.fullmatch(p.name)) and usable(p)]
     return sorted(found)
 
 

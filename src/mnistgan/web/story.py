@@ -19,9 +19,9 @@ import urllib.parse
 from pathlib import Path
 from typing import Any, Callable
 
-from ..store import files
 from ..config import TrainConfig
-from ..store.rundir import GRID, LOG, read_metrics
+from ..store import files, rundir
+from ..store.rundir import LOG, read_metrics
 
 STYLE = (Path(__file__).parent / "static" / "style.css")
 SCRIPT = (Path(__file__).parent / "static" / "app.js")
@@ -62,10 +62,9 @@ def readable(run: Path, rel: str) -> bool:
 
 
 def grids(run: Path) -> list[tuple[int, Path]]:
-    """(epoch, path) of the run's fixed-noise grids, by epoch: only grid-<epoch>.png files."""
-    found = [(int(m.group(1)), p) for p in (run / "samples").glob("grid-*.png")
-             if (m := GRID.fullmatch(p.name)) and readable(run, str(p.relative_to(run)))]
-    return sorted(found)
+    """(epoch, path) of the run's fixed-noise grids the page may read (rundir.grids, each
+    readable inside the run), by epoch."""
+    return rundir.grids(run, lambda p: readable(run, str(p.relative_to(run))))
 
 
 ROW_LIMIT = 4096  # bytes of one log row (a row the project writes is well under 1 KiB)
