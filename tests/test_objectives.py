@@ -52,8 +52,8 @@ def test_wasserstein_critic_and_generator():
 
 def test_label_smoothing_changes_only_the_real_target():
     r, f = torch.tensor([0.3, -1.0]), torch.tensor([0.2, 0.5])
-    plain = objectives.NonSaturating(from_preset("seed"))
-    smooth = objectives.NonSaturating(from_preset("seed", {"label_smoothing": 0.1}))
+    plain = objectives.objective_for(from_preset("seed"))
+    smooth = objectives.objective_for(from_preset("seed", {"label_smoothing": 0.1}))
     bce = F.binary_cross_entropy_with_logits
     torch.testing.assert_close(smooth.d_loss(r, f), bce(r, torch.full_like(r, 0.9)) + bce(f, torch.zeros_like(f)))
     torch.testing.assert_close(plain.d_loss(r, f), bce(r, torch.ones_like(r)) + bce(f, torch.zeros_like(f)))
@@ -74,8 +74,7 @@ class Quadratic(torch.nn.Module):
 def quadratic_batch(seed=0, n=8):
     g = torch.Generator().manual_seed(seed)
     real, fake = torch.rand(n, 1, 28, 28, generator=g), torch.rand(n, 1, 28, 28, generator=g)
-    noise = torch.Generator().manual_seed(seed + 1)
-    return objectives.Batch(real, fake, None, None, None, noise)
+    return objectives.Batch(real, None, None, None, fake)
 
 
 def critic(D, head=False):
@@ -84,10 +83,11 @@ def critic(D, head=False):
 
 def test_gradient_penalty_against_hand_computation():
     b = quadratic_batch()
-    state = b.noise.get_state()
-    gp = objectives.GradientPenalty(10.0).d(b, None, critic(Quadratic()))
-    b.noise.set_state(state)
-    e = torch.rand(8, 1, 1, 1, generator=b.noise)
+    draws = objectives.Draws(torch.Generator().manual_seed(1))
+    state = draws.noise.get_state()
+    gp = objectives.GradientPenalty(10.0).d(b, None, critic(Quadratic()), draws)
+    draws.noise.set_state(state)
+    e = torch.rand(8, 1, 1, 1, generator=draws.noise)
     x_hat = e * b.real + (1 - e) * b.fake
     by_hand = 10.0 * ((2 * 0.3 * x_hat).flatten(1).norm(dim=1) - 1).square().mean()
     torch.testing.assert_close(gp, by_hand, rtol=1e-5, atol=1e-6)
@@ -95,7 +95,7 @@ def test_gradient_penalty_against_hand_computation():
 
 def test_r1_against_hand_computation():
     config = from_preset("dcgan", {"r1_gamma": 4.0, "objective": "hinge"})
-    loss = objectives.GANLoss(config, critic(Quadratic()))
+    loss = objectives.loss_for(config, critic(Quadratic()))
     b = quadratic_batch()
     d_loss, out = loss.d_phase(b)
     assert out.real.requires_grad and not b.real.requires_grad
@@ -105,7 +105,7 @@ def test_r1_against_hand_computation():
 
 
 def test_terms_follow_the_config_in_order():
-    names = lambda cfg: [type(t).__name__ for t in objectives.GANLoss(cfg, critic(Quadratic())).terms]
+    names = lambda cfg: [type(t).__name__ for t in objectives.loss_for(cfg, critic(Quadratic())).terms]
     assert names(from_preset("seed")) == []
     assert names(from_preset("wgan-gp")) == ["GradientPenalty"]
     assert names(from_preset("cdcgan", {"r1_gamma": 1})) == ["AuxiliaryClassifier", "ZeroCentred"]
@@ -128,16 +128,16 @@ def test_auxiliary_and_info_terms_add_their_cross_entropy_to_both_phases():
     torch.manual_seed(0)
     D = HeadD()
     b = quadratic_batch()
-    b.real_labels, b.fake_labels, b.codes = torch.arange(8) % 10, (torch.arange(8) + 3) % 10, (torch.arange(8) + 3) % 10
-    base = objectives.NonSaturating(from_preset("seed"))
+    b.labels, b.codes = torch.arange(8) % 10, (torch.arange(8) + 3) % 10  # (conditional: fake_labels are the codes)
+    base = objectives.objective_for(from_preset("seed"))
     ce = F.cross_entropy
     real_logits, fake_logits = b.real.flatten(1).mean(1), b.fake.flatten(1).mean(1)
-    aux = objectives.GANLoss(from_preset("cdcgan", {"aux_weight": 0.5}), critic(D, head=True))
+    aux = objectives.loss_for(from_preset("cdcgan", {"aux_weight": 0.5}), critic(D, head=True))
     d_loss, _ = aux.d_phase(b)
-    torch.testing.assert_close(d_loss, base.d_loss(real_logits, fake_logits) + 0.5 * ce(D.head(b.real.flatten(1)), b.real_labels))
+    torch.testing.assert_close(d_loss, base.d_loss(real_logits, fake_logits) + 0.5 * ce(D.head(b.real.flatten(1)), b.labels))
     g_loss, _ = aux.g_phase(b)
     torch.testing.assert_close(g_loss, base.g_loss(fake_logits) + 0.5 * ce(D.head(b.fake.flatten(1)), b.fake_labels))
-    info = objectives.GANLoss(from_preset("dcgan", {"info_code": True, "objective": "nonsaturating"}), critic(D, head=True))
+    info = objectives.loss_for(from_preset("dcgan", {"info_code": True, "objective": "nonsaturating"}), critic(D, head=True))
     d_loss, _ = info.d_phase(b)
     torch.testing.assert_close(d_loss, base.d_loss(real_logits, fake_logits) + ce(D.head(b.fake.flatten(1)), b.codes))
     g_loss, _ = info.g_phase(b)
@@ -151,22 +151,22 @@ def test_twin_classifier_learns_forgeries_and_g_subtracts_its_cross_entropy():
     torch.manual_seed(0)
     D = HeadD(20)
     b = quadratic_batch()
-    b.real_labels, b.fake_labels = torch.arange(8) % 10, (torch.arange(8) + 3) % 10
+    b.labels, b.codes = torch.arange(8) % 10, (torch.arange(8) + 3) % 10
     config = from_preset("cdcgan", {"aux_weight": 0.5, "aux_twin": True})
     assert config.head_count == 20 and from_preset("cdcgan").head_count == 10
-    loss = objectives.GANLoss(config, critic(D, head=True))
-    base = objectives.NonSaturating(config)
+    loss = objectives.loss_for(config, critic(D, head=True))
+    base = objectives.objective_for(config)
     ce = F.cross_entropy
     real_logits, fake_logits = b.real.flatten(1).mean(1), b.fake.flatten(1).mean(1)
     real_head, fake_head = D.head(b.real.flatten(1)), D.head(b.fake.flatten(1))
     d_loss, _ = loss.d_phase(b)
     torch.testing.assert_close(d_loss, base.d_loss(real_logits, fake_logits)
-                               + 0.5 * (ce(real_head[:, :10], b.real_labels) + ce(fake_head[:, 10:], b.fake_labels)))
+                               + 0.5 * (ce(real_head[:, :10], b.labels) + ce(fake_head[:, 10:], b.fake_labels)))
     g_loss, _ = loss.g_phase(b)
     torch.testing.assert_close(g_loss, base.g_loss(fake_logits)
                                + 0.5 * (ce(fake_head[:, :10], b.fake_labels) - ce(fake_head[:, 10:], b.fake_labels)))
     # The twin's cross-entropy is not in the plain auxiliary classifier's losses.
-    plain = objectives.GANLoss(from_preset("cdcgan", {"aux_weight": 0.5}), critic(HeadD(10), head=True))
+    plain = objectives.loss_for(from_preset("cdcgan", {"aux_weight": 0.5}), critic(HeadD(10), head=True))
     assert type(plain.terms[0]).__name__ == "AuxiliaryClassifier" and not plain.terms[0].twin
 
 
@@ -174,7 +174,7 @@ def test_twin_classifier_learns_forgeries_and_g_subtracts_its_cross_entropy():
 def test_critic_pair_is_the_same_with_and_without_the_joint_pass(joint):
     D = HeadD()
     b = quadratic_batch()
-    r, f, rh, fh = objectives.Critic(D, True, joint, contextlib.nullcontext).pair(b.real, b.fake, None, None)
+    r, f, rh, fh = objectives.Critic(D, True, joint, contextlib.nullcontext).judge_pair(b.real, b.fake, None, None)
     torch.testing.assert_close(r, b.real.flatten(1).mean(1))
     torch.testing.assert_close(f, b.fake.flatten(1).mean(1))
     torch.testing.assert_close(fh, D.head(b.fake.flatten(1)))
@@ -198,7 +198,7 @@ def test_relativistic_g_phase_sees_real_logits_and_trains():
 
     config = from_preset("seed", {"objective": "relativistic", "train_images": 200})
     b = quadratic_batch()
-    loss = objectives.GANLoss(config, critic(Quadratic()))
+    loss = objectives.loss_for(config, critic(Quadratic()))
     g_loss, out = loss.g_phase(b)
     real_logits = (0.3 * b.real.square()).sum(dim=(1, 2, 3))
     torch.testing.assert_close(out.real_logits, real_logits)
@@ -215,19 +215,18 @@ def test_mode_seeking_against_hand_computation_same_class_pairs_only():
     fake = torch.rand(4, 1, 28, 28, requires_grad=True)
     z = torch.randn(4, 8)
     labels = torch.tensor([1, 2, 1, 2])
-    b = objectives.Batch(torch.rand(4, 1, 28, 28), fake, labels, labels, labels, torch.Generator(), z=z)
+    b = objectives.Batch(torch.rand(4, 1, 28, 28), labels, z, labels, fake)
     loss = objectives.ModeSeeking(2.0).g(b, None)
     ratios = [(fake[i] - fake[j]).abs().mean() / (z[i] - z[j]).abs().mean() for i, j in ((0, 2), (1, 3))]
     torch.testing.assert_close(loss, 2.0 / (torch.stack(ratios).mean() + 1e-5))
     loss.backward()
     assert fake.grad is not None and fake.grad.abs().sum() > 0      # G is pushed to spread its forgeries
-    unconditional = objectives.Batch(b.real, fake.detach(), None, None, None, torch.Generator(), z=z)
+    unconditional = objectives.Batch(b.real, None, z, None, fake.detach())
     every = [(fake[i] - fake[j]).abs().mean() / (z[i] - z[j]).abs().mean() for i in range(4) for j in range(i + 1, 4)]
     torch.testing.assert_close(objectives.ModeSeeking(1.0).g(unconditional, None), 1.0 / (torch.stack(every).mean() + 1e-5))
-    lonely = objectives.Batch(b.real, fake, torch.tensor([0, 1, 2, 3]), torch.tensor([0, 1, 2, 3]), None,
-                              torch.Generator(), z=z)
+    lonely = objectives.Batch(b.real, torch.tensor([0, 1, 2, 3]), z, torch.tensor([0, 1, 2, 3]), fake)
     assert objectives.ModeSeeking(1.0).g(lonely, None) is None      # no pair of one class: nothing to add
-    names = [type(t).__name__ for t in objectives.GANLoss(from_preset("best", {"mode_seeking": 1}), critic(Quadratic())).terms]
+    names = [type(t).__name__ for t in objectives.loss_for(from_preset("best", {"mode_seeking": 1}), critic(Quadratic())).terms]
     assert names == ["ModeSeeking"]
 
 
@@ -237,19 +236,19 @@ def test_r2_and_r1_with_r2_against_hand_computation():
     b = quadratic_batch()
     hinge = lambda out: F.relu(1 - out.real_logits).mean() + F.relu(1 + out.fake_logits).mean()  # noqa: E731
     penalty = lambda x, gamma: gamma / 2 * (2 * 0.3 * x).square().sum(dim=(1, 2, 3)).mean()  # noqa: E731
-    r2_only = objectives.GANLoss(from_preset("dcgan", {"r2_gamma": 3.0, "objective": "hinge"}), critic(Quadratic()))
+    r2_only = objectives.loss_for(from_preset("dcgan", {"r2_gamma": 3.0, "objective": "hinge"}), critic(Quadratic()))
     d_loss, out = r2_only.d_phase(b)
     assert out.fake.requires_grad and not out.real.requires_grad
     torch.testing.assert_close(d_loss, hinge(out) + penalty(b.fake, 3.0))
-    both = objectives.GANLoss(from_preset("dcgan", {"r1_gamma": 4.0, "r2_gamma": 3.0, "objective": "hinge"}),
+    both = objectives.loss_for(from_preset("dcgan", {"r1_gamma": 4.0, "r2_gamma": 3.0, "objective": "hinge"}),
                               critic(Quadratic()))
     d_loss, out = both.d_phase(b)
     torch.testing.assert_close(d_loss, hinge(out) + penalty(b.real, 4.0) + penalty(b.fake, 3.0))
     # the penalty's gradient reaches D's weights (it is a loss D minimises), not G's forgeries
     fake = b.fake.clone().requires_grad_(True)
-    b2 = objectives.Batch(b.real, fake, None, None, None, b.noise)
+    b2 = objectives.Batch(b.real, None, None, None, fake)
     D = Quadratic()
-    d_loss, _ = objectives.GANLoss(from_preset("dcgan", {"r2_gamma": 3.0, "objective": "hinge"}), critic(D)).d_phase(b2)
+    d_loss, _ = objectives.loss_for(from_preset("dcgan", {"r2_gamma": 3.0, "objective": "hinge"}), critic(D)).d_phase(b2)
     d_loss.backward()
     assert D.w.grad is not None and fake.grad is None
 

@@ -5,7 +5,7 @@ it cannot win by memorising the training images' exact pixels, and G's gradient 
 through the transformation. The grey-scale policies of the paper: `translation` (shift by up
 to 1/8 of the side, zero fill) and `cutout` (a zeroed square of half the side). Written here
 because the reference code is not a package, and its random draws must come from the run's
-own noise stream (Batch.draw) so that a resumed or multi-process run stays exact. Batched:
+own noise stream (objectives.Draws) so that a resumed or multi-process run stays exact. Batched:
 one gather or one mask for the whole batch, no per-image Python."""
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def cutout(x: Tensor, centres: Tensor, size: int) -> Tensor:
 
 def augment(x: Tensor, policies: list[str], draw: Callable[..., Tensor]) -> Tensor:
     """x through each policy in turn; draw(fn, *shape) gives the batch's random draws
-    (Batch.draw: the run's noise stream, this process's share of the global batch)."""
+    (objectives.Draws: the run's noise stream, this process's share of the global batch)."""
     H = x.shape[-1]
     for p in policies:
         if p == "translation":

@@ -1,12 +1,25 @@
 """Objectives: each owns the maths of the discriminator (D) phase and the generator (G)
-phase of a step, with its regularisers (label smoothing, gradient penalty, R1, auxiliary
-classifier, InfoGAN code, R1 and R2). The Trainer calls `d_phase` and `g_phase` of a `GANLoss` and
-never names a term.
+phase of a step, with its regularisers (label smoothing, gradient penalty, auxiliary
+classifier, InfoGAN code, R1 and R2, mode seeking). A step calls `d_phase` and `g_phase`
+of a `GANLoss` and never names a term.
 
-Every objective works on logits, D(x) = sigmoid(logit), because log(sigmoid(l)) computed
-as -softplus(-l) stays finite where log(D) of a saturated sigmoid would be -inf.
-Adding an objective touches this file (and its name in registry.py) only; so does adding a
-regulariser (a `Term`, switched on in `terms_for`).
+Every objective works on D's logits l (D(x) = sigmoid(l)), because log(sigmoid(l))
+computed as -softplus(-l) stays finite where log(D) of a saturated sigmoid would be -inf.
+With r = D's logits on real images, f = on forgeries, E the batch mean, sp = softplus:
+
+    objective        D minimises                          G minimises
+    nonsaturating    E sp(-r) + E sp(f)                   E sp(-f)
+      (smoothing s)  E[(1-s) sp(-r) + s sp(r)] + E sp(f)
+    minimax          E sp(-r) + E sp(f)                   -E sp(f)    (= E log(1 - D(G(z))))
+    lsgan            E (r-1)^2 / 2 + E f^2 / 2            E (f-1)^2 / 2
+    hinge            E relu(1-r) + E relu(1+f)            -E f
+    wgan-gp          E f - E r  (+ gradient penalty)      -E f
+    relativistic     E sp(-(r - E f)) + E sp(f - E r)     E sp(-(f - E r)) + E sp(r - E f)
+    rpgan            E sp(-(r_i - f_i))                   E sp(-(f_i - r_i))
+
+Each objective takes the few settings it uses (`settings`, read from the config by
+`objective_for`), never the config. Adding an objective touches this file (and its name in
+registry.py) only; so does adding a regulariser (a `Term`, switched on in `terms_for`).
 """
 from __future__ import annotations
 
@@ -32,9 +45,7 @@ class Objective:
     g_uses_real = False
     reports_cost_d = False    # the epoch row's cost_d / cost_g are the tutorial's -losses
     reports_cost_g = False
-
-    def __init__(self, config=None):
-        self.config = config
+    settings: tuple[str, ...] = ()  # the config fields its constructor takes, by name
 
     def d_loss(self, real: Tensor, fake: Tensor) -> Tensor:
         raise NotImplementedError
@@ -49,10 +60,10 @@ class NonSaturating(Objective):
     With one-sided label smoothing s (Salimans et al. 2016) the real target is 1 - s."""
 
     reports_cost_d = reports_cost_g = True
+    settings = ("label_smoothing",)
 
-    def __init__(self, config=None):
-        super().__init__(config)
-        self.s = config.label_smoothing if config is not None else 0.0
+    def __init__(self, label_smoothing: float = 0.0):
+        self.s = label_smoothing
 
     def d_loss(self, real, fake):
         # -log D(x) = softplus(-l);  -log(1 - D(G(z))) = softplus(l)
@@ -152,24 +163,41 @@ OBJECTIVES: dict[str, type[Objective]] = {
 }
 
 
+def objective_for(config) -> Objective:
+    """The config's objective, given the settings it takes and nothing else."""
+    cls = OBJECTIVES[config.objective]
+    return cls(**{name: getattr(config, name) for name in cls.settings})
+
+
 # ----------------------------------------------------------------------------- a step's tensors
 @dataclass
 class Batch:
-    """What both phases of one step see."""
+    """What both phases of one step see: this process's part of the global batch."""
     real: Tensor                    # B x C x 28 x 28 real images in [0, 1]
+    labels: Tensor | None           # their classes, when D is told classes (conditional models)
+    z: Tensor | None                # the noise G was given
+    codes: Tensor | None            # what G was given besides: classes (conditional) or InfoGAN codes
     fake: Tensor                    # G(z, codes), carrying G's graph when G is updated this step
-    real_labels: Tensor | None      # the classes D is told (conditional models)
-    fake_labels: Tensor | None
-    codes: Tensor | None            # what G was given: classes, or InfoGAN codes
-    noise: torch.Generator          # the run's noise stream, for draws the phases make
-    size: int | None = None         # the global batch (several processes: each holds its `part`)
-    part: slice | None = None
-    z: Tensor | None = None         # the noise G was given (this process's part)
 
-    def draw(self, draw: Callable[..., Tensor], *shape: int) -> Tensor:
-        """draw(size, *shape) from the run's noise, for the global batch, this process's part."""
-        size = self.size if self.size is not None else self.real.shape[0]
-        out = draw(size, *shape, generator=self.noise, device=self.real.device)
+    @property
+    def fake_labels(self) -> Tensor | None:
+        """The classes D is told of the forgeries: those G was asked for (conditional models)."""
+        return self.codes if self.labels is not None else None
+
+
+class Draws:
+    """The random draws a phase makes (augmentation, the gradient penalty's mixing), from the
+    run's noise stream: drawn for the global batch, this process's part kept, so that a
+    resumed or multi-process run draws what one uninterrupted process would."""
+
+    def __init__(self, noise: torch.Generator, size: int | None = None, part: slice | None = None,
+                 device: torch.device | str = "cpu"):
+        self.noise, self.size, self.part, self.device = noise, size, part, device
+
+    def __call__(self, draw: Callable[..., Tensor], *shape: int, size: int | None = None) -> Tensor:
+        """draw(global size, *shape, generator=, device=), this process's part of it; `size`
+        stands in for the global batch when none was given (a test's batch)."""
+        out = draw(self.size or size, *shape, generator=self.noise, device=self.device)
         return out if self.part is None else out[self.part]
 
 
@@ -193,38 +221,41 @@ class GOutputs:
 
 
 class Critic:
-    """How the phases call D: under the run's autocast, returning (float logits, head logits
-    or None). `joint` runs real and forged rows in one pass (same maths, half the kernels);
-    a D with batch norm must not, or its batch statistics would mix them."""
+    """How the phases call D, in three named ways: `judge_pair` (the D phase: real images and
+    forgeries), `judge` (the G phase: one set) and `raw_logits` (the penalties). The first two
+    run under the run's autocast and return float logits with the head's logits (or None).
+    `joint` runs real and forged rows in one pass (same maths, half the kernels); a D with
+    batch norm must not, or its batch statistics would mix them. `synced` is D as the D phase
+    calls it: under DDP the wrapper that all-reduces its gradients."""
 
     def __init__(self, D: Callable, head: bool, joint: bool, autocast: Callable[[], contextlib.AbstractContextManager],
                  synced: Callable | None = None):
         self.D, self.head, self.joint, self.autocast = D, head, joint, autocast
-        self.synced = D if synced is None else synced  # D in the D phase: under DDP the wrapper that all-reduces its gradients
+        self.synced = D if synced is None else synced
 
-    def _call(self, x, labels, D=None):
-        D = self.D if D is None else D
+    def _call(self, D, x, labels):
         out = D(x, labels, classes=True) if self.head else (D(x, labels), None)
         return out[0].float(), out[1]
 
-    def __call__(self, x: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        with self.autocast():
-            return self._call(x, labels)
-
-    def pair(self, real, fake, real_labels, fake_labels):
-        """(real logits, fake logits, real head, fake head)."""
+    def judge_pair(self, real: Tensor, fake: Tensor, real_labels, fake_labels):
+        """(real logits, fake logits, real head, fake head), D as the D phase calls it."""
         B = real.shape[0]
         with self.autocast():
             if self.joint:
                 both = None if fake_labels is None else torch.cat([real_labels, fake_labels])
-                logits, classes = self._call(torch.cat([real, fake.to(real.dtype)]), both, self.synced)
+                logits, classes = self._call(self.synced, torch.cat([real, fake.to(real.dtype)]), both)
                 heads = (classes[:B], classes[B:]) if self.head else (None, None)
                 return logits[:B], logits[B:], *heads
-            real_logits, real_head = self._call(real, real_labels, self.synced)
-            fake_logits, fake_head = self._call(fake, fake_labels, self.synced)
+            real_logits, real_head = self._call(self.synced, real, real_labels)
+            fake_logits, fake_head = self._call(self.synced, fake, fake_labels)
             return real_logits, fake_logits, real_head, fake_head
 
-    def plain(self, x: Tensor, labels: Tensor | None) -> Tensor:
+    def judge(self, x: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """(logits, head logits or None) of one set of images, D as the G phase calls it."""
+        with self.autocast():
+            return self._call(self.D, x, labels)
+
+    def raw_logits(self, x: Tensor, labels: Tensor | None) -> Tensor:
         """Float logits of D on x, outside autocast and without the head (for penalties)."""
         return self.D(x, labels).float()
 
@@ -236,7 +267,7 @@ class Term:
     needs_real_grad = False  # D must see real images that require grad (R1)
     needs_fake_grad = False  # ... and forgeries that do (R2)
 
-    def d(self, batch: Batch, out: DOutputs, critic: Critic) -> Tensor | None:
+    def d(self, batch: Batch, out: DOutputs, critic: Critic, draws: Draws) -> Tensor | None:
         return None
 
     def g(self, batch: Batch, out: GOutputs) -> Tensor | None:
@@ -265,12 +296,12 @@ class AuxiliaryClassifier(Term):
         k = head.shape[1] // 2
         return head[:, :k].float(), head[:, k:].float()
 
-    def d(self, batch, out, critic):
+    def d(self, batch, out, critic, draws):
         if not self.twin:
-            return self.w * F.cross_entropy(out.real_head.float(), batch.real_labels)
+            return self.w * F.cross_entropy(out.real_head.float(), batch.labels)
         real_classes = self._halves(out.real_head)[0]
         twin_classes = self._halves(out.fake_head)[1]  # (on forgeries detached from G)
-        return self.w * (F.cross_entropy(real_classes, batch.real_labels)
+        return self.w * (F.cross_entropy(real_classes, batch.labels)
                          + F.cross_entropy(twin_classes, batch.fake_labels))
 
     def g(self, batch, out):
@@ -285,7 +316,7 @@ class InfoCode(Term):
     2016): D's head must recover the code from the forgery, and G is trained to make it
     recoverable, so each code draws a distinct kind of image. Uses no labels."""
 
-    def d(self, batch, out, critic):
+    def d(self, batch, out, critic, draws):
         return F.cross_entropy(out.fake_head.float(), batch.codes)
 
     def g(self, batch, out):
@@ -299,11 +330,11 @@ class GradientPenalty(Term):
     def __init__(self, weight: float):
         self.w = weight
 
-    def d(self, batch, out, critic):
+    def d(self, batch, out, critic, draws):
         real, fake = batch.real, batch.fake.detach()
-        e = batch.draw(torch.rand, 1, 1, 1)
+        e = draws(torch.rand, 1, 1, 1, size=len(real))
         x_hat = (e * real.detach() + (1 - e) * fake).requires_grad_(True)
-        (grad,) = torch.autograd.grad(critic.plain(x_hat, batch.real_labels).sum(), x_hat, create_graph=True)
+        (grad,) = torch.autograd.grad(critic.raw_logits(x_hat, batch.labels).sum(), x_hat, create_graph=True)
         return self.w * (grad.flatten(1).norm(dim=1) - 1).square().mean()
 
 
@@ -318,7 +349,7 @@ class ZeroCentred(Term):
         self.r1, self.r2 = r1, r2
         self.needs_real_grad, self.needs_fake_grad = r1 > 0, r2 > 0
 
-    def d(self, batch, out, critic):
+    def d(self, batch, out, critic, draws):
         sides = ([(self.r1, out.real_logits, out.real)] if self.r1 else []) \
             + ([(self.r2, out.fake_logits, out.fake)] if self.r2 else [])
         total = sum(logits.sum() for _, logits, _ in sides)
@@ -328,11 +359,6 @@ class ZeroCentred(Term):
             term = gamma / 2 * grad.square().sum(dim=(1, 2, 3)).mean()
             penalty = term if penalty is None else penalty + term
         return penalty
-
-
-def R1(gamma: float) -> ZeroCentred:
-    """R1 alone (Mescheder et al. 2018)."""
-    return ZeroCentred(gamma, 0.0)
 
 
 class ModeSeeking(Term):
@@ -378,38 +404,39 @@ def terms_for(config, objective: Objective) -> list[Term]:
 
 # ----------------------------------------------------------------------------- the phases
 class GANLoss:
-    """One objective with its regularisers: the losses of the D phase and the G phase."""
+    """One objective with its regularisers: the losses of the D phase and the G phase.
+    `loss_for` builds the one a config asks for."""
 
-    def __init__(self, config, critic: Critic):
-        self.objective = OBJECTIVES[config.objective](config)
-        self.terms = terms_for(config, self.objective)
-        self.critic = critic
-        self._real_grad = any(t.needs_real_grad for t in self.terms)
-        self._fake_grad = any(t.needs_fake_grad for t in self.terms)
-        self.augment = augment.parse(config.diffaugment)
+    def __init__(self, objective: Objective, terms: list[Term], critic: Critic, draws: Draws,
+                 policies: list[str] | None = None):
+        self.objective, self.terms, self.critic, self.draws = objective, terms, critic, draws
+        self._real_grad = any(t.needs_real_grad for t in terms)
+        self._fake_grad = any(t.needs_fake_grad for t in terms)
+        self.augment = policies or []
 
-    def _seen(self, x: Tensor, b: Batch) -> Tensor:
+    def _seen(self, x: Tensor) -> Tensor:
         """x as D sees it: through the differentiable augmentation when there is one."""
-        return augment.augment(x, self.augment, b.draw) if self.augment else x
+        return augment.augment(x, self.augment, lambda fn, *shape: self.draws(fn, *shape, size=len(x))) \
+            if self.augment else x
 
     def d_phase(self, b: Batch) -> tuple[Tensor, DOutputs]:
         """D's loss on a real batch and detached forgeries, and D's verdicts."""
         real = b.real.detach().requires_grad_(True) if self._real_grad else b.real
         fake = b.fake.detach().requires_grad_(True) if self._fake_grad else b.fake.detach()
         # (R1 and R2 differentiate D's verdicts on the images given, through the augmentation.)
-        out = DOutputs(real, *self.critic.pair(self._seen(real, b), self._seen(fake, b),
-                                               b.real_labels, b.fake_labels), fake=fake)
+        out = DOutputs(real, *self.critic.judge_pair(self._seen(real), self._seen(fake), b.labels, b.fake_labels),
+                       fake=fake)
         loss = self.objective.d_loss(out.real_logits, out.fake_logits)
         for term in self.terms:
-            extra = term.d(b, out, self.critic)
+            extra = term.d(b, out, self.critic, self.draws)
             if extra is not None:
                 loss = loss + extra
         return loss, out
 
     def g_phase(self, b: Batch) -> tuple[Tensor, GOutputs]:
         """G's loss through the (frozen) D; the caller freezes D's parameters."""
-        fake_logits, fake_head = self.critic(self._seen(b.fake, b), b.fake_labels)
-        real_logits = self.critic(self._seen(b.real, b), b.real_labels)[0] if self.objective.g_uses_real else None
+        fake_logits, fake_head = self.critic.judge(self._seen(b.fake), b.fake_labels)
+        real_logits = self.critic.judge(self._seen(b.real), b.labels)[0] if self.objective.g_uses_real else None
         out = GOutputs(fake_logits, fake_head, real_logits)
         loss = self.objective.g_loss(out.fake_logits, out.real_logits)
         for term in self.terms:
@@ -417,3 +444,10 @@ class GANLoss:
             if extra is not None:
                 loss = loss + extra
         return loss, out
+
+
+def loss_for(config, critic: Critic, draws: Draws | None = None) -> GANLoss:
+    """The GANLoss a config asks for: its objective, regularisers and augmentation."""
+    objective = objective_for(config)
+    return GANLoss(objective, terms_for(config, objective), critic, draws or Draws(torch.Generator()),
+                   augment.parse(config.diffaugment))

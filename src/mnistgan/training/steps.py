@@ -49,9 +49,9 @@ class Parts:
     dist: distributed.Dist
     ema_update: Callable[[], None] | None  # after each G update (the Trainer's EMA), or None
 
-    def draw_noise(self) -> torch.Tensor:
-        c = self.config
-        return torch.randn(c.batch_size, c.z_dim, generator=self.noise, device=self.device)[self.part]
+    def draws(self) -> objectives.Draws:
+        """The run's noise stream, drawn for the global batch, this process's part kept."""
+        return objectives.Draws(self.noise, self.config.batch_size, self.part, self.device)
 
 
 class AutogradStep:
@@ -60,32 +60,30 @@ class AutogradStep:
     kind = "autograd"
 
     def __init__(self, p: Parts, g_call, d_call, synced, autocast):
-        self.p, self._g, self._autocast = p, g_call, autocast
+        self.p, self._g, self._autocast, self.draw = p, g_call, autocast, p.draws()
         joint = not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in p.D.modules())
-        self.loss = objectives.GANLoss(p.config, objectives.Critic(d_call, p.config.d_head, joint, autocast, synced))
+        critic = objectives.Critic(d_call, p.config.d_head, joint, autocast, synced)
+        self.loss = objectives.loss_for(p.config, critic, self.draw)
         self._zero = torch.zeros((), device=p.device)
         self._one = torch.ones((), device=p.device)
 
     def __call__(self, real: torch.Tensor, labels: torch.Tensor | None, g_step: bool) -> torch.Tensor:
         p, c = self.p, self.p.config
-        B, part = c.batch_size, p.part  # every draw is the global batch's, sliced for this process
-        z = p.draw_noise()
-        # Classes (conditional) or InfoGAN codes (info_code) for G; D is told classes only.
-        codes = torch.randint(0, c.label_count, (B,), generator=p.noise, device=p.device)[part] \
-            if c.takes_labels else None
-        # G(z) is computed once: the D phase does not change G, so the G phase reuses it.
+        z = self.draw(torch.randn, c.z_dim)  # z ~ N(0, 1)
+        # G is given classes (conditional) or InfoGAN codes, drawn uniformly; D is told classes only.
+        codes = self.draw(lambda n, **kw: torch.randint(0, c.label_count, (n,), **kw)) if c.takes_labels else None
+        # G(z) once: the D phase does not change G, so the G phase reuses it.
         with self._autocast(), torch.set_grad_enabled(g_step):
             fake = self._g(z, codes)
-        batch = objectives.Batch(real, fake, labels if c.conditional else None, codes if c.conditional else None,
-                                 codes, p.noise, B, part, z)
+        batch = objectives.Batch(real, labels if c.conditional else None, z, codes, fake)
 
-        # ---- D phase: the objective's D loss and its regularisers
+        # ---- D phase: D minimises the objective's D loss (+ its regularisers) on real and detached forgeries
         d_loss, d_out = self.loss.d_phase(batch)
         p.opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         p.opt_d.step()
 
-        # ---- G phase: through the updated D, whose parameters get no gradient
+        # ---- G phase: G minimises the G loss through the updated D, whose parameters get no gradient
         g_loss = self._zero
         if g_step:
             p.D.requires_grad_(False)
@@ -110,11 +108,11 @@ class SeedEngine:
     kind = "hand-derived"
 
     def __init__(self, p: Parts):
-        self.p = p
+        self.p, self.draw = p, p.draws()
         self.seed_step = fastpath.SeedStep(p.G, p.D, p.opt_g, p.opt_d)
 
     def __call__(self, real: torch.Tensor, labels: torch.Tensor | None, g_step: bool) -> torch.Tensor:
-        return self.seed_step(real, self.p.draw_noise())
+        return self.seed_step(real, self.draw(torch.randn, self.p.config.z_dim))
 
 
 def build(p: Parts, hand_derived: bool = True) -> Step:

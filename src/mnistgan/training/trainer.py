@@ -211,7 +211,7 @@ class Trainer:
                 cb.on_steps_end(self)
         self._count_time(t0)
         self.stats.check_weights((("generator", self.G), ("discriminator", self.D)), self.images_seen // B)
-        objective = objectives.OBJECTIVES[c.objective]
+        objective = objectives.OBJECTIVES[c.objective]  # (its class: what the epoch row reports)
         row = self.stats.row(epoch + 1, self.images_seen, c.images_per_epoch, B, partial=last < spe,
                              costs=(objective.reports_cost_d, objective.reports_cost_g))
         if last == spe:  # a new epoch starts from zero sums (before any checkpoint is taken)
