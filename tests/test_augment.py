@@ -49,7 +49,7 @@ def test_a_run_with_diffaugment_and_class_batch_norm_is_exact_across_a_resume():
     from mnistgan.training.trainer import Trainer
 
     rng = np.random.default_rng(0)
-    data = DeviceData(rng.integers(0, 256, (256, 28, 28), dtype=np.uint8), rng.integers(0, 10, 256).astype(np.uint8))
+    data = DeviceData(rng.integers(0, 256, (256, 1, 28, 28), dtype=np.uint8), rng.integers(0, 10, 256).astype(np.uint8))
     cfg = from_preset("best", {"train_images": 256, "batch_size": 32, "epochs": 2, "progress": False, "device": "cpu",
                                "width": 8, "diffaugment": "translation,cutout", "g_conditioning": "cbn",
                                "mode_seeking": 0.3})

@@ -14,7 +14,7 @@ from mnistgan.training.trainer import Trainer, TrainingInterrupted
 
 def fake_data(n=1000, seed=0):
     rng = np.random.default_rng(seed)
-    return DeviceData(rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n).astype(np.uint8))
+    return DeviceData(rng.integers(0, 256, (n, 1, 28, 28), dtype=np.uint8), rng.integers(0, 10, n).astype(np.uint8))
 
 
 class Record(Callback):
@@ -82,7 +82,7 @@ def test_run_folder_writes_rows_pictures_and_checkpoints(tiny_config, tmp_path):
     run = tmp_path / "r"
     (run / "samples").mkdir(parents=True)
     (run / "checkpoints").mkdir()
-    real = np.zeros((100, 28, 28), np.uint8)
+    real = np.zeros((100, 1, 28, 28), np.uint8)
     t = Trainer(apply_overrides(tiny_config, {"keep_checkpoints": 1}))
     t.fit(fake_data(), [RunFolder(run, real)])
     rows = read_log(run)

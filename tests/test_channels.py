@@ -61,7 +61,7 @@ def test_a_colour_folder_is_its_own_dataset_and_keeps_its_colours(tmp_path, monk
     colour = data.open_dataset(f"folder:{folder}", channels=3)
     assert grey.channels == 1 and colour.channels == 3 and grey.key != colour.key
     x, y = colour.split("train")
-    assert x.shape[1:] == (3, 28, 28) and grey.split("train")[0].shape[1:] == (28, 28)
+    assert x.shape[1:] == (3, 28, 28) and grey.split("train")[0].shape[1:] == (1, 28, 28)
     for k, shape in enumerate(colour.classes):
         brightest = x[y == k].reshape(-1, 3, 784).max(2).mean(0)       # per channel
         assert int(np.argmax(brightest)) == {"circle": 0, "square": 1, "triangle": 2}[shape]
@@ -182,4 +182,5 @@ def test_images_tile_colour_grids_and_rows():
     row = images.grid_row(images.grid(np.concatenate([x] * 25), nrow=10))
     assert row.shape == (10, 3, 28, 28) and (row[:, 0] == 255).all()
     assert images.to_uint8(torch.ones(2, 3, 28, 28)).shape == (2, 3, 28, 28)
-    assert images.to_uint8(torch.ones(2, 1, 28, 28)).shape == (2, 28, 28)
+    assert images.to_uint8(torch.ones(2, 1, 28, 28)).shape == (2, 1, 28, 28)
+    assert images.public(images.to_uint8(torch.ones(2, 1, 28, 28))).shape == (2, 28, 28)

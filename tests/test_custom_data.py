@@ -147,7 +147,7 @@ def test_idx_folders_of_any_class_count(tmp_path, isolated_env):
     kmnist = _idx_set(tmp_path / "k", 49, ("k49-train-imgs-idx3", "k49-train-labels", "k49-test-imgs-idx3",
                                            "k49-test-labels"))
     ds = data.open_dataset(f"idx:{kmnist}")
-    assert ds.num_classes == 49 and ds.split("train")[0].shape == (300, 28, 28) and ds.key.startswith("idx-")
+    assert ds.num_classes == 49 and ds.split("train")[0].shape == (300, 1, 28, 28) and ds.key.startswith("idx-")
     with pytest.raises(DataError, match="expected one test labels file"):
         (kmnist / "k49-test-labels.gz").unlink()
         data.open_dataset(f"idx:{kmnist}")

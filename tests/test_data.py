@@ -109,7 +109,7 @@ def test_locate_finds_uncompressed_files(tmp_path, isolated_env):
         write_idx(folder / f"{split}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)), compress=False)
         write_idx(folder / f"{split}-labels-idx1-ubyte", rng.integers(0, 10, n), compress=False)
     images, labels = data.load_split("mnist", "test", folder, download=False)
-    assert images.shape == (10000, 28, 28) and labels.shape == (10000,)
+    assert images.shape == (10000, 1, 28, 28) and labels.shape == (10000,)
 
 
 def test_offline_error_lists_the_files_and_where_to_put_them(tmp_path, isolated_env):
@@ -127,19 +127,19 @@ def test_fashion_mnist_system_folder_is_searched():
 
 
 def test_device_data_batches_are_index_slices():
-    imgs = np.arange(10 * 28 * 28, dtype=np.uint64).astype(np.uint8).reshape(10, 28, 28)
+    imgs = np.arange(10 * 28 * 28, dtype=np.uint64).astype(np.uint8).reshape(10, 1, 28, 28)
     d = data.DeviceData(imgs, np.arange(10, dtype=np.uint8))
     order = d.epoch_order(seed=0, epoch=0)
     assert sorted(order.tolist()) == list(range(10))
     x, y = d.batch(order, 1, 4)
     assert x.shape == (4, 1, 28, 28) and x.dtype == torch.float32
     idx = order[4:8]
-    torch.testing.assert_close(x[:, 0], torch.from_numpy(imgs)[idx].float() / 255)
+    torch.testing.assert_close(x, torch.from_numpy(imgs)[idx].float() / 255)
     assert y.tolist() == idx.tolist()
 
 
 def test_epoch_order_is_a_function_of_seed_and_epoch():
-    d = data.DeviceData(np.zeros((1000, 28, 28), np.uint8), np.zeros(1000, np.uint8))
+    d = data.DeviceData(np.zeros((1000, 1, 28, 28), np.uint8), np.zeros(1000, np.uint8))
     assert torch.equal(d.epoch_order(3, 5), d.epoch_order(3, 5))
     assert not torch.equal(d.epoch_order(3, 5), d.epoch_order(3, 6))
     assert not torch.equal(d.epoch_order(3, 5), d.epoch_order(4, 5))
@@ -148,10 +148,10 @@ def test_epoch_order_is_a_function_of_seed_and_epoch():
 @pytest.mark.integration
 def test_real_mnist_copy_passes_structural_validation(mnist_dir, isolated_env):
     images, labels = data.load_split("mnist", "train", mnist_dir, download=False)
-    assert images.shape == (60000, 28, 28) and images.dtype == np.uint8
+    assert images.shape == (60000, 1, 28, 28) and images.dtype == np.uint8
     assert labels.shape == (60000,) and set(np.unique(labels)) == set(range(10))
     test_images, _ = data.load_split("mnist", "test", mnist_dir, download=False)
-    assert test_images.shape == (10000, 28, 28)
+    assert test_images.shape == (10000, 1, 28, 28)
 
 
 def test_a_label_file_where_images_belong_says_so(tmp_path):
@@ -214,7 +214,7 @@ def test_the_wrong_dataset_is_refused_naming_both(mnist_dir, isolated_env, monke
     with pytest.raises(DataError, match=r"\(from \$MNISTGAN_DATA_DIR\) holds mnist, not fashion-mnist: "
                                         r"its train labels are mnist's"):
         data.load_split("fashion-mnist", "train", download=False)
-    assert data.load_split("mnist", "test", download=False)[0].shape == (10000, 28, 28)  # the right one loads
+    assert data.load_split("mnist", "test", download=False)[0].shape == (10000, 1, 28, 28)  # the right one loads
     monkeypatch.delenv("MNISTGAN_DATA_DIR")
     code = main(["train", "--dataset", "fashion-mnist", "--data-dir", str(mnist_dir), "--no-download",
                  "--no-progress", "--out", str(tmp_path / "r")])

@@ -79,13 +79,13 @@ def test_check_output_and_write(tmp_path):
         generation.check_output(tmp_path / "x.jpg")
     with pytest.raises(ConfigError, match="does not exist"):
         generation.check_output(tmp_path / "missing" / "x.png")
-    digits = np.arange(5 * 28 * 28, dtype=np.int64).reshape(5, 28, 28).astype(np.uint8)
+    digits = np.arange(5 * 28 * 28, dtype=np.int64).reshape(5, 1, 28, 28).astype(np.uint8)
     generation.write(tmp_path / "d.npy", digits)
-    assert np.array_equal(np.load(tmp_path / "d.npy"), digits)
+    assert np.array_equal(np.load(tmp_path / "d.npy"), digits[:, 0])  # a user's grey array: N x 28 x 28
     generation.write(tmp_path / "d.png", digits)          # 5 -> 3 a row (about square), scale 2
     with Image.open(tmp_path / "d.png") as img:
         assert img.size == (2 * (3 * 30 + 2), 2 * (2 * 30 + 2))
-    walks = np.zeros((2, 4, 28, 28), np.uint8)            # 2 walks of 4 steps: a row per walk
+    walks = np.zeros((2, 4, 1, 28, 28), np.uint8)            # 2 walks of 4 steps: a row per walk
     generation.write(tmp_path / "w.png", walks, walks=True)
     with Image.open(tmp_path / "w.png") as img:
         assert img.size == (2 * (4 * 30 + 2), 2 * (2 * 30 + 2))

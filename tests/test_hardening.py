@@ -38,7 +38,7 @@ def make_run(root: Path, name: str, rows=None) -> Path:
     rows = rows if rows is not None else [{"epoch": 1, "images_seen": 1000, "d_loss": 1.0, "g_loss": 2.0,
                                            "d_real": 0.6, "d_fake": 0.3, "seconds": 1.0, "partial": False}]
     (run / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    images.save_grid(run / "samples" / "grid-001.png", np.zeros((4, 28, 28), np.uint8), nrow=2)
+    images.save_grid(run / "samples" / "grid-001.png", np.zeros((4, 1, 28, 28), np.uint8), nrow=2)
     return run
 
 

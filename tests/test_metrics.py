@@ -154,7 +154,7 @@ def test_memorization_flags_planted_copies(tmp_path, isolated_env):
     ctx = Context(np.zeros((10, 28, 28), np.uint8), reference)
     train = ctx.train[0]
     rng = np.random.default_rng(0)
-    forgeries = rng.integers(0, 256, (200, 28, 28), dtype=np.uint8)
+    forgeries = rng.integers(0, 256, (200, 1, 28, 28), dtype=np.uint8)
     planted = rng.choice(60000, 20, replace=False)
     forgeries[:20] = train[planted]
     ctx = Context(forgeries, reference)

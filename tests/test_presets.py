@@ -15,7 +15,7 @@ OBJECTIVES = ["minimax", "nonsaturating", "lsgan", "hinge", "wgan-gp"]
 
 def fake_data(n=256, seed=0):
     rng = np.random.default_rng(seed)
-    return DeviceData(rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n).astype(np.uint8))
+    return DeviceData(rng.integers(0, 256, (n, 1, 28, 28), dtype=np.uint8), rng.integers(0, 10, n).astype(np.uint8))
 
 
 def small(model, objective="nonsaturating", conditional=False, **kw):

@@ -46,10 +46,10 @@ def test_stacked_mnist_from_the_mnist_files(stacked, mnist_dir):
     assert train.shape == (60000, 3, 28, 28) and test.shape == (26000, 3, 28, 28)
     digits, labels = data.load_split("mnist", "train", mnist_dir, download=False)
     which = np.random.default_rng(0).integers(0, 60000, size=(60000, 3))
-    assert np.array_equal(train[:500], digits[which[:500]])
+    assert np.array_equal(train[:500], digits[which[:500], 0])
     assert np.array_equal(train_labels, labels[which] @ np.array([100, 10, 1]))
     tdigits, _ = data.load_split("mnist", "test", mnist_dir, download=False)
-    assert np.array_equal(test[:100], tdigits[np.random.default_rng(1).integers(0, 10000, size=(100, 3))])
+    assert np.array_equal(test[:100], tdigits[np.random.default_rng(1).integers(0, 10000, size=(100, 3)), 0])
     assert hashlib.sha256(train_labels.astype(np.int64).tobytes()).hexdigest()[:16] == TRAIN_LABELS
     assert hashlib.sha256(test_labels.astype(np.int64).tobytes()).hexdigest()[:16] == TEST_LABELS
     assert len(np.unique(test_labels)) == 1000
@@ -103,7 +103,7 @@ def test_a_generator_of_a_few_triples_scores_exactly_them(mnist_dir):
     stacks = []
     for t in triples:
         for _ in range(40):
-            stacks.append(np.stack([digits[rng.choice(np.flatnonzero(sure & (labels == d)))] for d in t]))
+            stacks.append(np.concatenate([digits[rng.choice(np.flatnonzero(sure & (labels == d)))] for d in t]))
     stacks = np.stack(stacks)
     result, ctx = metrics.evaluate(stacks, "stacked-mnist", ["modes"], mnist_dir, download=False)
     m = result["metrics"]["modes"]

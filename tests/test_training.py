@@ -11,7 +11,7 @@ from exactness import weights, whole_and_resumed
 
 def fake_data(n=1000, seed=0):
     rng = np.random.default_rng(seed)
-    return DeviceData(rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n).astype(np.uint8))
+    return DeviceData(rng.integers(0, 256, (n, 1, 28, 28), dtype=np.uint8), rng.integers(0, 10, n).astype(np.uint8))
 
 
 def test_same_seed_same_run_other_seed_other_run(tiny_config):

@@ -107,14 +107,15 @@ class Generator:
     def sample(self, n: int = 64, digit: int | None = None, seed: int = 0) -> np.ndarray:
         """n forgeries, uint8 (n, 28, 28), or (n, C, 28, 28) for a colour run; the same
         (checkpoint, n, digit, seed) gives the same images."""
-        from . import generation
+        from . import generation, images
 
-        return generation.forge(self.G, self.config, n, seed, digit)
+        return images.public(generation.forge(self.G, self.config, n, seed, digit))
 
     def sample_tensor(self, n: int = 64, digit: int | None = None, seed: int = 0) -> torch.Tensor:
         """The same forgeries as sample(), as floats (n, C, 28, 28) in [0, 1] on the CPU."""
-        x = torch.from_numpy(self.sample(n, digit, seed)).float().div_(255)
-        return x.unsqueeze(1) if x.dim() == 3 else x
+        from . import generation
+
+        return torch.from_numpy(generation.forge(self.G, self.config, n, seed, digit)).float().div_(255)
 
 
 def load(run_or_checkpoint: str | os.PathLike, device: str = "cpu") -> Generator:

@@ -126,8 +126,9 @@ class TrainConfig:
 
     @property
     def image_shape(self) -> tuple[int, ...]:
-        """One image as uint8 arrays hold it: 28 x 28 (grey), or channels x 28 x 28 (colour)."""
-        return (28, 28) if self.channels == 1 else (self.channels, 28, 28)
+        """One image as the library's arrays hold it: channels x 28 x 28 (images.public drops a
+        grey image's channel axis at the user's edge)."""
+        return (self.channels, 28, 28)
 
     @property
     def steps_per_epoch(self) -> int:

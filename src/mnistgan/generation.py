@@ -168,14 +168,14 @@ def _check_count(n: int) -> None:
 @torch.no_grad()
 def sample_chunks(G: torch.nn.Module, config: TrainConfig, n: int, seed: int = 0,
                   digit: int | None = None, chunks: slice | None = None) -> Iterator[np.ndarray]:
-    """n forgeries as uint8 arrays of at most CHUNK x 28 x 28 (colour: CHUNK x C x 28 x 28), in order: what `sample`
+    """n forgeries as uint8 arrays of at most CHUNK x C x 28 x 28, in order: what `sample`
     returns, one chunk in memory at a time. The noise is drawn in blocks of 16 chunks: torch
     draws a normal tensor in groups of 16 values, so blocks whose size is a multiple of 16
     make the same stream as one draw of all n x z_dim values (the images do not depend on n's
     split), while memory holds one block (16,000 x z_dim floats), whatever n. `chunks`
     (a slice of chunk numbers) yields only those: one process's share of the work, the
-    same images as one process would make for them."""
-    _check_count(n)
+    same images as one process would make for them. (n is checked by its callers, forge and
+    sample_to_file: once a request.)"""
     seed = whole("seed", seed, 0, 2**64 - 1)
     labels = class_labels(config, n, whole("digit", digit, optional=True, low=-2**63))
     gen = torch.Generator().manual_seed(seed)
@@ -191,17 +191,17 @@ def sample_chunks(G: torch.nn.Module, config: TrainConfig, n: int, seed: int = 0
 
 def sample(run_or_checkpoint: str | os.PathLike, n: int = 64, seed: int = 0, device: str = "cpu",
            digit: int | None = None) -> np.ndarray:
-    """n forgeries as an N x 28 x 28 uint8 array (colour: N x C x 28 x 28); the same (checkpoint, n, seed, digit) gives
-    the same images. Conditional models draw `digit`, or classes 0..9 in turn."""
-    _check_count(n)
+    """n forgeries as the user gets them: an N x 28 x 28 uint8 array (colour: N x C x 28 x 28); the
+    same (checkpoint, n, seed, digit) gives the same images. Conditional models draw `digit`,
+    or classes 0..9 in turn."""
     G, config = load_generator(run_or_checkpoint, device)
-    return forge(G, config, n, seed, digit)
+    return images.public(forge(G, config, n, seed, digit))
 
 
 def forge(G: torch.nn.Module, config: TrainConfig, n: int, seed: int = 0, digit: int | None = None,
           chunks: slice | None = None) -> np.ndarray:
-    """sample_chunks' forgeries in one uint8 array, filled chunk by chunk (memory holds the
-    result and one chunk, not a list of chunks and their concatenation)."""
+    """sample_chunks' forgeries in one N x C x 28 x 28 uint8 array, filled chunk by chunk
+    (memory holds the result and one chunk, not a list of chunks and their concatenation)."""
     _check_count(n)
     mine = range(-(-n // CHUNK))[chunks] if chunks is not None else range(-(-n // CHUNK))
     out = np.empty((sum(min(CHUNK, n - c * CHUNK) for c in mine), *config.image_shape), np.uint8)
@@ -230,7 +230,8 @@ def sample_to_file(run_or_checkpoint: str | os.PathLike, out: str | os.PathLike,
         raise ConfigError(f"{n:,} forgeries need {need / 2**30:.1f} GiB in {out.parent}, which has "
                           f"{free / 2**30:.1f} GiB free")
     try:
-        files.write_npy_chunks(out, (n, *config.image_shape), sample_chunks(G, config, n, seed, digit), overwrite=force)
+        files.write_npy_chunks(out, images.public_shape((n, *config.image_shape)),
+                               map(images.public, sample_chunks(G, config, n, seed, digit)), overwrite=force)
     except FileExistsError:
         raise ConfigError(f"{out} already exists; nothing was overwritten (--force replaces it)") from None
     return out
@@ -288,13 +289,13 @@ def check_output(out: str | os.PathLike, force: bool = False) -> Path:
 
 def write(out: str | os.PathLike, forgeries: np.ndarray, nrow: int | None = None, force: bool = False,
           walks: bool = False) -> Path:
-    """Writes uint8 forgeries (N x 28 x 28 or N x C x 28 x 28; with walks, rows x steps x ...)
-    as a .npy array or a .png grid (nrow images a row: default about square, at most 10;
+    """Writes uint8 forgeries (N x C x 28 x 28; with walks, rows x steps x C x 28 x 28) as a
+    .npy array (a grey image's channel axis dropped: images.public) or a .png grid (nrow images a row: default about square, at most 10;
     walks: a row per walk), atomically; an existing file is replaced only with force."""
     out = check_output(out, force)
     try:
         if out.suffix.lower() == ".npy":
-            files.write_npy(out, forgeries, overwrite=force)
+            files.write_npy(out, images.public(forgeries), overwrite=force)
         else:
             if walks:
                 nrow = nrow or forgeries.shape[1]

@@ -15,29 +15,39 @@ from PIL import Image
 
 
 def to_uint8(images) -> np.ndarray:
-    """B x C x 28 x 28 (or B x 784, or B x 28 x 28) floats in [0, 1] -> uint8 images: B x 28 x 28
-    for one channel, B x C x 28 x 28 for colour (C = 3), as every uint8 image array here is."""
+    """B x C x 28 x 28 floats in [0, 1] (a tensor or an array) -> B x C x 28 x 28 uint8 images,
+    the one layout of every image array inside the package (C = 1 grey, 3 colour)."""
     if hasattr(images, "detach"):
         images = images.detach().float().cpu().numpy()
     arr = np.asarray(images, dtype=np.float32)
-    colour = arr.ndim == 4 and arr.shape[1] > 1
-    arr = arr.reshape((-1, arr.shape[1], 28, 28) if colour else (-1, 28, 28))
     return (np.clip(arr, 0.0, 1.0) * 255.0).round().astype(np.uint8)
 
 
+def public(images: np.ndarray) -> np.ndarray:
+    """Images as the user gets them (`sample`'s .npy, `Generator.sample`, walks): a grey
+    image's channel axis dropped (... x 28 x 28), colour ones as they are (... x C x 28 x 28).
+    The only place the package leaves its N x C x 28 x 28 layout."""
+    return images.squeeze(-3) if images.shape[-3] == 1 else images
+
+
+def public_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape `public` gives an array of this shape."""
+    return shape[:-3] + shape[-2:] if shape[-3] == 1 else shape
+
+
 def is_colour(images: np.ndarray) -> bool:
-    """Whether uint8 images are colour: N x C x H x W (grey ones are N x H x W)."""
-    return images.ndim == 4
+    """Whether N x C x H x W images have more than one channel."""
+    return images.shape[1] > 1
 
 
 def picture(image: np.ndarray) -> np.ndarray:
-    """One image as a picture library draws it: H x W (grey) or H x W x C (colour, from C x H x W)."""
-    return image.transpose(1, 2, 0) if image.ndim == 3 else image
+    """One C x H x W image as a picture library draws it: H x W (grey) or H x W x C (colour)."""
+    return image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
 
 
 def grid(images: np.ndarray, nrow: int = 10, pad: int = 2, fill: int = 0) -> np.ndarray:
-    """Tiles N x H x W (grey) or N x C x H x W (colour) uint8 images into rows of nrow, with
-    pad pixels between them: an H' x W' (grey) or H' x W' x C (colour) picture."""
+    """Tiles N x C x H x W uint8 images into rows of nrow, with pad pixels between them: an
+    H' x W' (grey) or H' x W' x C (colour) picture."""
     colour = is_colour(images)
     n, h, w = images.shape[0], images.shape[-2], images.shape[-1]
     rows = -(-n // nrow)
@@ -61,7 +71,7 @@ def grid_row(tiled: np.ndarray, diagonal: bool = False, n: int = 10, size: int =
     step = size + pad
     row = np.stack([tiled[pad + step * (i if diagonal else 0):step + step * (i if diagonal else 0),
                           pad + step * i:step + step * i] for i in range(n)])
-    return row if tiled.ndim == 2 else np.ascontiguousarray(row.transpose(0, 3, 1, 2))  # colour: N x C x H x W
+    return row[:, None] if tiled.ndim == 2 else np.ascontiguousarray(row.transpose(0, 3, 1, 2))  # N x C x H x W
 
 
 def save_grid(path, images: np.ndarray, nrow: int = 10, scale: int = 1):

@@ -1,7 +1,8 @@
 """The data a run learns from, by the name a config gives it: `Dataset` (mnist,
 fashion-mnist, stacked-mnist, folder:PATH, idx:PATH; its classes, channels, splits and
 identity), `DeviceData` (the training set as one N x C x 28 x 28 tensor on the device) and
-`training_set` (the split a run trains on). Its parts: `idx` (reading IDX files),
+`training_set` (the split a run trains on). Every image array it gives is N x C x 28 x 28
+uint8 (C = 1 grey, 3 colour), whatever the file's own layout. Its parts: `idx` (reading IDX files),
 `sources` (the registered datasets' files, finding and downloading them), `stacked`
 (Stacked-MNIST's recipe) and `folder` (your own images). Local folders are validated by
 structure, never by checksum: a user's own copy may be re-encoded.
@@ -73,14 +74,13 @@ class Dataset:
 
     @property
     def channels(self) -> int:
-        """1 (grey: a split's images are N x 28 x 28) or 3 (colour: N x 3 x 28 x 28)."""
+        """1 (grey) or 3 (colour): C of a split's N x C x 28 x 28 images."""
         if self.kind == "folder":
             return self._channels
         return 3 if self.name == STACKED else 1
 
     def split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
-        """(images uint8, N x 28 x 28 grey or N x 3 x 28 x 28 colour; labels N int) of the
-        split: train or test."""
+        """(images uint8 N x C x 28 x 28, labels N int) of the split: train or test."""
         if split not in ("train", "test"):
             raise DataError(f"unknown split {split!r}; available: train, test")
         if split not in self._splits:
@@ -90,7 +90,9 @@ class Dataset:
                 self._splits[split] = stack_digits(digits, labels, *STACKS[split])
             else:
                 self._splits[split] = _load_registered(self.spec, split, data_dir, download, progress)
-        return self._splits[split]
+        images, labels = self._splits[split]
+        # IDX files and a grey folder's cache hold N x 28 x 28: the channel axis as a view
+        return images.reshape(len(images), self.channels, 28, 28), labels
 
     def _open_idx(self, folder: Path) -> None:
         """Four IDX files in MNIST's layout (KMNIST, EMNIST, ...): names holding train/test (or
@@ -140,7 +142,7 @@ def open_dataset(name: str, data_dir=None, download: bool = True, invert: str = 
 
 def load_split(name: str, split: str = "train", data_dir: str | os.PathLike | None = None,
                download: bool = True, progress: Progress = None, invert: str = "auto") -> tuple[np.ndarray, np.ndarray]:
-    """(images N x 28 x 28 uint8, labels N) of a dataset's split."""
+    """(images N x C x 28 x 28 uint8, labels N) of a dataset's split."""
     return open_dataset(name, data_dir, download, invert, progress).split(split)
 
 
@@ -178,6 +180,8 @@ class DeviceData:
     def __init__(self, images: np.ndarray, labels: np.ndarray, device="cpu"):
         import torch
 
+        if images.ndim != 4 or images.shape[2:] != (28, 28):
+            raise DataError(f"training images must be N x C x 28 x 28, got shape {images.shape}")
         if len(images) != len(labels):
             raise DataError(f"{len(images)} images but {len(labels)} labels")
         # No copy when the array is already contiguous writable uint8 (read_idx's own array):
@@ -186,9 +190,7 @@ class DeviceData:
         arr = np.ascontiguousarray(images, dtype=np.uint8)
         if not arr.flags.writeable:
             arr = arr.copy()
-        self.images = torch.from_numpy(arr).to(device)
-        if self.images.dim() == 3:
-            self.images = self.images.unsqueeze(1)  # N x 28 x 28 -> N x 1 x 28 x 28 (colour: N x 3 x 28 x 28)
+        self.images = torch.from_numpy(arr).to(device)  # N x C x 28 x 28
         self.labels = torch.from_numpy(labels.astype(np.int64)).to(device)
         self.device = self.images.device
 

@@ -2,7 +2,7 @@
 evaluation context, returning a dict. Real-data features are cached on disk per dataset
 and feature network.
 
-    result, ctx = evaluate(images_uint8_Nx28x28, dataset="mnist")   # all metrics
+    result, ctx = evaluate(images_uint8, dataset="mnist")   # N x 28 x 28 or N x C x 28 x 28; all metrics
     report.write(result, ctx, "metrics.json")                       # + novelty.png, table
 """
 from __future__ import annotations
@@ -133,7 +133,7 @@ class Context:
 
     @property
     def colour(self) -> bool:
-        return self.images.ndim == 4
+        return self.images.shape[1] > 1
 
 
 @register("fid")
@@ -272,7 +272,7 @@ def evaluate(images: np.ndarray, dataset: str = "mnist", metrics: list[str] | No
     if unknown:
         raise MnistganError(f"unknown metric(s) {', '.join(unknown)}; available: {', '.join(METRICS)}")
     checked = as_uint8_images(images)
-    channels = checked.shape[1] if checked.ndim == 4 else 1
+    channels = checked.shape[1]
     ctx = Context(checked, Reference(dataset, data_dir, download, progress, device, invert, channels), fake)
     if ctx.net.channels != channels:
         raise MnistganError(f"the images have {channels} channel(s); {dataset}'s images and its classifier have "
@@ -327,14 +327,15 @@ MAX_IMAGES = 100_000  # images one evaluation takes: their features (N x 128 flo
 
 
 def as_uint8_images(images, what: str = "images", chunk: int = 10_000) -> np.ndarray:
-    """N x 28 x 28 (or colour N x 3 x 28 x 28) uint8 images from uint8 images or floats in
-    [0, 1] (N x 28 x 28, N x 1 x 28 x 28 or N x 3 x 28 x 28; a memory-mapped array is converted chunk by chunk). Refuses other
-    dtypes (bool, complex, other integers, objects), non-finite values and out-of-range
-    floats, naming the first bad image."""
+    """N x C x 28 x 28 uint8 images (the package's layout) from what a user gives: uint8
+    images or floats in [0, 1], N x 28 x 28, N x 1 x 28 x 28 or N x 3 x 28 x 28 (a
+    memory-mapped array is converted chunk by chunk). Refuses other dtypes (bool, complex,
+    other integers, objects), non-finite values and out-of-range floats, naming the first
+    bad image."""
     images = np.asarray(images) if not isinstance(images, np.ndarray) else images
-    if images.ndim == 4 and images.shape[1] == 1:
-        images = images[:, 0]
-    if not (images.ndim == 3 and images.shape[1:] == (28, 28)) and not (images.ndim == 4 and images.shape[1:] == (3, 28, 28)):
+    if images.ndim == 3 and images.shape[1:] == (28, 28):  # a grey user's layout (images.public)
+        images = images[:, None]
+    if not (images.ndim == 4 and images.shape[1:] in ((1, 28, 28), (3, 28, 28))):
         raise MnistganError(f"{what} must be N x 28 x 28 (grey) or N x 3 x 28 x 28 (colour), got shape {images.shape}")
     n = len(images)
     if n < 10:

@@ -158,7 +158,6 @@ def train_classifier(dataset: str, data_dir=None, epochs: int = 4, seed: int = 0
         raise MnistganError(f"{dataset} has an empty {'test' if len(x) else 'training'} split: the classifier's "
                             "accuracy is measured on the test split, so it needs images in both")
     X = torch.from_numpy(x.copy())
-    X = X.unsqueeze(1) if X.dim() == 3 else X  # N x C x 28 x 28
     Y = torch.from_numpy(y.astype(np.int64))
     batch = min(100, len(X))
     per_epoch = len(X) // batch

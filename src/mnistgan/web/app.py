@@ -314,7 +314,7 @@ def _forge_pages(app: FastAPI, site: Site) -> None:
                 x = generation.forge(m.G, m.config, n, seed, digit)
             buf = io.BytesIO()
             if format == "npy":
-                np.save(buf, x, allow_pickle=False)
+                np.save(buf, images.public(x), allow_pickle=False)  # (as `sample` writes them)
                 return Response(buf.getvalue(), media_type="application/octet-stream",
                                 headers={"Content-Disposition": "attachment; filename=forgeries.npy"})
             images.save_grid(buf, x, nrow=min(16, int(np.ceil(np.sqrt(n)))), scale=2)
