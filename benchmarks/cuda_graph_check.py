@@ -11,7 +11,7 @@ The bar: equal within float tolerance (the graphed step's adam-tf1 is the
 same maths in another order, so not bit for bit); the seed's 100 epochs under 30 s of
 training time and `dcgan` above 50,000 images/s on an H200.
 Needs CUDA; on a CPU it says so and exits 2 (the CPU tests cover the plumbing around the
-capture: tests/test_graphs.py).
+capture: tests/unit/test_graphs.py).
 """
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ def main() -> int:
     p.add_argument("--device", default="cuda")
     a = p.parse_args()
     if not torch.cuda.is_available():
-        print("no CUDA device: nothing to capture (tests/test_graphs.py checks the CPU side)")
+        print("no CUDA device: nothing to capture (tests/unit/test_graphs.py checks the CPU side)")
         return 2
     print(f"{describe()}; GPU {torch.cuda.get_device_name(a.device)}, CUDA {torch.version.cuda}")
     d = data(6400, torch.device(a.device))

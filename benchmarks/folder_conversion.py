@@ -1,6 +1,6 @@
 """How fast `--dataset folder:PATH` turns a folder of images into a training set: a cold
 conversion (decode, grey, invert, pad, resize, cache write) and a warm start (the cache
-found through its index). The folder is made here: N filled shapes (tests/shapes.py) as
+found through its index). The folder is made here: N filled shapes (tests/helpers/shapes.py) as
 PNG, JPEG and BMP files of 28 to 64 pixels, in 3 class folders.
 
     python benchmarks/folder_conversion.py --n 60000
@@ -16,7 +16,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "tests"))
+sys.path.insert(0, str(HERE.parent / "tests" / "helpers"))
 
 import machine  # noqa: E402
 import shapes  # noqa: E402

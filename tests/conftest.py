@@ -1,39 +1,24 @@
-import gzip
+"""Fixtures every layer shares. The layers are folders: `unit/` (one concern on synthetic
+data, in one process; the real MNIST copy is refused there), `integration/` (the real MNIST
+copy, Debian's Fashion-MNIST, several processes, learning bars, golden hashes) and
+`browser/` (the web page in a real Chromium); `helpers/` holds what tests share besides
+fixtures (synthetic datasets, run comparisons, shapes, golden runs). A test's folder gives it its layer's marker: `pytest -m "not integration"`."""
 import os
 from pathlib import Path
 
-import numpy as np
-import torch
 import pytest
 
+from helpers.datasets import make_dataset
 from mnistgan.config import from_preset
-
-TIMING = {"seconds", "images_per_s"}  # log columns that are wall-clock figures
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def write_idx(path, array, magic=None, compress=True):
-    """Writes an IDX file of unsigned bytes (optionally with a wrong magic number)."""
-    array = np.asarray(array, dtype=np.uint8)
-    if magic is None:
-        magic = 0x00000800 | array.ndim
-    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    data = header + array.tobytes()
-    path = Path(path)
-    path.write_bytes(gzip.compress(data) if compress else data)
-    return path
-
-
-def make_dataset(folder, n_train=60000, n_test=10000, seed=0):
-    """A synthetic MNIST-shaped dataset with the canonical file names."""
-    rng = np.random.default_rng(seed)
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    for split, n in (("train", n_train), ("t10k", n_test)):
-        write_idx(folder / f"{split}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
-        write_idx(folder / f"{split}-labels-idx1-ubyte.gz", rng.integers(0, 10, n))
-    return folder
+@pytest.fixture(scope="session")
+def fake_mnist(tmp_path_factory):
+    """A synthetic MNIST-shaped folder (60,000 and 10,000 random images and labels under the
+    canonical file names: no registered dataset's labels), made once and shared: read it only."""
+    return make_dataset(tmp_path_factory.mktemp("fake-mnist"))
 
 
 @pytest.fixture
@@ -60,28 +45,9 @@ def tiny_config(tmp_path):
                                 "progress": False, "out": str(tmp_path / "run"), "device": "cpu"})
 
 
-def final_state(run: Path):
-    """Everything in the newest checkpoint but wall-clock figures."""
-    from mnistgan.store import checkpoint as ckpt
-
-    tensors, meta = ckpt.load(ckpt.list_checkpoints(run / "checkpoints")[-1])
-    meta = {k: v for k, v in meta.items() if k not in ("epoch_seconds", "train_seconds", "config")}
-    return tensors, meta
-
-
-def log_without_timing(run: Path):
-    from mnistgan.runs import read_log
-
-    return [{k: v for k, v in r.items() if k not in TIMING} for r in read_log(run)]
-
-
-def assert_same_run(a: Path, b: Path):
-    """Two runs ended bit-identical: every tensor and metadata value of the newest checkpoint
-    (but wall-clock figures and the config, which names the folder), and every log row."""
-    ta, ma = final_state(a)
-    tb, mb = final_state(b)
-    assert ta.keys() == tb.keys()
-    for k in ta:
-        assert torch.equal(ta[k], tb[k]), k
-    assert ma == mb
-    assert log_without_timing(a) == log_without_timing(b)
+def pytest_collection_modifyitems(items):
+    """Each test gets its layer's marker (integration, browser) from its folder."""
+    for item in items:
+        layer = Path(str(item.fspath)).parent.name
+        if layer in ("integration", "browser"):
+            item.add_marker(layer)

@@ -288,36 +288,11 @@ def cmd_report(a: argparse.Namespace) -> int:
 
 
 def cmd_data(a: argparse.Namespace) -> int:
-    import time
-
     from .callbacks import progress_bar
-    from .data import STACKED, STACKS, get_spec, load_split, locate, open_dataset, parse_name
+    from .data import describe
 
-    if parse_name(a.dataset)[1] is not None:  # folder:PATH or idx:PATH: convert (or find cached) and describe
-        t0 = time.perf_counter()
-        source = open_dataset(a.dataset, invert=a.invert, progress=progress_bar)
-        for split in ("train", "test"):
-            imgs, labels = source.split(split)
-            print(f"{a.dataset} {split}: {len(imgs)} images, {len(labels)} labels, valid")
-        classes = ", ".join(source.classes) if source.classes else "none (unconditional presets only)"
-        print(f"classes ({source.num_classes}): {classes}")
-        for line in source.skipped:
-            print(f"skipped: {line}")
-        print(f"key {source.key}, ready in {time.perf_counter() - t0:.1f} s")
-        return 0
-    if a.dataset == STACKED:  # made from MNIST's files: check (or fetch) those, then describe the stacks
-        folder = locate(get_spec("mnist"), a.data_dir, download=(a.action == "fetch"), progress=progress_bar)
-        source = open_dataset(a.dataset, folder, download=False)
-        for split, (count, seed) in STACKS.items():
-            _, labels = source.split(split)
-            print(f"{a.dataset} {split}: {count} stacks of three MNIST {split} digits (seed {seed}), "
-                  f"{len(set(labels.tolist()))} of the 1000 triples present ({folder})")
-        return 0
-    spec = get_spec(a.dataset)
-    folder = locate(spec, a.data_dir, download=(a.action == "fetch"), progress=progress_bar)
-    for split in spec.counts:
-        imgs, labels = load_split(a.dataset, split, folder, download=False)
-        print(f"{a.dataset} {split}: {len(imgs)} images, {len(labels)} labels, valid ({folder})")
+    for line in describe(a.dataset, a.data_dir, fetch=(a.action == "fetch"), invert=a.invert, progress=progress_bar):
+        print(line)
     return 0
 
 

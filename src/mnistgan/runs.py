@@ -285,6 +285,6 @@ def _resume(run: Path, overrides: dict[str, Any] | None, callbacks: Sequence[Cal
     return _fit(trainer, data, everyone, notices, tune_malloc)
 
 
-def _examples(data) -> "np.ndarray":
+def _examples(data):
     """The first 100 training images, 100 x C x 28 x 28 uint8, for real_vs_fake.png."""
     return data.images[:100].cpu().numpy()

@@ -2,7 +2,7 @@
 
 Callbacks run in list order; one may add keys to an epoch's row for those after it
 (QualityProbe adds "fid" before RunFolder logs the row). A callback sees the run through
-`TrainerView` alone (tests/test_architecture.py checks that the callbacks here use nothing
+`TrainerView` alone (tests/unit/test_architecture.py checks that the callbacks here use nothing
 else of it), so that nothing in this package imports the Trainer.
 """
 from __future__ import annotations

@@ -10,7 +10,7 @@ import numpy as np
 from ..store import checkpoint as ckpt
 from .. import images
 from ..store import rundir
-from ..system import runtime
+from ..system import seeds
 from .base import Callback
 
 
@@ -36,7 +36,7 @@ class RunFolder(Callback):
         rundir.append_row(self.path, row)
         self._picture(f"{rundir.SAMPLES}/grid-{e:03d}.png", images.save_grid, images.to_uint8(trainer.generate_fixed()))
         if e == 1 or e % c.strip_every == 0 or row["images_seen"] >= c.total_images or row["partial"]:
-            z = trainer.make_noise(10, runtime.derived_seed(c.seed, runtime.STRIP_NOISE, e))  # conditional: 0..9
+            z = trainer.make_noise(10, seeds.derived_seed(c.seed, seeds.STRIP_NOISE, e))  # conditional: 0..9
             self._picture(f"{rundir.SAMPLES}/{e:03d}.png", images.save_strip, images.to_uint8(trainer.generate(z)))
         self.save_checkpoint(trainer)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..system import distributed, runtime
+from ..system import distributed, seeds
 from .. import images
 from .base import Callback
 
@@ -27,7 +27,7 @@ class QualityProbe(Callback):
         if self.reference is None:
             self.reference = Reference(c.dataset, c.data_dir, c.download, device=str(trainer.device), invert=c.invert,
                                        channels=c.channels)
-        z = trainer.make_noise(c.eval_n, runtime.derived_seed(c.seed, runtime.EVAL_NOISE)).split(1000)
+        z = trainer.make_noise(c.eval_n, seeds.derived_seed(c.seed, seeds.EVAL_NOISE)).split(1000)
 
         def draw(share: slice) -> np.ndarray:  # classes cycle; a process may have no share of a small eval_n
             mine = z[share]

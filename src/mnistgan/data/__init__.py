@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -26,7 +28,8 @@ REGISTERED = (*DATASETS, STACKED)  # the names --dataset takes besides folder:PA
 __all__ = ["IMAGE_MAGIC", "LABEL_MAGIC", "KINDS", "MAX_IDX_BYTES", "MAX_LABELS", "read_idx", "read_images",
            "read_labels", "DATASETS", "ROLES", "DatasetSpec", "Progress", "download_dataset", "download_file",
            "find_file", "get_spec", "locate", "missing_files", "STACKED", "STACKS", "stack_digits", "REGISTERED", "parse_name",
-           "Dataset", "open_dataset", "load_split", "check_identity", "DeviceData", "Found", "training_set"]
+           "Dataset", "open_dataset", "load_split", "check_identity", "describe", "DeviceData", "Found",
+           "training_set"]
 
 
 # ----------------------------------------------------------------------------- loading
@@ -168,6 +171,35 @@ def check_identity(spec: DatasetSpec, split: str, labels: np.ndarray, folder: Pa
         raise DataError(f"{folder}{where} holds {found}, not {spec.name}: its {split} labels are {found}'s. "
                         f"Point {source or '--data-dir'} at a {spec.name} folder"
                         f"{', or unset it to use the cache or a download' if source == '$MNISTGAN_DATA_DIR' else ''}.")
+
+
+def describe(name: str, data_dir=None, fetch: bool = False, invert: str = "auto",
+             progress: Progress = None) -> Iterator[str]:
+    """`mnistgan data check|fetch`: a dataset's splits checked (fetched first with fetch), one
+    line each, and what it is. A folder or IDX dataset is converted (or found in the cache)."""
+    if parse_name(name)[1] is not None:
+        t0 = time.perf_counter()
+        source = open_dataset(name, invert=invert, progress=progress)
+        for split in ("train", "test"):
+            imgs, labels = source.split(split)
+            yield f"{name} {split}: {len(imgs)} images, {len(labels)} labels, valid"
+        classes = ", ".join(source.classes) if source.classes else "none (unconditional presets only)"
+        yield f"classes ({source.num_classes}): {classes}"
+        yield from (f"skipped: {line}" for line in source.skipped)
+        yield f"key {source.key}, ready in {time.perf_counter() - t0:.1f} s"
+        return
+    spec = get_spec("mnist" if name == STACKED else name)  # (Stacked-MNIST is made from MNIST's files)
+    folder = locate(spec, data_dir, download=fetch, progress=progress)
+    source = open_dataset(name, folder, download=False)
+    if name == STACKED:
+        for split, (count, seed) in STACKS.items():
+            _, labels = source.split(split)
+            yield (f"{name} {split}: {count} stacks of three MNIST {split} digits (seed {seed}), "
+                   f"{len(set(labels.tolist()))} of the 1000 triples present ({folder})")
+        return
+    for split in spec.counts:
+        imgs, labels = source.split(split)
+        yield f"{name} {split}: {len(imgs)} images, {len(labels)} labels, valid ({folder})"
 
 
 class DeviceData:

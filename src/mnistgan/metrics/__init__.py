@@ -3,13 +3,16 @@ evaluation context, returning a dict. Real-data features are cached on disk per 
 and feature network.
 
     result, ctx = evaluate(images_uint8, dataset="mnist")   # N x 28 x 28 or N x C x 28 x 28; all metrics
-    report.write(result, ctx, "metrics.json")                       # + novelty.png, table
+    report.write(result, ctx, "metrics.json")               # + novelty.png, table
+
+Its parts: `reference` (the real side and the forgeries' shared context), `inputs`
+(forgeries as a user gives them, checked), `measures` (the numerical measures, each tested
+against a reference implementation), `classifier` (the feature networks), `report`.
 """
 from __future__ import annotations
 
 import json
 import time
-from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
@@ -18,7 +21,13 @@ import torch
 
 from ..errors import MnistganError
 from . import measures
-from .classifier import FeatureNet
+from .inputs import MAX_IMAGES, as_uint8_images, read_images
+from .measures import MODES, mode_histogram, sampling_floor
+from .reference import Context, Reference
+
+__all__ = ["METRICS", "register", "evaluate", "check_needs", "finite", "calibration", "flatten", "APPLIES", "NEEDS",
+           "Context", "Reference", "MAX_IMAGES", "as_uint8_images", "read_images", "MODES", "mode_histogram",
+           "sampling_floor"]
 
 METRICS: dict[str, Callable[["Context"], dict]] = {}
 CALIBRATION = Path(__file__).resolve().parent / "weights"
@@ -29,111 +38,6 @@ def register(name: str):
         METRICS[name] = fn
         return fn
     return deco
-
-
-class Reference:
-    """The real side of every comparison, each part loaded once on first use: the dataset's
-    feature network, its real splits, and the features of its test split (cached on disk per
-    dataset and network). A probe that measures many times keeps one Reference."""
-
-    def __init__(self, dataset: str = "mnist", data_dir=None, download: bool = True, progress=None,
-                 device: str = "cpu", invert: str = "auto", channels: int = 1):
-        self.dataset, self.data_dir, self.download, self.progress = dataset, data_dir, download, progress
-        self.device, self.invert, self.channels = device, invert, channels
-
-    @cached_property
-    def source(self):
-        """The data.Dataset (a registered one reads its files only when a split is asked for)."""
-        from ..data import open_dataset
-
-        return open_dataset(self.dataset, self.data_dir, self.download, self.invert, self.progress, self.channels)
-
-    @cached_property
-    def net(self) -> FeatureNet:
-        # (name: how the error names the dataset, and so the command it suggests)
-        return FeatureNet(self.source.key, self.device,
-                          name=self.dataset + (f" --channels {self.channels}" if self.source.kind == "folder" and self.channels > 1 else ""))
-
-    def _split(self, split: str):
-        return self.source.split(split)
-
-    @cached_property
-    def test(self) -> tuple[np.ndarray, np.ndarray]:
-        return self._split("test")
-
-    @cached_property
-    def train(self) -> tuple[np.ndarray, np.ndarray]:
-        return self._split("train")
-
-    @cached_property
-    def real(self) -> torch.Tensor:
-        """Features of the real test split, cached on disk per dataset and network."""
-        return self._read[0]
-
-    @cached_property
-    def real_classes(self) -> torch.Tensor:
-        """The feature network's reading (most likely class) of each real test image, cached with the features."""
-        return self._read[1]
-
-    @cached_property
-    def _read(self) -> tuple[torch.Tensor, torch.Tensor]:
-        from safetensors.torch import load_file, save
-
-        from ..store.files import atomic_write_bytes, cache_dir
-
-        path = cache_dir() / "stats" / f"{self.source.key}-test-{self.net.sha256[:16]}.safetensors"
-        if path.exists():
-            try:
-                stored = load_file(path)
-                feats, classes = stored["features"], stored.get("classes")
-                if feats.shape == (len(self.test[0]), self.net.features) and classes is not None \
-                        and classes.shape == (len(feats),):
-                    return feats, classes
-            except Exception:  # a damaged cache is recomputed, never trusted
-                pass
-        feats, probs = self.net(self.test[0])
-        classes = probs.argmax(1)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # A temporary file of its own: evaluations running side by side each write one whole file.
-        atomic_write_bytes(path, save({"features": feats.contiguous().cpu(), "classes": classes.contiguous().cpu()}))
-        return feats, classes
-
-
-class Context:
-    """What the metrics share for one set of forgeries: the images, their features (computed
-    once, on first use), and the Reference they are compared with."""
-
-    def __init__(self, images: np.ndarray, reference: Reference, fake: tuple[torch.Tensor, torch.Tensor] | None = None):
-        self.images = as_uint8_images(images)
-        if fake is not None:  # features computed elsewhere (by several processes, gathered)
-            self.__dict__["fake"] = fake
-        self.reference = reference
-        self.dataset = reference.dataset
-        self.extras: dict = {}  # figures' material (e.g. nearest neighbours)
-
-    @property
-    def net(self) -> FeatureNet:
-        return self.reference.net
-
-    @property
-    def real(self) -> torch.Tensor:
-        return self.reference.real
-
-    @property
-    def test(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.reference.test
-
-    @property
-    def train(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.reference.train
-
-    @cached_property
-    def fake(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.net(self.images)
-
-    @property
-    def colour(self) -> bool:
-        return self.images.shape[1] > 1
 
 
 @register("fid")
@@ -187,29 +91,6 @@ def memorization(ctx: Context) -> dict:
     return {"median_nn_forgery": med_f, "median_nn_test": med_t, "ratio": med_f / med_t,
             "near_copy_threshold": threshold, "near_copy_share": float((fd[:, 0] < threshold).double().mean()),
             "exact_copies": int((fd[:, 0] < 1e-3).sum())}
-
-
-# Stacked-MNIST's modes: the floor of the reverse KL that sampling alone leaves, estimated
-# from DRAWS multinomial draws of n uniform modes (numpy's default generator, seed 0).
-MODES, DRAWS = 1000, 200
-
-
-def mode_histogram(modes: torch.Tensor | np.ndarray, k: int = MODES) -> tuple[int, float]:
-    """(modes covered: those read at least once; reverse KL of the modes' histogram q against
-    uniform, sum q log(k q), in nats) of a sequence of mode numbers 0..k-1."""
-    hist = np.bincount(np.asarray(modes, dtype=np.int64), minlength=k)[:k].astype(np.float64)
-    q = hist / max(1.0, hist.sum())
-    nz = q[q > 0]
-    return int((hist > 0).sum()), float((nz * np.log(k * nz)).sum())
-
-
-def sampling_floor(n: int, k: int = MODES, draws: int = DRAWS) -> dict:
-    """What a perfect generator scores at n samples: the mean (and spread) of modes covered and
-    reverse KL over `draws` multinomial draws of n uniformly chosen modes."""
-    rng = np.random.default_rng(0)
-    found = [mode_histogram(rng.integers(0, k, n), k) for _ in range(draws)]
-    covered, kl = np.array([f[0] for f in found]), np.array([f[1] for f in found])
-    return {"modes": float(covered.mean()), "kl": float(kl.mean()), "kl_std": float(kl.std()), "draws": draws}
 
 
 @register("modes")
@@ -321,59 +202,6 @@ def finite(value):
     if isinstance(value, list):
         return [finite(v) for v in value]
     return None if isinstance(value, float) and not np.isfinite(value) else value
-
-
-MAX_IMAGES = 100_000  # images one evaluation takes: their features (N x 128 float64) stay in memory
-
-
-def as_uint8_images(images, what: str = "images", chunk: int = 10_000) -> np.ndarray:
-    """N x C x 28 x 28 uint8 images (the package's layout) from what a user gives: uint8
-    images or floats in [0, 1], N x 28 x 28, N x 1 x 28 x 28 or N x 3 x 28 x 28 (a
-    memory-mapped array is converted chunk by chunk). Refuses other dtypes (bool, complex,
-    other integers, objects), non-finite values and out-of-range floats, naming the first
-    bad image."""
-    images = np.asarray(images) if not isinstance(images, np.ndarray) else images
-    if images.ndim == 3 and images.shape[1:] == (28, 28):  # a grey user's layout (images.public)
-        images = images[:, None]
-    if not (images.ndim == 4 and images.shape[1:] in ((1, 28, 28), (3, 28, 28))):
-        raise MnistganError(f"{what} must be N x 28 x 28 (grey) or N x 3 x 28 x 28 (colour), got shape {images.shape}")
-    n = len(images)
-    if n < 10:
-        raise MnistganError(f"at least 10 images are needed to evaluate, got {n}")
-    if n > MAX_IMAGES:
-        raise MnistganError(f"{what} holds {n:,} images; an evaluation takes at most {MAX_IMAGES:,}")
-    if images.dtype == np.uint8:  # a writable copy of a memory map (torch needs writable arrays)
-        return np.array(images) if not images.flags.writeable else np.ascontiguousarray(images)
-    if images.dtype.kind != "f":
-        raise MnistganError(f"{what} holds {images.dtype} values; expected uint8 (0..255) or floats in [0, 1]")
-    out = np.empty(images.shape, np.uint8)
-    for start in range(0, n, chunk):
-        part = np.asarray(images[start:start + chunk], dtype=np.float64)
-        bad = ~np.isfinite(part)
-        if bad.any():
-            i = start + int(np.argmax(bad.reshape(len(part), -1).any(1)))
-            raise MnistganError(f"{what}: image {i} holds a non-finite value ({part.flat[np.argmax(bad)]})")
-        if part.min() < 0 or part.max() > 1:
-            raise MnistganError(f"{what}: float images must lie in [0, 1] (uint8 images in 0..255); "
-                                f"found values from {part.min():g} to {part.max():g}")
-        out[start:start + len(part)] = (part * 255).round().astype(np.uint8)
-    return out
-
-
-def read_images(path) -> np.ndarray:
-    """The forgeries of a .npy file (N x 28 x 28 or N x 3 x 28 x 28: uint8, or floats in [0, 1]), never
-    unpickled, read through a memory map and checked before use (see as_uint8_images)."""
-    what = f"--images {path}"
-    try:
-        with open(path, "rb") as f:
-            if f.read(6) != b"\x93NUMPY":
-                raise MnistganError(f"{what} is not a .npy file (no NumPy header)")
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except OSError as e:
-        raise MnistganError(f"cannot read {what}: {e.strerror or e}") from None
-    except ValueError as e:  # a damaged header, object arrays, a file shorter than its header says
-        raise MnistganError(f"cannot read {what}: {e}") from None
-    return as_uint8_images(arr, what)
 
 
 def calibration(dataset) -> dict:

@@ -6,6 +6,7 @@ bounded before it is (int(float('1e999')) would overflow)."""
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from typing import Any
 
@@ -18,12 +19,16 @@ _NON_FINITE = re.compile(r"[+-]?(?:inf|infinity|nan)", re.ASCII | re.IGNORECASE)
 MAX_DIGITS = 30  # a whole number written with more digits (or a larger exponent) is refused unread
 
 
-def whole(value: Any, name: str, low: int | None = None, high: int | None = None, what: str = "an integer") -> int:
+def whole(value: Any, name: str, low: int | None = None, high: int | None = None, what: str = "an integer",
+          exact_type: bool = False) -> int:
     """value as an int: an int (not a bool), a float that is whole, or text of ASCII digits
-    (underscores allowed, or 1e6); within [low, high] when given. ConfigError otherwise."""
+    (underscores allowed, or 1e6); within [low, high] when given. ConfigError otherwise.
+    exact_type: an int only (numpy's too), as a Python caller passes one: 2.0 and '2' refused."""
     number = None
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        number = int(value)
+    elif exact_type:
+        raise ConfigError(f"{name} must be {what}, got {value!r} ({type(value).__name__})")
     elif isinstance(value, float) and math.isfinite(value) and value.is_integer() and abs(value) < 10 ** MAX_DIGITS:
         number = int(value)
     elif isinstance(value, str):

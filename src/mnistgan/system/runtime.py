@@ -1,27 +1,17 @@
-"""Where and how a run executes: the device, TF32, denormal floats, the allocator, derived
-seeds, and the capture and restore of every random number generator's state.
-
-One place decides these, so that a run is a pure function of its config and its state fits
-in a checkpoint.
-"""
+"""Where and how a run executes: the device, TF32, denormal floats and the allocator. One
+place decides these for every command (the random streams are `seeds`'s)."""
 from __future__ import annotations
 
 import contextlib
 import ctypes
 import os
-import random
 import warnings
-from typing import Any, Iterator
+from typing import Iterator
 
-import numpy as np
 import torch
 
 from . import threads as threads_
 from ..errors import ConfigError
-
-# Purposes of derived seeds: each random stream of a run has its own.
-WEIGHTS, NOISE, FIXED_NOISE, STRIP_NOISE, GLOBAL, EVAL_NOISE = 0, 1, 2, 3, 4, 5
-
 
 def resolve_device(name: str) -> torch.device:
     """The one place that decides the device ('auto': CUDA when present, else CPU)."""
@@ -144,7 +134,7 @@ def keep_freed_memory() -> bool:
     system after every step. A conv training step allocates and frees activations of up to
     ~6 MB; with glibc's defaults those are mapped afresh (or the heap top trimmed) each time,
     and the CPU spends thousands of page faults a step zeroing new pages (docs/MEASUREMENTS.md,
-    "glibc malloc told to keep freed memory"; tests/test_training.py counts the faults). PyTorch's CPU tuning guide suggests preloading jemalloc or tcmalloc for
+    "glibc malloc told to keep freed memory"; tests/unit/test_training.py counts the faults). PyTorch's CPU tuning guide suggests preloading jemalloc or tcmalloc for
     the same reason; this does it without an extra library. Process-wide, for the rest of
     the process (glibc cannot say what the thresholds were, so they cannot be restored), and
     glibc-only (elsewhere it does nothing); the CLI's training does it, the Python API's
@@ -162,49 +152,7 @@ def keep_freed_memory() -> bool:
         return False
     M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
     # Both are needed: fixing only the trim threshold also freezes the mmap threshold at its
-    # 128 KiB default, which maps every activation afresh (measured: 27,000 faults a step).
+    # 128 KiB default, which maps every activation afresh (docs/MEASUREMENTS.md counts the faults).
     # 32 MiB is the largest mmap threshold glibc accepts on 64-bit systems.
     _MALLOC_TUNED = bool(mallopt(M_MMAP_THRESHOLD, 32 << 20)) and bool(mallopt(M_TRIM_THRESHOLD, 1 << 30))
     return _MALLOC_TUNED
-
-
-def derived_seed(*words: int) -> int:
-    """A well-mixed 63-bit seed for one purpose (weights, noise, fixed noise, ...)."""
-    return int(np.random.SeedSequence(list(words)).generate_state(1, np.uint64)[0] >> np.uint64(1))
-
-
-def seed_global_rngs(seed: int) -> None:
-    """Seeds torch's (CPU and CUDA), numpy's and Python's global generators. The loop draws
-    from its own generators; this makes anything else that draws (a user's callback, a
-    library) repeatable too, and the saved RNG states the same in every process."""
-    s = derived_seed(seed, GLOBAL)
-    torch.manual_seed(s)
-    np.random.seed(s % 2**32)
-    random.seed(s)
-
-
-def capture_rng(noise: torch.Generator) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """(tensors, JSON) holding the states of the run's noise generator and of torch's,
-    CUDA's, numpy's and Python's global generators."""
-    tensors = {"rng.noise": noise.get_state(), "rng.torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        for i, st in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"rng.cuda.{i}"] = st
-    np_state = np.random.get_state()
-    version, internal, gauss = random.getstate()
-    return tensors, {"rng_numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
-                     "rng_python": [version, list(internal), gauss]}
-
-
-def restore_rng(noise: torch.Generator, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    """Sets every generator back to what capture_rng saved."""
-    noise.set_state(tensors["rng.noise"])
-    torch.set_rng_state(tensors["rng.torch"])
-    if torch.cuda.is_available():
-        for i in range(torch.cuda.device_count()):
-            if f"rng.cuda.{i}" in tensors:
-                torch.cuda.set_rng_state(tensors[f"rng.cuda.{i}"], i)
-    name, keys, *rest = meta["rng_numpy"]
-    np.random.set_state((name, np.array(keys, dtype=np.uint32), *rest))
-    version, internal, gauss = meta["rng_python"]
-    random.setstate((version, tuple(internal), gauss))

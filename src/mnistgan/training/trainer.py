@@ -16,7 +16,7 @@ import torch
 
 from ..store import checkpoint as ckpt
 from ..system import threads
-from ..system import distributed, runtime
+from ..system import distributed, runtime, seeds
 from .. import generation, models
 from . import objectives, optim, steps
 from ..config import TrainConfig
@@ -88,16 +88,16 @@ class Trainer:
         # Weights are drawn on the CPU from their own seed, so they do not depend on the device
         # or on the global RNG.
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(runtime.derived_seed(c.seed, runtime.WEIGHTS))
+            torch.manual_seed(seeds.derived_seed(c.seed, seeds.WEIGHTS))
             G, D = models.build(c)
         self.G, self.D = G.to(self.device), D.to(self.device)
-        runtime.seed_global_rngs(c.seed)
+        seeds.seed_global_rngs(c.seed)
         self.ema = EMA(self.G, c) if c.ema_half_life else None
         graphing = c.cuda_graph and self.device.type == "cuda"
         lr_d = c.lr if c.lr_d is None else c.lr_d
         self.opt_g = optim.build(c.optimizer, self.G.parameters(), c.lr, (c.beta1, c.beta2), c.eps, capturable=graphing)
         self.opt_d = optim.build(c.optimizer, self.D.parameters(), lr_d, (c.beta1, c.beta2), c.eps, capturable=graphing)
-        self.noise = torch.Generator(self.device).manual_seed(runtime.derived_seed(c.seed, runtime.NOISE))
+        self.noise = torch.Generator(self.device).manual_seed(seeds.derived_seed(c.seed, seeds.NOISE))
         self.parts = steps.Parts(c, self.G, self.D, self.opt_g, self.opt_d, self.noise, self._part, self.device,
                                  self.dist, None if self.ema is None else lambda: self.ema.update(self.G))
         self.engine = steps.build(self.parts)
@@ -115,7 +115,7 @@ class Trainer:
         """The fixed noise (and labels) behind every epoch's grid: 100 forgeries; conditional,
         ten rows, one per class (or code), each row the same ten noise vectors."""
         c = self.config
-        seed = runtime.derived_seed(c.seed, runtime.FIXED_NOISE)
+        seed = seeds.derived_seed(c.seed, seeds.FIXED_NOISE)
         if not c.takes_labels:
             return self.make_noise(100, seed), None
         k = c.label_count
@@ -278,7 +278,7 @@ class Trainer:
         tensors = ckpt.network_tensors(self.G, self.D, self.G_ema)
         og, og_info = ckpt.optimizer_state("opt_g", self.opt_g)
         od, od_info = ckpt.optimizer_state("opt_d", self.opt_d)
-        rng, rng_info = runtime.capture_rng(self.noise)
+        rng, rng_info = seeds.capture_rng(self.noise)
         tensors.update({**og, **od, **rng})
         meta = {
             **self.stats.to_meta(),
@@ -303,7 +303,7 @@ class Trainer:
                 self.ema.stale = True  # batch-norm statistics are recomputed before use
             ckpt.load_optimizer("opt_g", self.opt_g, tensors, meta["opt_g"], path)
             ckpt.load_optimizer("opt_d", self.opt_d, tensors, meta["opt_d"], path)
-            runtime.restore_rng(self.noise, tensors, meta)
+            seeds.restore_rng(self.noise, tensors, meta)
             self.stats.load_meta(meta)
             self.images_seen = int(meta["images_seen"])
             if self.images_seen < 0 or self.images_seen % self.config.batch_size:

@@ -1,0 +1,96 @@
+"""runtime: devices, derived seeds, RNG capture and restore."""
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from mnistgan.system import runtime, seeds
+from mnistgan.errors import ConfigError
+
+
+def test_derived_seeds_are_stable_distinct_and_63_bit():
+    seeds = [seeds.derived_seed(0, p) for p in range(6)]
+    assert len(set(seeds)) == 6 and all(0 <= s < 2**63 for s in seeds)
+    assert seeds.derived_seed(0, seeds.NOISE) == seeds.derived_seed(0, seeds.NOISE)
+    assert seeds.derived_seed(0, seeds.NOISE) != seeds.derived_seed(1, seeds.NOISE)
+
+
+def test_rng_capture_and_restore_round_trip():
+    noise = torch.Generator().manual_seed(3)
+    seeds.seed_global_rngs(7)
+    torch.randn(3, generator=noise)
+    tensors, meta = seeds.capture_rng(noise)
+    ahead = (torch.randn(3, generator=noise), torch.rand(2), np.random.rand(2), random.random())
+    other = torch.Generator().manual_seed(99)
+    seeds.seed_global_rngs(8)
+    seeds.restore_rng(other, tensors, meta)
+    again = (torch.randn(3, generator=other), torch.rand(2), np.random.rand(2), random.random())
+    assert torch.equal(ahead[0], again[0]) and torch.equal(ahead[1], again[1])
+    assert np.array_equal(ahead[2], again[2]) and ahead[3] == again[3]
+
+
+def test_device_choice():
+    assert runtime.resolve_device("cpu").type == "cpu"
+    assert runtime.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA is not available here; use --device cpu"):
+            runtime.resolve_device("cuda")
+
+
+def _underflow_survives() -> bool:
+    """Whether products below float32's smallest normal number (1.2e-38) survive anywhere in an
+    elementwise multiply and a matrix product that both span every intra-op thread."""
+    n = 1 << 20
+    elementwise = torch.full((n,), 1e-20).mul_(1e-20)              # each product 1e-40
+    product = torch.full((512, 256), 1e-20) @ torch.full((256, 512), 1e-20)  # sums of 1e-40s: 2.6e-38 unflushed
+    return bool(elementwise.count_nonzero()) or bool(product.count_nonzero())
+
+
+def test_denormals_flush_on_every_thread_even_in_a_pool_made_before():
+    torch.ones(1 << 20).mul_(2)  # the intra-op threads exist before the setting changes
+    try:
+        assert runtime.flush_denormals(False)
+        assert _underflow_survives()
+        assert runtime.flush_denormals(True)
+        assert not _underflow_survives()
+        if torch.get_num_threads() > 1:  # the pool's own threads, not only this one, flush
+            torch.set_flush_denormal(False)  # this thread alone back to gradual underflow
+            elementwise = torch.full((1 << 20,), 1e-20).mul_(1e-20)
+            share = elementwise.count_nonzero().item() / elementwise.numel()
+            assert 0 < share < 1
+    finally:
+        runtime.flush_denormals(True)
+
+
+def test_training_follows_the_config_and_leaves_the_process_as_it_was():
+    """A Trainer changes nothing process-wide when built; while it trains (fit, or its
+    process_settings around steps) denormals are flushed as its config says; after, the
+    process has its own setting back."""
+    from mnistgan.callbacks import Callback
+    from mnistgan.config import from_preset
+    from mnistgan.training.trainer import Trainer
+
+    from test_training import fake_data
+
+    class Watch(Callback):
+        seen = []
+
+        def on_epoch_end(self, trainer, row):
+            self.seen.append(_underflow_survives())
+
+    small = {"device": "cpu", "progress": False, "train_images": 200, "epochs": 1}
+    try:
+        for before in (False, True):
+            assert runtime.flush_denormals(before)
+            for flush in (False, True):
+                t = Trainer(from_preset("seed", {**small, "flush_denormals": flush}))
+                assert _underflow_survives() != before  # building it changed nothing
+                with t.process_settings():
+                    assert _underflow_survives() != flush
+                assert _underflow_survives() != before
+                Watch.seen = []
+                t.fit(fake_data(200), [Watch()])
+                assert Watch.seen == [not flush] and _underflow_survives() != before
+    finally:
+        runtime.flush_denormals(True)
