@@ -58,7 +58,7 @@ def reference(data_dir: Path, tmp_path: Path) -> dict:
 
 def test_every_preset_is_bit_identical_to_the_golden_commit(mnist_dir, tmp_path):
     expected = reference(mnist_dir, tmp_path)
-    got = hashes_of(HERE.parent / "src", mnist_dir, tmp_path)
+    got = hashes_of(HERE.parents[1] / "src", mnist_dir, tmp_path)
     assert got["kind"] == machine_kind()
     differ = {name: {"expected": expected[name], "got": got["hashes"][name]}
               for name in expected if got["hashes"].get(name) != expected[name]}

@@ -1,6 +1,7 @@
 """The captured step (graphs.py) on a CPU: everything around the capture, and the optimiser's
 graph form. The capture itself needs a CUDA device: benchmarks/cuda_graph_check.py."""
 import copy
+import math
 
 import pytest
 import torch
@@ -16,12 +17,12 @@ from test_presets import fake_data, small
 def recorder(graphed):
     """A capture for the CPU: its replay runs the step on the fixed inputs, as a CUDA graph's
     replay would run the recorded kernels on them (a forgotten copy into them shows)."""
-    def capture(g_step):
+    def capture(g_step, reg_step):
         stats = torch.empty(5)
 
         class Replay:
             def replay(self):
-                stats.copy_(graphed.step(*graphed.inputs, g_step))
+                stats.copy_(graphed.step(*graphed.inputs, g_step, reg_step))
         return Replay(), stats
     return capture
 
@@ -30,10 +31,12 @@ def recorder(graphed):
     {"model": "dcgan", "conditional": True, "g_conditioning": "cbn", "ema_half_life": 200, "aux_weight": 1.0},
     {"model": "dcgan", "objective": "wgan-gp", "d_steps": 2},
     {"model": "mlp", "conditional": True, "optimizer": "adam-tf1"},
+    {"model": "resnet", "objective": "rpgan", "r1_gamma": 0.1, "r2_gamma": 0.1, "reg_every": 2},
 ])
 def test_replayed_steps_equal_the_uncaptured_ones(overrides):
     plain, graphed = Trainer(small(**overrides)), Trainer(small(**overrides))
-    step = graphs.GraphedStep(graphed.engine, graphed.noise, graphed.config.d_steps, torch.device("cpu"))
+    c = graphed.config
+    step = graphs.GraphedStep(graphed.engine, graphed.noise, math.lcm(c.d_steps, c.reg_every), torch.device("cpu"))
     step._capture = recorder(step)
     graphed.engine = step
     data = fake_data()
@@ -45,7 +48,8 @@ def test_replayed_steps_equal_the_uncaptured_ones(overrides):
             stats.append(t.train_step(real, labels))
             t.images_seen += B
         assert torch.equal(stats[0], stats[1])
-    assert step.calls == step.warmup and set(step.graphs) == ({True, False} if plain.config.d_steps > 1 else {True})
+    kinds = {(n % c.d_steps == 0, n % c.reg_every == 0) for n in range(1, step.warmup + 7)}
+    assert step.calls == step.warmup and set(step.graphs) == kinds and len(kinds) == (2 if c.d_steps * c.reg_every > 1 else 1)
     for a, b in zip(plain.state()[0].items(), graphed.state()[0].items()):
         assert a[0] == b[0] and torch.equal(a[1], b[1]), a[0]
     assert torch.equal(plain.generate_fixed(), graphed.generate_fixed())  # the EMA was marked stale

@@ -265,3 +265,35 @@ def test_rpgan_pairs_real_and_forged_rows_against_hand_computation():
     torch.testing.assert_close(rp.g_loss(f, r), by_hand([-1.0, 2.0, -1.0]))
     assert not torch.isclose(rp.d_loss(r, f), rp.d_loss(r, f.flip(0)))  # pairs, not averages
     assert objectives.OBJECTIVES["rpgan"] is objectives.RelativisticPairing and rp.g_uses_real
+
+
+def test_lazy_regularisation_adds_r1_and_r2_k_times_as_strong_on_every_kth_step_only():
+    """reg_every = k (StyleGAN2's lazy regularisation): the penalties' gammas are k times the
+    config's, added on regularising steps only; on the others D's loss is the objective's
+    alone and no input needs a gradient."""
+    b = quadratic_batch()
+    hinge = lambda out: F.relu(1 - out.real_logits).mean() + F.relu(1 + out.fake_logits).mean()  # noqa: E731
+    penalty = lambda x, gamma: gamma / 2 * (2 * 0.3 * x).square().sum(dim=(1, 2, 3)).mean()  # noqa: E731
+    lazy = objectives.loss_for(from_preset("dcgan", {"r1_gamma": 4.0, "r2_gamma": 3.0, "reg_every": 4,
+                                                     "objective": "hinge"}), critic(Quadratic()))
+    d_loss, out = lazy.d_phase(b, regularise=True)
+    torch.testing.assert_close(d_loss, hinge(out) + penalty(b.real, 16.0) + penalty(b.fake, 12.0))
+    d_loss, out = lazy.d_phase(b, regularise=False)
+    assert not out.real.requires_grad and not out.fake.requires_grad
+    torch.testing.assert_close(d_loss, hinge(out))
+
+
+def test_the_trainer_regularises_on_every_kth_step_counted_from_the_images_seen():
+    """The schedule is a function of images_seen, which a checkpoint holds: a resumed run keeps it."""
+    from mnistgan.training.trainer import Trainer
+
+    config = from_preset("dcgan", {"r1_gamma": 1.0, "reg_every": 3, "train_images": 64, "batch_size": 8, "width": 4})
+    t = Trainer(config, "cpu")
+    seen = []
+    d_phase = t.engine.loss.d_phase
+    t.engine.loss.d_phase = lambda b, regularise=True: (seen.append(regularise), d_phase(b, regularise))[1]
+    real = torch.rand(8, 1, 28, 28)
+    for _ in range(7):
+        t.train_step(real)
+        t.images_seen += 8
+    assert seen == [False, False, True, False, False, True, False]

@@ -10,8 +10,8 @@ from mnistgan.errors import ConfigError
 
 
 def test_derived_seeds_are_stable_distinct_and_63_bit():
-    seeds = [seeds.derived_seed(0, p) for p in range(6)]
-    assert len(set(seeds)) == 6 and all(0 <= s < 2**63 for s in seeds)
+    derived = [seeds.derived_seed(0, p) for p in range(6)]
+    assert len(set(derived)) == 6 and all(0 <= s < 2**63 for s in derived)
     assert seeds.derived_seed(0, seeds.NOISE) == seeds.derived_seed(0, seeds.NOISE)
     assert seeds.derived_seed(0, seeds.NOISE) != seeds.derived_seed(1, seeds.NOISE)
 

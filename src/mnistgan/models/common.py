@@ -24,11 +24,23 @@ def with_class(z: torch.Tensor, embed: nn.Embedding | None, labels: torch.Tensor
     class_embedding, e.g. one interpolated between classes, stands in for labels)."""
     if embed is None:
         return z
-    if class_embedding is None:
-        if labels is None:
-            raise ValueError("this generator is conditional: pass class labels")
-        class_embedding = embed(labels)
-    return torch.cat([z, class_embedding], dim=1)
+    return torch.cat([z, embedded(embed, labels, class_embedding)], dim=1)
+
+
+def embedded(embed: nn.Embedding, labels: torch.Tensor | None, class_embedding: torch.Tensor | None = None,
+             network: str = "generator") -> torch.Tensor:
+    """The class embedding a conditional network uses: the one given, or its labels' rows of
+    embed; one error for a conditional network called without labels."""
+    if class_embedding is not None:
+        return class_embedding
+    if labels is None:
+        raise ValueError(f"this {network} is conditional: pass class labels")
+    return embed(labels)
+
+
+def projection(embed: nn.Embedding, labels: torch.Tensor | None, h: torch.Tensor) -> torch.Tensor:
+    """A projection discriminator's class term (Miyato & Koyama 2018): <embed(y), h> per row."""
+    return (embedded(embed, labels, network="discriminator") * h).sum(1)
 
 
 def class_output(D: nn.Module, logit: torch.Tensor, h: torch.Tensor, classes: bool):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .common import Generator, class_output, with_class
+from .common import Generator, class_output, embedded, projection, with_class
 from torch.nn.utils.parametrizations import spectral_norm
 
 
@@ -86,10 +86,7 @@ class DCGANGenerator(Generator):
         if not self.cbn:
             h = self.fc(with_class(z, self.embed, labels, class_embedding)).view(-1, 2 * self.width, 7, 7)
             return self.net(h)
-        if class_embedding is None:
-            if labels is None:
-                raise ValueError("this generator is conditional: pass class labels")
-            class_embedding = self.embed(labels)
+        class_embedding = embedded(self.embed, labels, class_embedding)
         h = _through(self.fc, z, class_embedding).view(-1, 2 * self.width, 7, 7)
         return _through(self.net, h, class_embedding)
 
@@ -132,7 +129,5 @@ class DCGANDiscriminator(nn.Module):
         h = self.net(x * 2 - 1)  # pixels to [-1, 1]
         logit = self.out(h).squeeze(1)
         if self.embed is not None:
-            if labels is None:
-                raise ValueError("this discriminator is conditional: pass class labels")
-            logit = logit + (self.embed(labels) * h).sum(1)  # projection (Miyato & Koyama 2018)
+            logit = logit + projection(self.embed, labels, h)
         return class_output(self, logit, h, classes)

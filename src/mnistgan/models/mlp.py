@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .common import Generator, class_output, with_class
+from .common import Generator, class_output, projection, with_class
 
 PIXELS = 28 * 28
 
@@ -72,7 +72,5 @@ class MLPDiscriminator(nn.Module):
         h = self.net[:-1](x)
         logit = self.net[-1](h).squeeze(1)
         if self.embed is not None:
-            if labels is None:
-                raise ValueError("this discriminator is conditional: pass class labels")
-            logit = logit + (self.embed(labels) * h).sum(1)  # projection
+            logit = logit + projection(self.embed, labels, h)
         return class_output(self, logit, h, classes)

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import Generator, class_output, with_class
+from .common import Generator, class_output, projection, with_class
 
 SLOPE = 0.2        # leaky ReLU
 GROUP = 16         # channels per group of the grouped 3x3 convolution (R3GAN's group size)
@@ -133,7 +133,5 @@ class ResNetDiscriminator(nn.Module):
         h = self.basis(F.leaky_relu(h, SLOPE)).flatten(1)                 # B x 4w
         logit = self.logit(h).squeeze(1)
         if self.embed is not None:
-            if labels is None:
-                raise ValueError("this discriminator is conditional: pass class labels")
-            logit = logit + (self.embed(labels) * h).sum(1) / math.sqrt(h.shape[1])  # projection, scaled by 1/sqrt(4w)
+            logit = logit + projection(self.embed, labels, h) / math.sqrt(h.shape[1])  # scaled by 1/sqrt(4w)
         return class_output(self, logit, h, classes)

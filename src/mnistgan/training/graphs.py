@@ -18,9 +18,9 @@ What a capture needs, and how the step provides it:
 - The run's own noise generator registered with every graph: a replay advances its Philox
   offset by what the captured draws used, so the numbers are those an uncaptured step would
   draw, and a checkpoint's generator state stays right.
-- One graph per kind of step: with d_steps > 1 a D-only step and a D-then-G step, sharing
-  one memory pool.
-- Warm-up: the first 3 x d_steps steps run uncaptured on a side stream (they are real steps
+- One graph per kind of step: with d_steps > 1 a D-only step and a D-then-G step (with
+  reg_every > 1, each with and without R1 and R2), sharing one memory pool.
+- Warm-up: the first 3 x cycle steps (cycle: every kind of step once, lcm(d_steps, reg_every)) run uncaptured on a side stream (they are real steps
   of the run), so that both optimisers' state exists and cuBLAS/cuDNN have chosen their
   kernels before anything is recorded.
 
@@ -58,20 +58,21 @@ class GraphedStep:
 
     kind = "cuda-graph"
 
-    def __init__(self, step: Callable, generator: torch.Generator, d_steps: int, device: torch.device,
+    def __init__(self, step: Callable, generator: torch.Generator, cycle: int, device: torch.device,
                  capture: Callable | None = None):
         self.step, self.generator, self.device = step, generator, device
-        self.warmup = WARMUP_ROUNDS * d_steps
+        self.warmup = WARMUP_ROUNDS * cycle
         self.calls = 0
         self.inputs: tuple[torch.Tensor, torch.Tensor | None] | None = None
-        self.graphs: dict[bool, tuple[object, torch.Tensor]] = {}  # g_step -> (graph, its stats output)
+        self.graphs: dict[tuple[bool, bool], tuple[object, torch.Tensor]] = {}  # (g_step, reg_step) -> (graph, its stats)
         self.pool = None
         self._capture = capture or self._cuda_capture
 
-    def __call__(self, real: torch.Tensor, labels: torch.Tensor | None, g_step: bool) -> torch.Tensor:
+    def __call__(self, real: torch.Tensor, labels: torch.Tensor | None, g_step: bool,
+                 reg_step: bool = True) -> torch.Tensor:
         if self.calls < self.warmup:
             self.calls += 1
-            return self._warm(real, labels, g_step)
+            return self._warm(real, labels, g_step, reg_step)
         if self.inputs is None:
             self.inputs = (real.clone(), None if labels is None else labels.clone())
         else:
@@ -81,28 +82,29 @@ class GraphedStep:
             self.inputs[0].copy_(real)
             if labels is not None:
                 self.inputs[1].copy_(labels)
-        if g_step not in self.graphs:
-            self.graphs[g_step] = self._capture(g_step)
-        graph, stats = self.graphs[g_step]
+        kind = (g_step, reg_step)
+        if kind not in self.graphs:
+            self.graphs[kind] = self._capture(*kind)
+        graph, stats = self.graphs[kind]
         graph.replay()
         return stats.clone()
 
-    def _warm(self, real, labels, g_step) -> torch.Tensor:
+    def _warm(self, real, labels, g_step, reg_step) -> torch.Tensor:
         if self.device.type != "cuda":
-            return self.step(real, labels, g_step)
+            return self.step(real, labels, g_step, reg_step)
         side, main = torch.cuda.Stream(self.device), torch.cuda.current_stream(self.device)
         side.wait_stream(main)
         with torch.cuda.stream(side):
-            stats = self.step(real, labels, g_step)
+            stats = self.step(real, labels, g_step, reg_step)
         main.wait_stream(side)
         return stats
 
-    def _cuda_capture(self, g_step: bool):
+    def _cuda_capture(self, g_step: bool, reg_step: bool):
         """Records one step into a new graph (nothing runs until its replay)."""
         torch.cuda.synchronize(self.device)
         graph = torch.cuda.CUDAGraph()
         graph.register_generator_state(self.generator)
         with torch.cuda.graph(graph, pool=self.pool):
-            stats = self.step(*self.inputs, g_step)
+            stats = self.step(*self.inputs, g_step, reg_step)
         self.pool = graph.pool()
         return graph, stats

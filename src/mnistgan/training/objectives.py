@@ -266,6 +266,7 @@ class Term:
 
     needs_real_grad = False  # D must see real images that require grad (R1)
     needs_fake_grad = False  # ... and forgeries that do (R2)
+    lazy = False             # its D term is added on regularising steps only (GANLoss.d_phase)
 
     def d(self, batch: Batch, out: DOutputs, critic: Critic, draws: Draws) -> Tensor | None:
         return None
@@ -345,6 +346,8 @@ class ZeroCentred(Term):
     on: the rows of D's verdicts are independent (D has no batch norm with either), so the
     gradient of the summed verdicts with respect to each input is that input's own."""
 
+    lazy = True  # with reg_every = k: on every k-th D step, with gammas k times as large (terms_for)
+
     def __init__(self, r1: float, r2: float):
         self.r1, self.r2 = r1, r2
         self.needs_real_grad, self.needs_fake_grad = r1 > 0, r2 > 0
@@ -395,8 +398,8 @@ def terms_for(config, objective: Objective) -> list[Term]:
         terms.append(InfoCode())
     if objective.gradient_penalty:
         terms.append(GradientPenalty(config.gp_lambda))
-    if config.r1_gamma or config.r2_gamma:
-        terms.append(ZeroCentred(config.r1_gamma, config.r2_gamma))
+    if config.r1_gamma or config.r2_gamma:  # lazily (StyleGAN2): every reg_every-th step, reg_every times as strong
+        terms.append(ZeroCentred(config.r1_gamma * config.reg_every, config.r2_gamma * config.reg_every))
     if config.mode_seeking:
         terms.append(ModeSeeking(config.mode_seeking))
     return terms
@@ -410,8 +413,6 @@ class GANLoss:
     def __init__(self, objective: Objective, terms: list[Term], critic: Critic, draws: Draws,
                  policies: list[str] | None = None):
         self.objective, self.terms, self.critic, self.draws = objective, terms, critic, draws
-        self._real_grad = any(t.needs_real_grad for t in terms)
-        self._fake_grad = any(t.needs_fake_grad for t in terms)
         self.augment = policies or []
 
     def _seen(self, x: Tensor) -> Tensor:
@@ -419,15 +420,17 @@ class GANLoss:
         return augment.augment(x, self.augment, lambda fn, *shape: self.draws(fn, *shape, size=len(x))) \
             if self.augment else x
 
-    def d_phase(self, b: Batch) -> tuple[Tensor, DOutputs]:
-        """D's loss on a real batch and detached forgeries, and D's verdicts."""
-        real = b.real.detach().requires_grad_(True) if self._real_grad else b.real
-        fake = b.fake.detach().requires_grad_(True) if self._fake_grad else b.fake.detach()
+    def d_phase(self, b: Batch, regularise: bool = True) -> tuple[Tensor, DOutputs]:
+        """D's loss on a real batch and detached forgeries, and D's verdicts; the lazy terms
+        (R1, R2) only when `regularise` (every reg_every-th D step)."""
+        terms = self.terms if regularise else [t for t in self.terms if not t.lazy]
+        real = b.real.detach().requires_grad_(True) if any(t.needs_real_grad for t in terms) else b.real
+        fake = b.fake.detach().requires_grad_(True) if any(t.needs_fake_grad for t in terms) else b.fake.detach()
         # (R1 and R2 differentiate D's verdicts on the images given, through the augmentation.)
         out = DOutputs(real, *self.critic.judge_pair(self._seen(real), self._seen(fake), b.labels, b.fake_labels),
                        fake=fake)
         loss = self.objective.d_loss(out.real_logits, out.fake_logits)
-        for term in self.terms:
+        for term in terms:
             extra = term.d(b, out, self.critic, self.draws)
             if extra is not None:
                 loss = loss + extra

@@ -8,7 +8,7 @@ The two differ only in epsilon: TF1's update is PyTorch's with eps replaced by
 eps / sqrt(1 - b2^t), which is ~31.6x larger at step 1 and tends to eps. So TF1's Adam is
 PyTorch's Adam with that epsilon set before each step, and it keeps PyTorch's single fused
 kernel (one pass over all parameters, no per-tensor Python), which the seed's tiny networks
-need: a hand-written multi-tensor version spent 20% of the training step in the optimiser.
+need: a hand-written version cost them a visible share of the step (docs/MEASUREMENTS.md).
 """
 from __future__ import annotations
 

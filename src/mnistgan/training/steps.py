@@ -1,7 +1,8 @@
 """One training step, and the one place that picks how it is carried out.
 
-Every engine is a `Step`: called as step(real, labels, g_step), it runs the D phase, then
-the G phase when g_step is true (the Trainer decides which steps update G), updates the
+Every engine is a `Step`: called as step(real, labels, g_step, reg_step), it runs the D
+phase (with the lazy regularisers R1 and R2 when reg_step is true), then the G phase when
+g_step is true (the Trainer decides which steps update G), updates the
 EMA generator after G's update, and returns the step's statistics as one device tensor
 packed by name (`stats.pack`), with no host read of a device value.
 
@@ -17,6 +18,7 @@ The engines, and when `build` picks each:
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
@@ -30,7 +32,8 @@ from ..errors import ConfigError
 class Step(Protocol):
     kind: str  # "autograd", "compiled", "hand-derived" or "cuda-graph": what the run's notices and tests read
 
-    def __call__(self, real: torch.Tensor, labels: torch.Tensor | None, g_step: bool) -> torch.Tensor:
+    def __call__(self, real: torch.Tensor, labels: torch.Tensor | None, g_step: bool,
+                 reg_step: bool = True) -> torch.Tensor:
         """One step on a batch of real images (this process's part of the global batch):
         the statistics of stats.NAMES, packed on the device."""
 
@@ -67,7 +70,8 @@ class AutogradStep:
         self._zero = torch.zeros((), device=p.device)
         self._one = torch.ones((), device=p.device)
 
-    def __call__(self, real: torch.Tensor, labels: torch.Tensor | None, g_step: bool) -> torch.Tensor:
+    def __call__(self, real: torch.Tensor, labels: torch.Tensor | None, g_step: bool,
+                 reg_step: bool = True) -> torch.Tensor:
         p, c = self.p, self.p.config
         z = self.draw(torch.randn, c.z_dim)  # z ~ N(0, 1)
         # G is given classes (conditional) or InfoGAN codes, drawn uniformly; D is told classes only.
@@ -78,7 +82,7 @@ class AutogradStep:
         batch = objectives.Batch(real, labels if c.conditional else None, z, codes, fake)
 
         # ---- D phase: D minimises the objective's D loss (+ its regularisers) on real and detached forgeries
-        d_loss, d_out = self.loss.d_phase(batch)
+        d_loss, d_out = self.loss.d_phase(batch, regularise=reg_step)
         p.opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         p.opt_d.step()
@@ -111,7 +115,8 @@ class SeedEngine:
         self.p, self.draw = p, p.draws()
         self.seed_step = fastpath.SeedStep(p.G, p.D, p.opt_g, p.opt_d)
 
-    def __call__(self, real: torch.Tensor, labels: torch.Tensor | None, g_step: bool) -> torch.Tensor:
+    def __call__(self, real: torch.Tensor, labels: torch.Tensor | None, g_step: bool,
+                 reg_step: bool = True) -> torch.Tensor:
         return self.seed_step(real, self.draw(torch.randn, self.p.config.z_dim))
 
 
@@ -139,4 +144,5 @@ def build(p: Parts, hand_derived: bool = True) -> Step:
     step = AutogradStep(p, g_call, d_call, synced, autocast)
     if c.compile:
         step.kind = "compiled"
-    return graphs.GraphedStep(step, p.noise, c.d_steps, p.device) if graphing else step
+    cycle = math.lcm(c.d_steps, c.reg_every)  # every kind of step once
+    return graphs.GraphedStep(step, p.noise, cycle, p.device) if graphing else step

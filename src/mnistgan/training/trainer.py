@@ -163,10 +163,12 @@ class Trainer:
 
     # ------------------------------------------------------------------ one step
     def train_step(self, real: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """One D phase, then a G phase on every d_steps-th call, on a batch of real images.
-        Returns the step's statistics (stats.pack) as a device tensor (no sync)."""
-        g_step = (self.images_seen // self.config.batch_size + 1) % self.config.d_steps == 0
-        stats = self.engine(real, labels, g_step)
+        """One D phase (R1 and R2 on every reg_every-th), then a G phase on every d_steps-th
+        call, on a batch of real images. Returns the step's statistics (stats.pack) as a
+        device tensor (no sync)."""
+        n = self.images_seen // self.config.batch_size + 1  # this step's number, from 1: resumes keep the schedule
+        g_step = n % self.config.d_steps == 0
+        stats = self.engine(real, labels, g_step, n % self.config.reg_every == 0)
         if g_step and self.ema is not None:
             self.ema.stale = True
         return stats
