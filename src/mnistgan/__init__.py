@@ -8,11 +8,11 @@ officer) tells forgeries from real MNIST digits; each improves by competing with
     x = mnistgan.load("runs/c").sample(16, digit=7, seed=0)
     scores = mnistgan.evaluate(x, metrics=["fid", "coverage"])
 """
-from .errors import CheckpointError, ConfigError, DataError, DivergenceError, MnistganError
+from .errors import CheckpointError, ConfigError, DataError, DivergenceError, MnistganError, RunError
 
 __version__ = "0.1.0"
 __all__ = ["configure", "train", "load", "evaluate", "Generator", "Run", "MnistganError", "ConfigError", "DataError",
-           "CheckpointError", "DivergenceError", "__version__"]
+           "CheckpointError", "RunError", "DivergenceError", "__version__"]
 _API = {"configure", "train", "load", "evaluate", "Generator", "Run"}
 
 

@@ -54,7 +54,7 @@ def train(preset: str | None = None, *, resume: str | os.PathLike | None = None,
     keyword arguments or both, e.g. epochs=5, out="runs/c", lr=1e-4; or a `config` from
     configure), or continues `resume` exactly (settings then may only change harmless keys
     such as epochs). Returns the Run. Raises
-    ConfigError, DataError, CheckpointError like the CLI's one-line errors, and
+    ConfigError, DataError, RunError (CheckpointError among them) like the CLI's one-line errors, and
     TrainingInterrupted after SIGINT/SIGTERM (a checkpoint is written).
 
     Under torchrun it behaves as `mnistgan train` does: it joins the process group (and

@@ -75,6 +75,7 @@ class TrainConfig:
     tf32: bool = field(default=False, metadata=FIXED)       # allow TF32 matmuls on CUDA (off: exact fp32)
     flush_denormals: bool = field(default=True, metadata=FIXED)  # CPU: floats below 1.2e-38 become 0 (FTZ/DAZ, as in TensorFlow): keeps late training steps fast; off: IEEE gradual underflow
     compile: bool = False             # torch.compile the networks (CUDA: reduce-overhead mode, i.e. CUDA graphs)
+    memory_format: str = "auto"       # convolutional networks' memory layout: nchw, nhwc (channels-last), or auto: nhwc on CPUs with AVX-512 (measured faster there), nchw elsewhere
     threads: str = "auto"             # CPU threads: auto (one a core, fewer while other work takes cores; see threads.py) or a count; OMP_NUM_THREADS also fixes it
     cuda_graph: bool = False          # CUDA: capture the whole training step (both phases, optimisers, EMA, noise) as CUDA graphs and replay them; other devices: ignored
     # --- output: what it shows and leaves ------------------------------------------------
@@ -156,7 +157,8 @@ CONCERNS: dict[str, tuple[str, ...]] = {
     "model": ("model", "z_dim", "hidden", "init_std", "layers", "width", "conditional", "info_code", "spectral_norm", "g_conditioning",),
     "objective": ("objective", "d_steps", "label_smoothing", "mode_seeking", "diffaugment", "r1_gamma", "r2_gamma", "reg_every", "gp_lambda", "aux_weight", "aux_twin",),
     "optimiser": ("optimizer", "lr", "lr_d", "beta1", "beta2", "eps", "batch_size", "ema_half_life", "epochs", "max_images", "max_seconds",),
-    "runtime": ("seed", "device", "precision", "tf32", "flush_denormals", "compile", "threads", "cuda_graph",),
+    "runtime": ("seed", "device", "precision", "tf32", "flush_denormals", "compile", "memory_format", "threads",
+                "cuda_graph",),
     "output": ("preset", "out", "strip_every", "report_every", "keep_checkpoints", "eval_every", "eval_n", "progress", "tensorboard",),
 }
 
@@ -369,6 +371,7 @@ def validate(c: TrainConfig) -> None:
     need(not c.aux_twin or c.aux_weight > 0,
          "aux_twin needs the auxiliary classifier (--set aux_weight=W, W > 0): it is that classifier's twin")
     need(c.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16, got {c.precision!r}")
+    need(c.memory_format in ("auto", "nchw", "nhwc"), f"memory_format must be auto, nchw or nhwc, got {c.memory_format!r}")
     registry.check_list("augmentation", c.diffaugment)
     registry.check("g_conditioning", c.g_conditioning)
     need(c.g_conditioning == "concat" or c.model == "dcgan",

@@ -13,8 +13,13 @@ class DataError(MnistganError):
     """A data file is missing, malformed or fails its checksum."""
 
 
-class CheckpointError(MnistganError):
-    """A checkpoint or run folder cannot be read or written."""
+class RunError(MnistganError):
+    """A run folder cannot be used as it is: missing, in use by another process, a damaged
+    log, a link or other non-regular file where the run keeps a file."""
+
+
+class CheckpointError(RunError):
+    """A checkpoint cannot be read or written."""
 
 
 class DivergenceError(MnistganError):

@@ -11,7 +11,7 @@ def test_errors_are_the_projects_exceptions(tmp_path):
         mnistgan.train(preset="fancy", out=str(tmp_path / "r"))
     with pytest.raises(mnistgan.ConfigError, match="eps must be a finite number"):
         mnistgan.train(eps=float("inf"), out=str(tmp_path / "r"))
-    with pytest.raises(mnistgan.CheckpointError, match="does not exist"):
+    with pytest.raises(mnistgan.RunError, match="does not exist"):
         mnistgan.load(tmp_path / "nope")
     with pytest.raises(mnistgan.MnistganError, match="at least 10 images"):
         mnistgan.evaluate(np.zeros((3, 28, 28), np.uint8))

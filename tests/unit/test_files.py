@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mnistgan.store import files
-from mnistgan.errors import CheckpointError
+from mnistgan.errors import RunError
 
 
 def test_atomic_write_replaces_whole_and_keeps_the_old_content_on_failure(tmp_path, monkeypatch):
@@ -33,7 +33,7 @@ def test_jsonl_append_read_and_torn_last_line(tmp_path):
         f.write('{"epoch": 3, "d_lo')                     # a crash while appending
     assert files.read_jsonl(p) == [{"epoch": 1}, {"epoch": 2}]
     p.write_text('{"epoch": 1}\n{broken\n{"epoch": 3}\n')
-    with pytest.raises(CheckpointError, match="line 2 is not valid JSON"):
+    with pytest.raises(RunError, match="line 2 is not valid JSON"):
         files.read_jsonl(p)
     files.write_jsonl(p, [{"a": 1}, {"b": 2}])
     assert files.read_jsonl(p) == [{"a": 1}, {"b": 2}]

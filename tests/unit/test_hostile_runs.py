@@ -18,7 +18,7 @@ import pytest
 
 from mnistgan.store import checkpoint as ckpt
 from mnistgan.config import from_preset
-from mnistgan.errors import CheckpointError, ConfigError, MnistganError
+from mnistgan.errors import CheckpointError, ConfigError, MnistganError, RunError
 
 from helpers.datasets import make_dataset
 
@@ -79,15 +79,15 @@ def test_resume_and_evaluate_refuse_a_linked_lock(run, thesis):
 
     (run / ".lock").unlink()
     (run / ".lock").symlink_to(thesis)
-    with pytest.raises(CheckpointError, match=r"\.lock is a link"):
+    with pytest.raises(RunError, match=r"\.lock is a link"):
         resume(run)
-    with pytest.raises(CheckpointError, match=r"\.lock is a link"):
+    with pytest.raises(RunError, match=r"\.lock is a link"):
         evaluate_run(str(run), n=100, metrics=["fid"])
     assert thesis.read_bytes() == THESIS
     fifo = run / ".lock"
     fifo.unlink()
     os.mkfifo(fifo)
-    with pytest.raises(CheckpointError, match=r"\.lock is a FIFO"):
+    with pytest.raises(RunError, match=r"\.lock is a FIFO"):
         resume(run)
 
 
@@ -96,7 +96,7 @@ def test_resume_and_evaluate_refuse_a_linked_lock(run, thesis):
 def test_resume_refuses_a_run_file_that_is_a_link(run, thesis, name):
     (run / name).unlink(missing_ok=True)
     (run / name).symlink_to(thesis)
-    with pytest.raises(CheckpointError, match=f"{name} is a link"):
+    with pytest.raises(RunError, match=f"{name} is a link"):
         resume(run)
     assert thesis.read_bytes() == THESIS
 
@@ -105,11 +105,11 @@ def test_a_linked_grid_or_strip_is_refused_not_written_through(run, thesis):
     from mnistgan.store import rundir
 
     (run / "samples" / "grid-003.png").symlink_to(thesis)
-    with pytest.raises(CheckpointError, match="grid-003.png is a link"):
+    with pytest.raises(RunError, match="grid-003.png is a link"):
         resume(run)
     assert thesis.read_bytes() == THESIS
     # ... and the one writer refuses it whoever calls it
-    with pytest.raises(CheckpointError, match="is a link"):
+    with pytest.raises(RunError, match="is a link"):
         with rundir.writing(run, "samples/grid-003.png") as f:
             f.write(b"x")
     assert thesis.read_bytes() == THESIS
@@ -121,11 +121,11 @@ def test_linked_checkpoints_folder_is_refused_and_the_other_run_keeps_its_checkp
     before = sorted(p.name for p in (other / "checkpoints").iterdir())
     shutil.rmtree(run / "checkpoints")
     (run / "checkpoints").symlink_to(other / "checkpoints")
-    with pytest.raises(CheckpointError, match="checkpoints is a link"):
+    with pytest.raises(RunError, match="checkpoints is a link"):
         resume(run)
     assert sorted(p.name for p in (other / "checkpoints").iterdir()) == before
     # pruning through the run never deletes outside it
-    with pytest.raises(CheckpointError, match="checkpoints is a link"):
+    with pytest.raises(RunError, match="checkpoints is a link"):
         ckpt.prune(run / "checkpoints", 1, root=run)
     assert sorted(p.name for p in (other / "checkpoints").iterdir()) == before
 
@@ -135,7 +135,7 @@ def test_linked_samples_folder_is_refused(run, tmp_path):
     elsewhere.mkdir()
     shutil.rmtree(run / "samples")
     (run / "samples").symlink_to(elsewhere)
-    with pytest.raises(CheckpointError, match="samples is a link"):
+    with pytest.raises(RunError, match="samples is a link"):
         resume(run)
     assert list(elsewhere.iterdir()) == []
 

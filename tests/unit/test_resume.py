@@ -12,7 +12,7 @@ import torch
 
 from mnistgan.store import checkpoint as ckpt
 from mnistgan.config import from_preset
-from mnistgan.errors import CheckpointError, ConfigError, DivergenceError
+from mnistgan.errors import ConfigError, DivergenceError, RunError
 from mnistgan.runs import read_log, resume, train
 from mnistgan.training.trainer import Trainer, TrainingInterrupted
 
@@ -86,10 +86,10 @@ def test_changing_the_maths_on_resume_is_refused(data_dir, reference, tmp_path):
 
 
 def test_resume_errors(tmp_path):
-    with pytest.raises(CheckpointError, match="run folder .*nope does not exist"):
+    with pytest.raises(RunError, match="run folder .*nope does not exist"):
         resume(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(CheckpointError, match="is not a run folder"):
+    with pytest.raises(RunError, match="is not a run folder"):
         resume(tmp_path / "empty")
 
 
@@ -282,7 +282,7 @@ def test_a_second_process_on_one_run_folder_is_refused_naming_the_holder(data_di
     try:
         assert holder.stdout.readline().strip() == "locked"
         before = (run / "log.jsonl").read_bytes()
-        with pytest.raises(CheckpointError, match=rf"is in use by another mnistgan process \(pid {holder.pid} on "):
+        with pytest.raises(RunError, match=rf"is in use by another mnistgan process \(pid {holder.pid} on "):
             resume(run, {"epochs": 2})
         assert (run / "log.jsonl").read_bytes() == before and not (run / "resumes.jsonl").exists()
         fresh = tmp_path / "fresh"   # a new run racing into a folder another process holds
@@ -290,7 +290,7 @@ def test_a_second_process_on_one_run_folder_is_refused_naming_the_holder(data_di
         second = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(fresh)], stdout=subprocess.PIPE, text=True)
         try:
             assert second.stdout.readline().strip() == "locked"
-            with pytest.raises(CheckpointError, match="is in use by another mnistgan process"):
+            with pytest.raises(RunError, match="is in use by another mnistgan process"):
                 train(config(data_dir, fresh, epochs=1))
             assert [p.name for p in fresh.iterdir()] == [".lock"]
         finally:

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, RunError
 from . import files
 from .files import atomic_write_bytes, remove_stale_temporaries
 
@@ -202,7 +202,7 @@ def newest_loadable(run: str | os.PathLike, restore: Callable[[Path, dict, dict]
     skipped for the one before it, never deleted; on_skip(message) hears of each."""
     run = Path(run)
     if not run.is_dir():
-        raise CheckpointError(f"run folder {run} does not exist")
+        raise RunError(f"run folder {run} does not exist")
     found = list_checkpoints(run / "checkpoints")
     if not found:
         raise CheckpointError(f"{run} has no checkpoint to resume from or sample (no checkpoints/ckpt-*.safetensors)")
@@ -211,7 +211,7 @@ def newest_loadable(run: str | os.PathLike, restore: Callable[[Path, dict, dict]
         try:
             tensors, meta = load(path, layout, root=run)
             return path, (restore(path, tensors, meta) if restore else (tensors, meta))
-        except CheckpointError as e:
+        except RunError as e:  # (a damaged checkpoint, or a link or FIFO in its place)
             errors.append(str(e))
             if on_skip is not None:
                 on_skip(f"warning: skipping damaged checkpoint: {e}")

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator
 
-from ..errors import CheckpointError
+from ..errors import RunError
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
@@ -195,7 +195,7 @@ def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
         except ValueError:
             if i == len(lines) - 1:
                 break
-            raise CheckpointError(f"{path}: line {i + 1} is not valid JSON") from None
+            raise RunError(f"{path}: line {i + 1} is not valid JSON") from None
     return rows
 
 
@@ -267,7 +267,7 @@ def read_inside(root: str | os.PathLike, path: str | os.PathLike, limit: int, ta
 # A run folder may come from someone else (a zip, a shared disk): every file the project
 # writes there is created through a directory fd opened without following links, so a link
 # planted where a run file or sub-folder should be is refused, never written through.
-class RunFileError(CheckpointError):
+class RunFileError(RunError):
     """A run folder holds a link or a non-regular file where a run file or folder should be."""
 
 
@@ -428,8 +428,8 @@ class RunLock:
         except OSError:
             holder = os.read(fd, 4096).decode(errors="replace").strip() or "unknown process"
             os.close(fd)
-            raise CheckpointError(f"{self.path.parent} is in use by another mnistgan process ({holder}); "
-                                  "wait for it to finish or stop it (nothing was changed)") from None
+            raise RunError(f"{self.path.parent} is in use by another mnistgan process ({holder}); "
+                           "wait for it to finish or stop it (nothing was changed)") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}: {' '.join(sys.argv)[:500]}\n".encode(), 0)
         self.fd = fd

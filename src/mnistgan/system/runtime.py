@@ -13,6 +13,16 @@ import torch
 from . import threads as threads_
 from ..errors import ConfigError
 
+def channels_last(setting: str, device: torch.device, convolutional: bool) -> bool:
+    """Whether a run's convolutional networks use the channels-last (NHWC) layout: as the
+    setting says (nchw, nhwc), or for auto on a CPU whose kernels are AVX-512 (where oneDNN's
+    NHWC convolutions were measured faster: docs/MEASUREMENTS.md); elsewhere NCHW, measured
+    or not yet measured to gain."""
+    if setting != "auto":
+        return setting == "nhwc"
+    return convolutional and device.type == "cpu" and torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+
+
 def resolve_device(name: str) -> torch.device:
     """The one place that decides the device ('auto': CUDA when present, else CPU)."""
     if name == "auto":

@@ -91,6 +91,10 @@ class Trainer:
             torch.manual_seed(seeds.derived_seed(c.seed, seeds.WEIGHTS))
             G, D = models.build(c)
         self.G, self.D = G.to(self.device), D.to(self.device)
+        convolutional = any(isinstance(m, torch.nn.modules.conv._ConvNd) for m in (*G.modules(), *D.modules()))
+        self.channels_last = runtime.channels_last(c.memory_format, self.device, convolutional)
+        if self.channels_last:  # (before the EMA copy and the optimisers' state, which follow the weights' layout)
+            self.G, self.D = self.G.to(memory_format=torch.channels_last), self.D.to(memory_format=torch.channels_last)
         seeds.seed_global_rngs(c.seed)
         self.ema = EMA(self.G, c) if c.ema_half_life else None
         graphing = c.cuda_graph and self.device.type == "cuda"
@@ -168,6 +172,8 @@ class Trainer:
         device tensor (no sync)."""
         n = self.images_seen // self.config.batch_size + 1  # this step's number, from 1: resumes keep the schedule
         g_step = n % self.config.d_steps == 0
+        if self.channels_last:
+            real = real.contiguous(memory_format=torch.channels_last)
         stats = self.engine(real, labels, g_step, n % self.config.reg_every == 0)
         if g_step and self.ema is not None:
             self.ema.stale = True
