@@ -75,7 +75,7 @@ class TrainConfig:
     tf32: bool = field(default=False, metadata=FIXED)       # allow TF32 matmuls on CUDA (off: exact fp32)
     flush_denormals: bool = field(default=True, metadata=FIXED)  # CPU: floats below 1.2e-38 become 0 (FTZ/DAZ, as in TensorFlow): keeps late training steps fast; off: IEEE gradual underflow
     compile: bool = False             # torch.compile the networks (CUDA: reduce-overhead mode, i.e. CUDA graphs)
-    memory_format: str = "auto"       # convolutional networks' memory layout: nchw, nhwc (channels-last), or auto: nhwc on CPUs with AVX-512 (measured faster there), nchw elsewhere
+    memory_format: str = "auto"       # the networks' memory layout: nchw, nhwc (channels-last), or auto: the family's own (dcgan: nhwc), and nhwc for the resnet family on CPUs with AVX-512 (measured faster there)
     threads: str = "auto"             # CPU threads: auto (one a core, fewer while other work takes cores; see threads.py) or a count; OMP_NUM_THREADS also fixes it
     cuda_graph: bool = False          # CUDA: capture the whole training step (both phases, optimisers, EMA, noise) as CUDA graphs and replay them; other devices: ignored
     # --- output: what it shows and leaves ------------------------------------------------

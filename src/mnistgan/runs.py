@@ -170,8 +170,8 @@ def fit_to_data(config: TrainConfig, found: Found, resuming: bool = False) -> Tr
 def _fit(trainer: Trainer, data: DeviceData, callbacks: list[Callback], notices: Sequence[str] = (),
          tune_malloc: bool = True) -> Trainer:
     if trainer.channels_last and trainer.config.memory_format == "auto":
-        notices = [*notices, "note: the convolutions run channels-last (NHWC), measured faster on this CPU "
-                             "(AVX-512); --set memory_format=nchw for the other layout"]
+        notices = [*notices, "note: the residual networks run channels-last (NHWC), measured faster on this "
+                             "CPU (AVX-512); --set memory_format=nchw for the other layout"]
     for notice in notices:
         _tell(callbacks, notice)
     if tune_malloc and trainer.device.type == "cpu":

@@ -13,14 +13,16 @@ import torch
 from . import threads as threads_
 from ..errors import ConfigError
 
-def channels_last(setting: str, device: torch.device, convolutional: bool) -> bool:
-    """Whether a run's convolutional networks use the channels-last (NHWC) layout: as the
-    setting says (nchw, nhwc), or for auto on a CPU whose kernels are AVX-512 (where oneDNN's
-    NHWC convolutions were measured faster: docs/MEASUREMENTS.md); elsewhere NCHW, measured
-    or not yet measured to gain."""
+def channels_last(setting: str, device: torch.device, family: str) -> bool | None:
+    """The memory layout a run's networks get: True channels-last (NHWC), False NCHW, None
+    the family's own (dcgan builds its networks channels-last, measured faster on every kind;
+    the others NCHW). As the setting says (nhwc, nchw), or for auto: channels-last for the
+    residual family (its grouped and depthwise convolutions) on a CPU whose kernels are
+    AVX-512, where it was measured faster (docs/MEASUREMENTS.md); the family's own elsewhere."""
     if setting != "auto":
         return setting == "nhwc"
-    return convolutional and device.type == "cpu" and torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+    avx512 = device.type == "cpu" and torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+    return True if family == "resnet" and avx512 else None
 
 
 def resolve_device(name: str) -> torch.device:

@@ -91,10 +91,11 @@ class Trainer:
             torch.manual_seed(seeds.derived_seed(c.seed, seeds.WEIGHTS))
             G, D = models.build(c)
         self.G, self.D = G.to(self.device), D.to(self.device)
-        convolutional = any(isinstance(m, torch.nn.modules.conv._ConvNd) for m in (*G.modules(), *D.modules()))
-        self.channels_last = runtime.channels_last(c.memory_format, self.device, convolutional)
-        if self.channels_last:  # (before the EMA copy and the optimisers' state, which follow the weights' layout)
-            self.G, self.D = self.G.to(memory_format=torch.channels_last), self.D.to(memory_format=torch.channels_last)
+        layout = runtime.channels_last(c.memory_format, self.device, c.model)
+        if layout is not None:  # (before the EMA copy and the optimisers' state, which follow the weights' layout)
+            fmt = torch.channels_last if layout else torch.contiguous_format
+            self.G, self.D = self.G.to(memory_format=fmt), self.D.to(memory_format=fmt)
+        self.channels_last = bool(layout)  # (the batch is made channels-last to match; dcgan's own layout needs not)
         seeds.seed_global_rngs(c.seed)
         self.ema = EMA(self.G, c) if c.ema_half_life else None
         graphing = c.cuda_graph and self.device.type == "cuda"
