@@ -27,11 +27,11 @@ def public(images: np.ndarray) -> np.ndarray:
     """Images as the user gets them (`sample`'s .npy, `Generator.sample`, walks): a grey
     image's channel axis dropped (... x 28 x 28), colour ones as they are (... x C x 28 x 28).
     The only place the package leaves its N x C x 28 x 28 layout."""
-    return images.squeeze(-3) if images.shape[-3] == 1 else images
+    return images.reshape(public_shape(images.shape))
 
 
 def public_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """The shape `public` gives an array of this shape."""
+    """The shape of `public`'s array for an array of this shape."""
     return shape[:-3] + shape[-2:] if shape[-3] == 1 else shape
 
 
