@@ -414,13 +414,6 @@ class GANLoss:
                  policies: list[str] | None = None):
         self.objective, self.terms, self.critic, self.draws = objective, terms, critic, draws
         self.augment = policies or []
-        # The D phase's terms, and whether D must see real images / forgeries that require
-        # grad, on a regularising step (True) and on the others (the lazy terms left out).
-        self._d_terms = {}
-        for regularise in (True, False):
-            kept = [t for t in terms if regularise or not t.lazy]
-            self._d_terms[regularise] = (kept, any(t.needs_real_grad for t in kept),
-                                         any(t.needs_fake_grad for t in kept))
 
     def _seen(self, x: Tensor) -> Tensor:
         """x as D sees it: through the differentiable augmentation when there is one."""
@@ -430,9 +423,10 @@ class GANLoss:
     def d_phase(self, b: Batch, regularise: bool = True) -> tuple[Tensor, DOutputs]:
         """D's loss on a real batch and detached forgeries, and D's verdicts; the lazy terms
         (R1, R2) only when `regularise` (every reg_every-th D step)."""
-        terms, real_grad, fake_grad = self._d_terms[regularise]
-        real = b.real.detach().requires_grad_(True) if real_grad else b.real
-        fake = b.fake.detach().requires_grad_(True) if fake_grad else b.fake.detach()
+        # (read from self.terms each step: a few flags, and a caller may change the terms)
+        terms = self.terms if regularise else [t for t in self.terms if not t.lazy]
+        real = b.real.detach().requires_grad_(True) if any(t.needs_real_grad for t in terms) else b.real
+        fake = b.fake.detach().requires_grad_(True) if any(t.needs_fake_grad for t in terms) else b.fake.detach()
         # (R1 and R2 differentiate D's verdicts on the images given, through the augmentation.)
         out = DOutputs(real, *self.critic.judge_pair(self._seen(real), self._seen(fake), b.labels, b.fake_labels),
                        fake=fake)
