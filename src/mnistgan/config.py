@@ -52,6 +52,7 @@ class TrainConfig:
     diffaugment: str = field(default="", metadata=FIXED)     # differentiable augmentation of all D sees (Zhao et al. 2020): "", translation, cutout or translation,cutout
     r1_gamma: float = field(default=0.0, metadata=FIXED)      # R1 penalty gamma/2 E|grad_x D(x)|^2 on real images (Mescheder et al. 2018); 0: off
     r2_gamma: float = field(default=0.0, metadata=FIXED)      # R2 penalty gamma/2 E|grad_x D(G(z))|^2 on forgeries (R3GAN, Huang et al. 2024); 0: off
+    pack: int = field(default=1, metadata=FIXED)              # PacGAN (Lin et al. 2018): D judges packs of m images (real with real, forged with forged) stacked on its channels; unconditional only; 1: single images
     reg_every: int = field(default=1, metadata=FIXED)         # R1 and R2 on every k-th D step only, k times as strong (StyleGAN2's lazy regularisation); 1: every step
     gp_lambda: float = field(default=10.0, metadata=FIXED)    # wgan-gp: gradient-penalty weight
     aux_weight: float = field(default=0.0, metadata=FIXED)    # conditional: auxiliary-classifier head on D (Odena et al. 2017), weight of its cross-entropy in both losses; 0: off
@@ -155,7 +156,7 @@ class TrainConfig:
 CONCERNS: dict[str, tuple[str, ...]] = {
     "data": ("dataset", "data_dir", "download", "invert", "train_images", "num_classes", "channels", "data_key",),
     "model": ("model", "z_dim", "hidden", "init_std", "layers", "width", "conditional", "info_code", "spectral_norm", "g_conditioning",),
-    "objective": ("objective", "d_steps", "label_smoothing", "mode_seeking", "diffaugment", "r1_gamma", "r2_gamma", "reg_every", "gp_lambda", "aux_weight", "aux_twin",),
+    "objective": ("objective", "d_steps", "label_smoothing", "mode_seeking", "diffaugment", "pack", "r1_gamma", "r2_gamma", "reg_every", "gp_lambda", "aux_weight", "aux_twin",),
     "optimiser": ("optimizer", "lr", "lr_d", "beta1", "beta2", "eps", "batch_size", "ema_half_life", "epochs", "max_images", "max_seconds",),
     "runtime": ("seed", "device", "precision", "tf32", "flush_denormals", "compile", "memory_format", "threads",
                 "cuda_graph",),
@@ -292,7 +293,7 @@ def from_preset(name: str, overrides: dict[str, Any] | None = None) -> TrainConf
 # absurd memory or time: hidden=10**9 would be 512 GB of weights.
 INT_RANGES: dict[str, tuple[int, int]] = {
     "z_dim": (1, 4096), "hidden": (1, 16384), "layers": (1, 16), "width": (1, 1024),
-    "batch_size": (1, 60000), "epochs": (1, 1_000_000), "train_images": (1, 1_000_000), "d_steps": (1, 100), "reg_every": (1, 1000),
+    "batch_size": (1, 60000), "epochs": (1, 1_000_000), "train_images": (1, 1_000_000), "d_steps": (1, 100), "reg_every": (1, 1000), "pack": (1, 16),
     "num_classes": (0, 1000),
     "strip_every": (1, 1_000_000), "report_every": (1, 1_000_000), "keep_checkpoints": (1, 1000),
     "eval_every": (0, 1_000_000), "eval_n": (10, 100_000), "ema_half_life": (0, 10**12), "seed": (0, 2**63 - 1),
@@ -368,6 +369,10 @@ def validate(c: TrainConfig) -> None:
          "cuda_graph and compile both capture the step: choose one (cuda_graph records the whole step)")
     need(not (c.cuda_graph and c.mode_seeking),
          "cuda_graph cannot capture mode_seeking: its test for same-class pairs reads the device every step")
+    need(c.pack == 1 or not (c.conditional or c.info_code),
+         f"pack={c.pack} is for unconditional models: a pack of {c.pack} images has no single class or code "
+         "(conditional and info_code are off with pack > 1)")
+    need(c.batch_size % c.pack == 0, f"batch_size ({c.batch_size}) must be a multiple of pack ({c.pack}): D judges whole packs")
     need(not c.aux_twin or c.aux_weight > 0,
          "aux_twin needs the auxiliary classifier (--set aux_weight=W, W > 0): it is that classifier's twin")
     need(c.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16, got {c.precision!r}")

@@ -5,6 +5,7 @@ Every generator maps (z B x z_dim, labels B or None) to images B x C x 28 x 28 i
 every discriminator maps (images, labels or None) to B logits (and, built with an auxiliary
 classifier and called with classes=True, also to B x K class logits). A conditional generator
 also accepts class_embedding (B x embed_dim) instead of labels, for walks across classes.
+With config.pack = m > 1, D is `Packed`: B images -> B/m logits, one per pack of m.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from torch import nn
 
 from ..errors import ConfigError
 
+from .common import Packed, each_logit
 from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .mlp import MLPDiscriminator, MLPGenerator
 from .resnet import ResNetDiscriminator, ResNetGenerator
@@ -35,19 +37,30 @@ def _head(c) -> int:
     return c.head_count
 
 
+def _d_channels(c) -> int:
+    """D's input channels: the images', times the pack size (PacGAN stacks a pack's images)."""
+    return c.channels * c.pack
+
+
 def _mlp(c) -> tuple[nn.Module, nn.Module]:
     return (MLPGenerator(c.z_dim, c.hidden, c.init_std, c.layers, _codes(c), channels=c.channels),
-            MLPDiscriminator(c.hidden, c.init_std, c.layers, _classes(c), head=_head(c), channels=c.channels))
+            MLPDiscriminator(c.hidden, c.init_std, c.layers, _classes(c), head=_head(c), channels=_d_channels(c)))
 
 
 def _dcgan(c) -> tuple[nn.Module, nn.Module]:
     return (DCGANGenerator(c.z_dim, c.width, _codes(c), conditioning=c.g_conditioning, channels=c.channels),
-            DCGANDiscriminator(c.width, _classes(c), spectral=c.spectral_norm, head=_head(c), channels=c.channels))
+            DCGANDiscriminator(c.width, _classes(c), spectral=c.spectral_norm, head=_head(c), channels=_d_channels(c)))
 
 
 def _resnet(c) -> tuple[nn.Module, nn.Module]:
     return (ResNetGenerator(c.z_dim, c.width, _codes(c), channels=c.channels, blocks=c.layers),
-            ResNetDiscriminator(c.width, _classes(c), head=_head(c), channels=c.channels, blocks=c.layers))
+            ResNetDiscriminator(c.width, _classes(c), head=_head(c), channels=_d_channels(c), blocks=c.layers))
+
+
+def _family(config) -> tuple[nn.Module, nn.Module]:
+    """The family's (G, D), D wrapped to judge packs when config.pack > 1."""
+    G, D = MODELS[config.model](config)
+    return (G, Packed(D, config.pack)) if config.pack > 1 else (G, D)
 
 
 # family name -> builder(config) -> (generator, discriminator)
@@ -65,7 +78,7 @@ def _on_meta(config) -> tuple[nn.Module, nn.Module]:
     """The networks with every tensor on the meta device: shapes without memory or time. The
     global RNG is left as it was (the real build draws from it)."""
     with torch.random.fork_rng(devices=[]), torch.device("meta"):
-        return MODELS[config.model](config)
+        return _family(config)
 
 
 def layout(config) -> dict[str, tuple[int, ...]]:
@@ -88,8 +101,8 @@ def build(config) -> tuple[nn.Module, nn.Module]:
     """(generator, discriminator) for config.model, initialised from the global torch RNG;
     sized first (layout), so that settings past the bound fail before any allocation."""
     layout(config)
-    return MODELS[config.model](config)
+    return _family(config)
 
 
-__all__ = ["MODELS", "MAX_PARAMETERS", "build", "layout", "MLPGenerator", "MLPDiscriminator", "DCGANGenerator", "DCGANDiscriminator",
+__all__ = ["MODELS", "MAX_PARAMETERS", "build", "layout", "Packed", "each_logit", "MLPGenerator", "MLPDiscriminator", "DCGANGenerator", "DCGANDiscriminator",
            "ResNetGenerator", "ResNetDiscriminator"]

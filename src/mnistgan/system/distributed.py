@@ -107,14 +107,18 @@ def device_for(name: str, d: Dist) -> str:
     return name
 
 
-def batch_part(batch_size: int, d: Dist) -> slice:
-    """This process's contiguous slice of every global batch (and of every random draw)."""
+def batch_part(batch_size: int, d: Dist, pack: int = 1) -> slice:
+    """This process's contiguous slice of every global batch (and of every random draw);
+    each share whole packs of `pack` images (PacGAN's D judges packs)."""
     from ..errors import ConfigError
 
     if batch_size % d.world:
         raise ConfigError(f"batch_size {batch_size} is the global batch; it must divide evenly among "
                           f"the {d.world} processes")
     share = batch_size // d.world
+    if share % pack:
+        raise ConfigError(f"each of the {d.world} processes gets {share} images of batch_size {batch_size}; "
+                          f"with pack={pack} that must be whole packs (a multiple of {pack})")
     return slice(d.rank * share, (d.rank + 1) * share)
 
 

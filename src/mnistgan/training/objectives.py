@@ -239,11 +239,11 @@ class Critic:
 
     def judge_pair(self, real: Tensor, fake: Tensor, real_labels, fake_labels):
         """(real logits, fake logits, real head, fake head), D as the D phase calls it."""
-        B = real.shape[0]
         with self.autocast():
             if self.joint:
                 both = None if fake_labels is None else torch.cat([real_labels, fake_labels])
                 logits, classes = self._call(self.synced, torch.cat([real, fake.to(real.dtype)]), both)
+                B = logits.shape[0] // 2  # real rows first (a packed D gives one row per pack)
                 heads = (classes[:B], classes[B:]) if self.head else (None, None)
                 return logits[:B], logits[B:], *heads
             real_logits, real_head = self._call(self.synced, real, real_labels)
@@ -335,8 +335,10 @@ class GradientPenalty(Term):
         real, fake = batch.real, batch.fake.detach()
         e = draws(torch.rand, 1, 1, 1, size=len(real))
         x_hat = (e * real.detach() + (1 - e) * fake).requires_grad_(True)
-        (grad,) = torch.autograd.grad(critic.raw_logits(x_hat, batch.labels).sum(), x_hat, create_graph=True)
-        return self.w * (grad.flatten(1).norm(dim=1) - 1).square().mean()
+        logits = critic.raw_logits(x_hat, batch.labels)
+        (grad,) = torch.autograd.grad(logits.sum(), x_hat, create_graph=True)
+        # the norm of D's gradient with respect to its input: an image, or a pack of images
+        return self.w * (grad.reshape(len(logits), -1).norm(dim=1) - 1).square().mean()
 
 
 class ZeroCentred(Term):
@@ -358,8 +360,11 @@ class ZeroCentred(Term):
         total = sum(logits.sum() for _, logits, _ in sides)
         grads = torch.autograd.grad(total, [x for _, _, x in sides], create_graph=True)
         penalty = None
-        for (gamma, _, _), grad in zip(sides, grads):
-            term = gamma / 2 * grad.square().sum(dim=(1, 2, 3)).mean()
+        for (gamma, logits, _), grad in zip(sides, grads):
+            norms = grad.square().sum(dim=(1, 2, 3))  # |grad|^2 per image
+            if len(logits) < len(norms):  # per input of D: a packed D's is a pack of images
+                norms = norms.reshape(len(logits), -1).sum(1)
+            term = gamma / 2 * norms.mean()
             penalty = term if penalty is None else penalty + term
         return penalty
 

@@ -83,7 +83,7 @@ class Trainer:
         # Under torchrun: this process's place; batch_size stays the global batch, and each
         # process takes its contiguous slice of every batch (and of every random draw).
         self.dist = dist or distributed.current()
-        self._part = distributed.batch_part(c.batch_size, self.dist)
+        self._part = distributed.batch_part(c.batch_size, self.dist, c.pack)
         self.device = torch.device(device) if device is not None else runtime.resolve_device(c.device)
         # Weights are drawn on the CPU from their own seed, so they do not depend on the device
         # or on the global RNG.
