@@ -99,7 +99,8 @@ class Generator:
         from .errors import ConfigError
 
         if not isinstance(run_or_checkpoint, (str, os.PathLike)):
-            raise ConfigError(f"load takes a run folder or a checkpoint file's path, got {run_or_checkpoint!r}")
+            raise ConfigError(f"load takes a run folder, a checkpoint file, a model folder or 'pretrained:NAME', "
+                              f"got {run_or_checkpoint!r}")
 
         self.G, self.config = generation.load_generator(run_or_checkpoint, device)
         self.device = next(self.G.parameters()).device
@@ -119,7 +120,8 @@ class Generator:
 
 
 def load(run_or_checkpoint: str | os.PathLike, device: str = "cpu") -> Generator:
-    """The generator of a run's newest checkpoint (or of a checkpoint file)."""
+    """The generator of a run's newest checkpoint, of a checkpoint file, of a model folder
+    (`export --format hub`) or of the package's zoo: load("pretrained:best-mnist")."""
     return Generator(run_or_checkpoint, device)
 
 

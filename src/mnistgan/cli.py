@@ -101,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override any config value, e.g. --set hidden=512 (repeatable; see config.json)")
 
     s = sub.add_parser("sample", help="draw forgeries from a trained run")
-    s.add_argument("run", help="run folder (its latest checkpoint) or a checkpoint file")
+    s.add_argument("run", help="run folder (its latest checkpoint), a checkpoint file, a model folder "
+                               "(export --format hub) or pretrained:NAME (mnistgan zoo lists them)")
     s.add_argument("--n", "--count", dest="n", type=_positive_int, default=64, help="number of forgeries (default 64)")
     s.add_argument("--seed", type=_nonneg_int, default=0, help="noise seed (default 0)")
     s.add_argument("--out", default="digits.png", help="a .png grid or a .npy uint8 array N x 28 x 28")
@@ -112,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="latent walk: --n images between two noise vectors (conditional: also across digits)")
 
     e = sub.add_parser("evaluate", help="measure forgeries: FID, KID, coverage, precision/recall, memorization, Parzen")
-    e.add_argument("run", nargs="?", help="run folder (samples its latest checkpoint)")
+    e.add_argument("run", nargs="?", help="run folder (samples its latest checkpoint), a model folder or pretrained:NAME")
     e.add_argument("--images", help="score a .npy of N x 28 x 28 images (colour: N x 3 x 28 x 28; uint8, or floats "
                                     "in [0, 1]) instead")
     e.add_argument("--n", "--count", dest="n", type=_positive_int, default=None,
@@ -123,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--dataset", help="real data to compare with (default: the run's, else mnist)")
     e.add_argument("--data-dir")
     _invert_flag(e, "the run's, else auto")
-    e.add_argument("--out", help="metrics JSON path (default: RUN/metrics.json; with --images: metrics.json)")
+    e.add_argument("--out", help="metrics JSON path (default: RUN/metrics.json; for a model folder, pretrained:NAME "
+                                 "or --images: metrics.json)")
     e.add_argument("--device", default="cpu")
     e.add_argument("--force", action="store_true", help="replace metrics.json and novelty.png if they exist")
     e.add_argument("--threads", type=_threads, default="auto",
@@ -142,15 +144,25 @@ def build_parser() -> argparse.ArgumentParser:
                                  "package's weights/, or the user cache for folder:/idx: datasets)")
     k.add_argument("--force", action="store_true", help="replace existing weights (the shipped ones too)")
 
-    x = sub.add_parser("export", help="write a run's generator as ONNX, TorchScript or torch.export, with a model card")
-    x.add_argument("run", help="run folder (its latest checkpoint) or a checkpoint file")
-    x.add_argument("--format", choices=["onnx", "torchscript", "pt2"], default="onnx")
-    x.add_argument("--out", help="file to write (default: generator.onnx, generator.pt or generator.pt2); "
-                                 "the model card goes beside it as OUT.card.md")
+    x = sub.add_parser("export", help="write a run's generator as ONNX, TorchScript or torch.export, with a model "
+                                      "card; or the model as a Hugging Face Hub folder")
+    x.add_argument("run", help="run folder (its latest checkpoint), a checkpoint file, a model folder or pretrained:NAME")
+    x.add_argument("--format", choices=["onnx", "torchscript", "pt2", "hub"], default="onnx",
+                   help="hub: a folder (config.json, model.safetensors with G and D, README.md the card) that "
+                        "huggingface-cli uploads as it is and mnistgan loads back")
+    x.add_argument("--out", help="file to write (default: generator.onnx, generator.pt or generator.pt2; the model "
+                                 "card goes beside it as OUT.card.md); for hub a folder (default: model)")
+    x.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default="float32",
+                   help="hub: the weights' type (float16 halves the folder)")
     x.add_argument("--force", action="store_true", help="replace --out and its card if they exist")
 
-    w = sub.add_parser("serve", help="a local web page over a folder of runs: stories, forging, the police officer")
-    w.add_argument("runs", nargs="?", default="runs", help="folder of runs (default: runs)")
+    z = sub.add_parser("zoo", help="list the pretrained models inside the package (pretrained:NAME)")
+    z.add_argument("--card", metavar="NAME", help="also print this model's card")
+
+    w = sub.add_parser("serve", help="a local web page over a folder of runs and the pretrained models: stories, "
+                                     "forging, the police officer")
+    w.add_argument("runs", nargs="?", default="runs", help="folder of runs (default: runs; missing or empty: the "
+                                                         "pretrained models alone)")
     w.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     w.add_argument("--port", type=_port, default=8000)
     w.add_argument("--allow-host", action="append", default=[], metavar="NAME",
@@ -257,8 +269,27 @@ def cmd_classifier(a: argparse.Namespace) -> int:
 def cmd_export(a: argparse.Namespace) -> int:
     from .export import FORMATS, export
 
-    out, card = export(a.run, a.out or f"generator{FORMATS[a.format]}", a.format, a.force)
+    default = "model" if a.format == "hub" else f"generator{FORMATS[a.format]}"
+    out, card = export(a.run, a.out or default, a.format, a.force, dtype=a.dtype)
     print(f"mnistgan: wrote {out} ({a.format}) and its model card {card}", file=sys.stderr)
+    return 0
+
+
+def cmd_zoo(a: argparse.Namespace) -> int:
+    from . import zoo
+
+    rows = zoo.entries()
+    for r in rows:
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in r.get("headline", {}).items())
+        print(f"pretrained:{r['name']:<22} {r['preset']:<8} {r['dataset']:<14} "
+              f"{'conditional' if r['conditional'] else 'unconditional':<14} {shown}")
+    if not rows:
+        print("the zoo is empty in this installation")
+    else:
+        print(f"\ndraw from one: mnistgan sample pretrained:{rows[0]['name']} --out digits.png "
+              "(each model's card: mnistgan zoo --card NAME)")
+    if a.card:
+        print((zoo.folder(a.card) / "README.md").read_text())
     return 0
 
 
@@ -268,8 +299,11 @@ def cmd_serve(a: argparse.Namespace) -> int:
     missing = [m for m in ("fastapi", "uvicorn") if importlib.util.find_spec(m) is None]
     if missing:
         raise MnistganError(f"serve needs {' and '.join(missing)}: pip install \"mnistgan[serve]\"")
+    if Path(a.runs).exists() and not Path(a.runs).is_dir():
+        raise MnistganError(f"{a.runs}: not a folder of runs")
     if not Path(a.runs).is_dir():
-        raise MnistganError(f"{a.runs}: no such folder of runs")
+        print(f"mnistgan: no folder {a.runs} yet: the page shows the pretrained models (its runs appear once "
+              "you train into it)", file=sys.stderr)
     from .web.app import serve
 
     if a.host not in ("127.0.0.1", "localhost", "::1"):
@@ -300,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"train": cmd_train, "sample": cmd_sample, "data": cmd_data, "evaluate": cmd_evaluate,
-                "classifier": cmd_classifier, "export": cmd_export, "serve": cmd_serve,
+                "classifier": cmd_classifier, "export": cmd_export, "serve": cmd_serve, "zoo": cmd_zoo,
                 "report": cmd_report}[args.command](args)
     except MnistganError as e:
         print(f"mnistgan: error: {_rank()}{e}", file=sys.stderr)

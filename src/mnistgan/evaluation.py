@@ -56,8 +56,8 @@ def run(path: str, n: int | None = None, seed: int = 0, out: str | None = None, 
         dataset: str | None = None, data_dir=None, invert: str | None = None, device: str = "cpu",
         force: bool = False, progress=None, threads: str | int = "auto") -> Evaluation | None:
     """Draws n forgeries (default FORGERIES; STACKED_FORGERIES for Stacked-MNIST) from the
-    run's newest checkpoint and scores them into out (default RUN/metrics.json, written under
-    the run's lock). Under torchrun every process calls this; rank 0 returns the Evaluation,
+    run's newest checkpoint (or a model folder, or pretrained:NAME) and scores them into out
+    (default RUN/metrics.json, written under the run's lock; for a model: metrics.json here). Under torchrun every process calls this; rank 0 returns the Evaluation,
     the others None. threads: the CPU thread count, or auto (threads.py)."""
     if n is not None:
         check_count(n)
@@ -66,8 +66,13 @@ def run(path: str, n: int | None = None, seed: int = 0, out: str | None = None, 
 
 
 def _run(path, n, seed, out, metrics, dataset, data_dir, invert, device, force, progress) -> Evaluation | None:
+    from . import zoo
+    from .store import modelfolder
+
     place = distributed.current()
-    target = Path(out or Path(path) / "metrics.json")
+    model = zoo.resolve(path)
+    own = model.is_dir() and not modelfolder.is_model_folder(model)  # a run folder keeps its metrics.json
+    target = Path(out or (model / "metrics.json" if own else "metrics.json"))
     in_run = rundir.is_run(target.parent)  # a run folder: written under its lock, never through a link
     if in_run:
         rundir.check_layout(target.parent)

@@ -1,5 +1,6 @@
 """A trained generator for other runtimes: ONNX, TorchScript or a torch.export program,
-with a model card beside it.
+with a model card beside it; or the whole model (G and D) as a folder in the Hugging Face
+Hub's convention ("hub": store/modelfolder.py), which mnistgan itself loads back.
 
 The exported network is the generator as `mnistgan sample` uses it: the EMA weights when
 the run kept them, batch-norm statistics recomputed for them, eval mode. Inputs: `noise`
@@ -31,7 +32,7 @@ from .store import files, rundir
 from . import generation
 from .errors import ConfigError
 
-FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "pt2": ".pt2"}
+FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "pt2": ".pt2", "hub": ""}  # format -> the default out's suffix
 MAX_BATCH = 1 << 20
 
 
@@ -56,11 +57,18 @@ def card_path(out: Path) -> Path:
     return out.with_name(out.name + ".card.md")
 
 
-def export(run: str | os.PathLike, out: str | os.PathLike, format: str = "onnx", force: bool = False) -> tuple[Path, Path]:
+def export(run: str | os.PathLike, out: str | os.PathLike, format: str = "onnx", force: bool = False,
+           dtype: str = "float32") -> tuple[Path, Path]:
     """Writes the run's generator to out in `format` and its model card to out + .card.md;
-    returns both paths. Refuses to replace either unless force."""
+    returns both paths. Refuses to replace either unless force. format "hub": out is a
+    folder (hub(): its weights and its card README.md are returned); dtype is for it only."""
     if format not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
+    if format == "hub":
+        paths = hub(run, out, dtype=dtype, force=force)
+        return paths[1], paths[2]
+    if dtype != "float32":
+        raise ConfigError(f"--dtype is for --format hub; {format} exports float32")
     out = Path(out)
     card = card_path(out)
     files.check_outputs([out, card], force)
@@ -74,6 +82,97 @@ def export(run: str | os.PathLike, out: str | os.PathLike, format: str = "onnx",
     text = model_card(run, path, config, out, format, hashlib.sha256(blob).hexdigest())
     files.atomic_write_bytes(card, text.encode(), overwrite=force)
     return out, card
+
+
+def hub(run: str | os.PathLike, out: str | os.PathLike, dtype: str = "float32", force: bool = False,
+        card: dict | None = None, name: str | None = None) -> list[Path]:
+    """Writes RUN (a run, checkpoint, model folder or pretrained:NAME) as a model folder in
+    the Hub's convention (store/modelfolder.py) and returns its three paths. card: the
+    figures and provenance for the card ({"metrics": {name: value}, "command", "budget",
+    "machine", "date"}); default: the run's metrics.json, or the model folder's own card."""
+    from .store import modelfolder
+    from . import zoo
+
+    if dtype not in modelfolder.DTYPES:
+        raise ConfigError(f"--dtype must be one of {', '.join(modelfolder.DTYPES)}, got {dtype!r}")
+    out = Path(out)
+    modelfolder.check_out(out, force)  # before any work
+    nets = generation.load_networks(run, "cpu")
+    if card is None:
+        where = zoo.resolve(run)
+        card = (modelfolder.metadata(where).get("card", {}) if modelfolder.is_model_folder(where)
+                else {"metrics": run_metrics(run)})
+    name = name or out.name
+    text = hub_card(name, nets.config, card, dtype)
+    return modelfolder.save(out, nets.G, nets.D, nets.config, text, info={"card": card, "name": name},
+                            dtype=dtype, force=force)
+
+
+# The Hub's dataset ids for the registered datasets (the card's `datasets:` metadata).
+HUB_DATASETS = {"mnist": "ylecun/mnist", "fashion-mnist": "zalando-datasets/fashion_mnist"}
+
+
+def hub_card(name: str, config, card: dict, dtype: str) -> str:
+    """The model card of a model folder: YAML metadata the Hub reads (library, tags,
+    datasets, metrics in its model-index form), then what it is, how it was made and measured,
+    and how to use it. JSON strings are valid YAML scalars, so the metadata is written with
+    json.dumps and no YAML library."""
+    q = json.dumps
+    metrics = {k: v for k, v in (card.get("metrics") or {}).items()  # (n: how many were drawn, not a metric)
+               if k != "n" and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+    task = "image-generation" if config.conditional else "unconditional-image-generation"
+    tags = ["gan", "generative-adversarial-network", "mnistgan", config.dataset, config.preset, task]
+    yaml = ["---", "library_name: mnistgan", "license: mit", f"pipeline_tag: {task}", "tags:"]
+    yaml += [f"- {q(t)}" for t in dict.fromkeys(tags)]
+    if config.dataset in HUB_DATASETS:
+        yaml += ["datasets:", f"- {q(HUB_DATASETS[config.dataset])}"]
+    if metrics:
+        yaml += ["model-index:", f"- name: {q(name)}", "  results:", "  - task:", f"      type: {task}",
+                 "    dataset:", f"      name: {q(config.dataset)}", f"      type: {q(HUB_DATASETS.get(config.dataset, config.dataset))}",
+                 "    metrics:"]
+        for k, v in sorted(metrics.items()):
+            yaml += [f"    - type: {q(k)}", f"      value: {v:.6g}"]
+    yaml += ["---", ""]
+    draw = (f"mnistgan sample {name} --digit 7 --out sevens.png" if config.conditional
+            else f"mnistgan sample {name} --out forgeries.png")
+    lines = [
+        f"# {name}",
+        "",
+        f"A GAN trained with mnistgan: preset `{config.preset}` (model `{config.model}`, objective "
+        f"`{config.objective}`{', sampled from an EMA of its weights' if config.ema_half_life else ''}) on "
+        f"`{config.dataset}`" + (", class-conditional" if config.conditional else "") + ". The folder holds the "
+        f"generator as it samples and its discriminator (the police officer of `mnistgan serve`), weights in {dtype}.",
+        "",
+        "## How it was made",
+        "",
+    ]
+    made = [(k, card.get(k)) for k in ("command", "budget", "machine", "date")]
+    lines += [f"- {k}: {'`' + v + '`' if k == 'command' else v}" for k, v in made if v] or ["- from a run of mnistgan"]
+    lines += ["", "## Quality", ""]
+    if metrics:
+        lines += ["Measured on this folder by `mnistgan evaluate`:", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {v:.4g} |" for k, v in sorted(metrics.items())]
+        lines += [""] + [f"- {note}" for note in card.get("notes", [])] if card.get("notes") else []
+    else:
+        lines += [f"Not measured: `mnistgan evaluate {name} --out metrics.json`."]
+    lines += ["", "## Use", "", "```sh", draw, "```", "", "```python", "import mnistgan",
+              f"g = mnistgan.load({q(name)})",
+              "digits = g.sample(16" + (", digit=7" if config.conditional else "") + ")  # uint8 images",
+              "```", "",
+              "Upload it as it is: `huggingface-cli upload USER/NAME .` (config.json, model.safetensors, README.md).",
+              ""]
+    return "\n".join(yaml + lines)
+
+
+def run_metrics(run) -> dict[str, float]:
+    """The numbers of a run's metrics.json, flat (metric's field -> value); {} when none."""
+    from .store import modelfolder
+
+    ours = Path(run).is_dir() and rundir.is_run(run) and not modelfolder.is_model_folder(run)
+    found = rundir.read_metrics(run) if ours else None  # (bounded, and its shape checked there)
+    listed = found.get("metrics") if found else None
+    return {k: v for m in (listed.values() if isinstance(listed, dict) else ()) if isinstance(m, dict)
+            for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
 
 
 def _serialise(model: Sampler, config, format: str) -> bytes:
@@ -140,10 +239,7 @@ def _scratch_file(suffix: str):
 
 def model_card(run, checkpoint: Path, config, out: Path, format: str, sha256: str) -> str:
     """Markdown: what the network is, what it was trained on, how well it did, how to call it."""
-    found = rundir.read_metrics(run) if Path(run).is_dir() else None  # (bounded, and its shape checked here)
-    listed = found.get("metrics") if found else None
-    metrics = {k: v for m in (listed.values() if isinstance(listed, dict) else ()) if isinstance(m, dict)
-               for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+    metrics = run_metrics(run)
     conditional = config.takes_labels
     shape = f"(16, {config.channels}, 28, 28)"
     if config.conditional:

@@ -10,6 +10,7 @@ import torch
 
 from ..config import TrainConfig
 from ..store import checkpoint as ckpt
+from ..store import modelfolder
 from ..system import runtime, seeds
 
 
@@ -61,9 +62,15 @@ class Networks:
 
 def load_networks(run_or_checkpoint: str | os.PathLike, device: str = "cpu", discriminator: bool = True) -> Networks:
     """G (and D in eval mode, unless discriminator=False) from one read of a checkpoint file,
-    or of a run's newest checkpoint that loads (checkpoint.open_checkpoint): one whose
-    config or tensors do not fit is skipped there, before anything is allocated for it."""
-    from .. import models
+    of a run's newest checkpoint that loads (checkpoint.open_checkpoint: one whose config or
+    tensors do not fit is skipped there, before anything is allocated for it), of a model
+    folder (store/modelfolder.py: what `export --format hub` writes), or of the package's
+    zoo ("pretrained:NAME", mnistgan.zoo)."""
+    from .. import models, zoo
+
+    where = zoo.resolve(run_or_checkpoint)
+    if modelfolder.is_model_folder(where):
+        return _from_model_folder(where, runtime.resolve_device(device), discriminator)
 
     def restore(path: Path, tensors: dict, meta: dict) -> tuple[Networks, bool]:
         config = ckpt.config_of(path, meta)
@@ -75,7 +82,7 @@ def load_networks(run_or_checkpoint: str | os.PathLike, device: str = "cpu", dis
         return Networks(path, G, D if discriminator else None, config), sampled == ckpt.G_EMA
 
     dev = runtime.resolve_device(device)  # (a bad device fails before anything is read)
-    _, (nets, ema) = ckpt.open_checkpoint(run_or_checkpoint, models.layout, restore)
+    _, (nets, ema) = ckpt.open_checkpoint(where, models.layout, restore)
     nets.G = nets.G.to(dev)
     if ema:
         recalibrate_batch_norm(nets.G, nets.config, dev)
@@ -83,3 +90,16 @@ def load_networks(run_or_checkpoint: str | os.PathLike, device: str = "cpu", dis
     if discriminator:
         nets.D = nets.D.to(dev).eval()
     return nets
+
+
+def _from_model_folder(folder: Path, dev: torch.device, discriminator: bool) -> Networks:
+    """A model folder's networks: its G is already the sampled one (statistics recomputed)."""
+    from .. import models
+
+    path, tensors, meta = modelfolder.load(folder)
+    config = ckpt.config_of(path, meta)
+    G, D = models.build(config)
+    ckpt.load_module(ckpt.G, G, tensors, path)
+    if discriminator:
+        ckpt.load_module(ckpt.D, D, tensors, path)
+    return Networks(path, G.to(dev).eval(), D.to(dev).eval() if discriminator else None, config)

@@ -4,7 +4,8 @@ FastAPI + a static page rather than Gradio: the pages are a run's own story (one
 shared with `mnistgan report`), every asset is served from the package (no CDN: it works
 offline), and the dependency is two small packages instead of Gradio's large tree.
 
-Pages: / (the runs), /runs/NAME (a run's story, following it while it trains),
+Pages: / (the runs, and the package's pretrained models: all there is before you train),
+/runs/NAME (a run's story, following it while it trains; for pretrained:NAME its card),
 /runs/NAME/forge (new forgeries, a digit picker, a latent walk), /runs/NAME/police (draw or
 drop an image, get D's verdict and the classifier's guess). JSON and images under /api/.
 
@@ -41,6 +42,9 @@ from ..store import checkpoint as ckpt
 from ..store import files
 from .. import generation, images
 from ..errors import MnistganError
+from ..models import each_logit
+from ..store import modelfolder
+from .. import zoo
 from . import story
 
 MAX_FORGE = 256              # forgeries one request may ask for
@@ -58,11 +62,12 @@ STATIC = Path(__file__).parent / "static"
 class Loaded:
     """A run's networks, loaded once and reused until a newer checkpoint appears: from the
     newest checkpoint that loads (checkpoint.open_checkpoint), so a damaged newest one falls
-    back to the one before, as sample and --resume do."""
+    back to the one before, as sample and --resume do. (A pretrained model: its folder's
+    weights, which never change.)"""
 
-    def __init__(self, newest: Path):
+    def __init__(self, newest: Path, source: Path | str | None = None):
         self.newest, self.mtime = newest, newest.stat().st_mtime_ns
-        nets = generation.load_networks(newest.parent.parent, "cpu")
+        nets = generation.load_networks(newest.parent.parent if source is None else source, "cpu")
         self.path, self.G, self.D, self.config = nets.path, nets.G, nets.D, nets.config
         self.net = None  # the dataset's classifier, loaded on the first verdict
         self.lock = threading.Lock()
@@ -100,7 +105,13 @@ class Site:
         self.work = Work()
 
     def run_dir(self, name: str) -> Path:
-        """The run NAME: a direct sub-folder of RUNS_DIR holding config.json, or a 404."""
+        """The run NAME: a direct sub-folder of RUNS_DIR holding config.json, or a 404; for
+        pretrained:NAME the zoo's model folder."""
+        if zoo.is_pretrained(name):
+            try:
+                return zoo.resolve(name)
+            except MnistganError:
+                raise HTTPException(404, "no such pretrained model") from None
         if not name or "/" in name or "\\" in name or name in (".", "..") or "\x00" in name:
             raise HTTPException(404, "no such run")
         path = (self.root / name).resolve()
@@ -111,6 +122,11 @@ class Site:
     def loaded(self, name: str) -> Loaded:
         """The run's networks, from its newest loadable checkpoint, loaded once until a newer one appears."""
         run = self.run_dir(name)
+        if zoo.is_pretrained(name):
+            with self.cache_lock:
+                if name not in self.cache:
+                    self.cache[name] = Loaded(run / modelfolder.WEIGHTS, name)
+                return self.cache[name]
         found = ckpt.list_checkpoints(run / "checkpoints")
         if not found:
             raise HTTPException(409, f"run {name} has no checkpoint yet")
@@ -126,6 +142,8 @@ class Site:
 
     def runs(self) -> list[dict[str, Any]]:
         out = []
+        if not self.root.is_dir():  # (serve with no runs yet: the pretrained models alone)
+            return out
         for path in sorted(p for p in self.root.iterdir() if p.is_dir() and (p / "config.json").is_file()):
             if path.resolve().parent == self.root:  # a symlink leading out is not a run here
                 out.append(story.describe(path, story.INDEX_LOG_LIMIT))  # (bounded: its last rows)
@@ -227,7 +245,33 @@ def _runs_pages(app: FastAPI, site: Site) -> None:
         table = ("<table class=runs><tr><th>run</th><th></th><th>preset</th><th>dataset</th><th>epochs</th>"
                  "<th>state</th><th>FID</th></tr>" + "".join(rows) + "</table>") if rows else \
             f"<p class=muted>No runs in {story.esc(root)} yet: <code>mnistgan train --out {story.esc(root)}/NAME</code>.</p>"
-        return story.page("mnistgan: runs", f"<h2>Runs in {story.esc(root)}</h2>{table}", nav())
+        runs = f"<h2>Runs in {story.esc(root)}</h2>{table}"
+        pretrained = f"<h2>Pretrained models</h2>{_zoo_table()}"
+        # before any run of yours, the models that need no training come first
+        return story.page("mnistgan: runs", pretrained + runs if not rows else runs + pretrained, nav())
+
+
+def _zoo_table() -> str:
+    """The package's pretrained models, each with its forge and police-officer pages."""
+    rows = []
+    for r in zoo.entries():
+        q = story.esc(story.url(zoo.PREFIX + r["name"]))
+        shown = ", ".join(f"{story.esc(k)} {v:.4g}" for k, v in r.get("headline", {}).items())
+        rows.append(f'<tr><td><a href="/runs/{q}">{story.esc(r["name"])}</a></td><td>{story.esc(r["preset"])}</td>'
+                    f'<td>{story.esc(r["dataset"])}</td><td>{shown}</td>'
+                    f'<td><a href="/runs/{q}/forge">forge</a> · <a href="/runs/{q}/police">police officer</a></td></tr>')
+    if not rows:
+        return "<p class=muted>This installation has no pretrained models.</p>"
+    return ("<table class=runs><tr><th>model</th><th>preset</th><th>dataset</th><th>measured</th><th></th></tr>"
+            + "".join(rows) + "</table>")
+
+
+def _describe(site: "Site", name: str) -> dict[str, Any]:
+    """story.describe's fields the forge page reads, for a run or a pretrained model."""
+    if zoo.is_pretrained(name):
+        config = modelfolder.metadata(site.run_dir(name))["config"]
+        return {"error": None, "conditional": bool(config["conditional"]), "num_classes": config["num_classes"]}
+    return story.describe(site.run_dir(name))
 
 
 def _story_pages(app: FastAPI, site: Site) -> None:
@@ -239,6 +283,10 @@ def _story_pages(app: FastAPI, site: Site) -> None:
     @app.get("/runs/{name}", response_class=HTMLResponse)
     def run_page(name: str):
         run = site.run_dir(name)
+        if zoo.is_pretrained(name):  # no story to tell: the model's card
+            card = files.read_inside(run, run / modelfolder.CARD, story.PICTURE_LIMIT).decode("utf-8", "replace")
+            body = f"<h2>{story.esc(name)}</h2><pre class=card>{story.esc(card)}</pre>"
+            return story.page(f"mnistgan: {name}", body, nav(name))
         return story.page(f"mnistgan: {name}", story.story(run, src(name), live=True), nav(name))
 
     @app.get("/runs/{name}/fragment", response_class=HTMLResponse)
@@ -277,8 +325,7 @@ def _forge_pages(app: FastAPI, site: Site) -> None:
 
     @app.get("/runs/{name}/forge", response_class=HTMLResponse)
     def forge_page(name: str):
-        run = site.run_dir(name)
-        d = story.describe(run)
+        d = _describe(site, name)
         if d["error"]:
             raise HTTPException(409, d["error"])
         classes = d["num_classes"] if d["conditional"] else 0
@@ -414,7 +461,7 @@ def _judge(site: Site, name: str, body: bytes) -> dict[str, Any]:
         if m.config.conditional:
             label = torch.tensor([guess["class"] if guess else 0])
         with torch.no_grad():
-            logit = float(m.D(x, label).reshape(-1)[0])
+            logit = float(each_logit(m.D, x, label).reshape(-1)[0])
     probability = m.config.objective not in ("wgan-gp", "hinge")
     real = 1 / (1 + np.exp(-logit)) if probability else None
     return {"real_probability": real, "critic_score": None if probability else logit, "classifier": guess,

@@ -1,0 +1,148 @@
+"""Builds the package's zoo (src/mnistgan/zoo/NAME/): trains each model with its command,
+exports it as a model folder in float16, measures that folder with `mnistgan evaluate` (and,
+for conditional models, how often `--digit k` is read as k by the shipped classifier), and
+writes the folder with those figures in its card. Also prints what float16 changes: the FID of
+the float32 weights beside the float16 ones.
+
+    python benchmarks/build_zoo.py --runs /tmp/zoo-runs [--only best-mnist,seed-mnist]
+                                   [--data-dir ../shared/data/mnist] [--fashion-dir DIR]
+
+Training runs one model at a time (never two at once: they would share the cores); a model
+whose run already finished is not trained again (delete its run to retrain).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from machine import cpu, describe  # noqa: E402
+
+ZOO = HERE.parent / "src" / "mnistgan" / "zoo"
+
+# name -> (the training command's arguments after `mnistgan train`, its budget in words)
+MODELS = {
+    "seed-mnist": (["--preset", "seed"], "the tutorial's 100 epochs of 55,000 digits"),
+    "best-mnist": (["--preset", "best", "--epochs", "12"], "12 epochs of 60,000 digits"),
+    "cdcgan-mnist": (["--preset", "cdcgan", "--epochs", "10"], "10 epochs of 60,000 digits"),
+    "best-fashion-mnist": (["--preset", "best", "--dataset", "fashion-mnist", "--epochs", "8"],
+                           "8 epochs of 60,000 images"),
+    "r3gan-stacked-mnist": (["--preset", "r3gan", "--dataset", "stacked-mnist", "--epochs", "12"],
+                            "12 epochs of 60,000 stacks"),
+}
+HEADLINE = {"fid": "FID", "recall": "recall", "digit_worst": "worst --digit k", "modes": "modes", "kl": "KL"}
+
+
+def mnistgan(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "mnistgan", *args], check=True)
+
+
+def dataset_of(args: list[str]) -> str:
+    return args[args.index("--dataset") + 1] if "--dataset" in args else "mnist"
+
+
+def data_dir(dataset: str, a) -> str | None:
+    return a.fashion_dir if dataset == "fashion-mnist" else a.data_dir
+
+
+def flat(result: dict) -> dict[str, float]:
+    """metrics.json's numbers, one level deep (as the card lists them)."""
+    return {k: v for m in result["metrics"].values() if isinstance(m, dict) for k, v in m.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def measure(folder: Path, dataset: str, where: str | None, metrics: str | None, out: Path) -> dict:
+    extra = ["--data-dir", where] if where else []
+    mnistgan("evaluate", str(folder), "--out", str(out), "--force", *extra, *(["--metrics", metrics] if metrics else []))
+    return json.loads(out.read_text())
+
+
+def digit_accuracy(folder: Path, dataset: str) -> list[float]:
+    """How often 1,000 forgeries of each class k are read as k by the shipped classifier."""
+    from mnistgan.generation import sample
+    from mnistgan.metrics.classifier import FeatureNet
+
+    net = FeatureNet(dataset)
+    out = []
+    for k in range(10):
+        _, probs = net(sample(folder, n=1000, seed=1, digit=k))
+        out.append(float((probs.argmax(1) == k).double().mean()))
+    return out
+
+
+def real_floor(dataset: str, where: str | None) -> float:
+    """FID of 10,000 real training images against the test split: the floor a forger meets."""
+    from mnistgan.data import load_split
+    from mnistgan.metrics import evaluate
+
+    train, _ = load_split(dataset, "train", where, download=False, progress=False)
+    result, _ = evaluate(train[:10000], dataset, ["fid"], where, progress=False)
+    return result["metrics"]["fid"]["fid"]
+
+
+def build(name: str, a, floors: dict) -> dict:
+    from mnistgan import export
+
+    args, budget = MODELS[name]
+    dataset = dataset_of(args)
+    where = data_dir(dataset, a)
+    run = Path(a.runs) / name
+    command = ["train", *args, "--out", str(run), "--no-progress"] + (["--data-dir", where] if where else [])
+    if not (run / "checkpoints").is_dir() or not any((run / "checkpoints").iterdir()):
+        mnistgan(*command)
+    shown = "mnistgan train " + shlex.join(args)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for dtype in ("float32", "float16"):
+            export.hub(run, tmp / dtype, dtype=dtype, card={}, name=name)
+        result = measure(tmp / "float16", dataset, where, None, tmp / "float16.json")
+        metrics = flat(result)
+        notes = [f"n = {result['n']:,} forgeries, seed 0, from the float16 weights of this folder"]
+        if "fid" in metrics:
+            fid32 = flat(measure(tmp / "float32", dataset, where, "fid", tmp / "float32.json"))["fid"]
+            notes.append(f"the same forgeries from the float32 weights: FID {fid32:.3f} (float16: {metrics['fid']:.3f})")
+            if dataset not in floors:
+                floors[dataset] = real_floor(dataset, where)
+            notes.append(f"real floor: FID of 10,000 real training images against the test split {floors[dataset]:.3f}"
+                         f" (twice it: {2 * floors[dataset]:.3f})")
+        config = json.loads((tmp / "float16" / "config.json").read_text())
+        if config["conditional"]:
+            acc = digit_accuracy(tmp / "float16", dataset)
+            metrics["digit_worst"] = min(acc)
+            notes.append("`--digit k` read as k by the shipped classifier (1,000 each): "
+                         + ", ".join(f"{k}: {x:.3f}" for k, x in enumerate(acc)))
+    card = {"metrics": metrics, "headline": {HEADLINE[k]: metrics[k] for k in HEADLINE if k in metrics},
+            "command": shown, "budget": budget, "machine": cpu(), "date": datetime.date.today().isoformat(),
+            "notes": notes}
+    export.hub(run, ZOO / name, dtype="float16", card=card, name=name, force=True)
+    print(f"{name}: {json.dumps(card['headline'])}", flush=True)
+    return card
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", required=True, help="where the training runs are kept (reused when finished)")
+    p.add_argument("--only", help="comma-separated names (default: all)")
+    p.add_argument("--data-dir", default=os.environ.get("MNISTGAN_DATA_DIR", str(HERE.parent.parent / "shared" / "data" / "mnist")))
+    p.add_argument("--fashion-dir", default=None, help="Fashion-MNIST's folder (default: where mnistgan finds it)")
+    a = p.parse_args()
+    names = a.only.split(",") if a.only else list(MODELS)
+    unknown = [n for n in names if n not in MODELS]
+    if unknown:
+        p.error(f"unknown model(s) {unknown}; known: {', '.join(MODELS)}")
+    print(describe(), flush=True)
+    floors: dict = {}
+    for name in names:
+        build(name, a, floors)
+
+
+if __name__ == "__main__":
+    main()
