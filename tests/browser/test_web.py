@@ -286,3 +286,31 @@ def test_serve_yields_the_cpu_to_training_unless_asked_not_to(tmp_path, flags, n
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_with_no_runs_the_page_forges_from_the_pretrained_models_and_their_police_officer_judges(page, tmp_path):
+    """serve before any training: the zoo is listed first; a conditional zoo model forges the
+    digit asked for and its D gives a verdict on a drawing."""
+    from mnistgan import zoo
+    from mnistgan.web.app import serve_in_thread
+
+    base, stop = serve_in_thread(tmp_path / "no-runs-yet")
+    try:
+        page.goto(base + "/")
+        rows = page.locator("table.runs tr").all_inner_texts()
+        assert any(r.startswith(name) for name in zoo.names() for r in rows)
+        shot(page, "zoo", tmp_path)
+        page.click("text=best-mnist")
+        page.wait_for_load_state("networkidle")
+        assert "library_name: mnistgan" in page.content()  # the model's card
+        page.goto(base + "/runs/pretrained:best-mnist/forge")
+        page.select_option("#digit", "3")
+        page.click("button[type=submit]")
+        page.wait_for_function("document.querySelector('#forged').dataset.query?.includes('digit=3')")
+        page.wait_for_function("document.querySelector('#forged').naturalWidth > 0")
+        page.goto(base + "/runs/pretrained:best-mnist/police")
+        draw_stroke_and_judge(page)
+        assert "the classifier reads it as" in page.inner_text("#verdict")
+        assert page.errors == []
+    finally:
+        stop()

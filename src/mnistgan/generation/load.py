@@ -96,7 +96,7 @@ def _from_model_folder(folder: Path, dev: torch.device, discriminator: bool) -> 
     """A model folder's networks: its G is already the sampled one (statistics recomputed)."""
     from .. import models
 
-    path, tensors, meta = modelfolder.load(folder)
+    path, tensors, meta = modelfolder.load(folder, models.layout)
     config = ckpt.config_of(path, meta)
     G, D = models.build(config)
     ckpt.load_module(ckpt.G, G, tensors, path)

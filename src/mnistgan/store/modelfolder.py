@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -36,12 +36,10 @@ def is_model_folder(path: str | os.PathLike) -> bool:
     return p.is_dir() and (p / WEIGHTS).is_file() and not (p / "checkpoints").exists()
 
 
-def layout(config) -> dict[str, tuple[int, ...]]:
-    """{tensor name: shape} a model folder of this config holds: G.* and D.* (its G is the
-    sampled one, so there is no G_ema.*)."""
-    from .. import models
-
-    return {k: v for k, v in models.layout(config).items() if not k.startswith(ckpt.G_EMA + ".")}
+def without_ema(layout: Callable[[Any], dict]) -> Callable[[Any], dict]:
+    """The layout (models.layout: {tensor name: shape} of a config's networks) a model folder
+    of that config holds: G.* and D.* (its G is the sampled one, so there is no G_ema.*)."""
+    return lambda config: {k: v for k, v in layout(config).items() if not k.startswith(ckpt.G_EMA + ".")}
 
 
 def shareable(config) -> dict[str, Any]:
@@ -89,13 +87,13 @@ def save(out: str | os.PathLike, G: torch.nn.Module, D: torch.nn.Module, config,
     return paths
 
 
-def load(folder: str | os.PathLike) -> tuple[Path, dict[str, torch.Tensor], dict[str, Any]]:
+def load(folder: str | os.PathLike, layout: Callable[[Any], dict]) -> tuple[Path, dict[str, torch.Tensor], dict[str, Any]]:
     """(weights path, tensors in float32, metadata) of a model folder; its header checked
-    against the networks its config builds before anything is allocated."""
+    against the networks its config builds (layout: models.layout) before anything is allocated."""
     path = Path(folder) / WEIGHTS
     if ckpt.read_header(path).get("kind") != KIND:  # (first: a run's checkpoint fails the layout too, less clearly)
         raise CheckpointError(f"{path}: not a model folder's weights (a run's checkpoint belongs in RUN/checkpoints/)")
-    tensors, meta = ckpt.load(path, layout)
+    tensors, meta = ckpt.load(path, without_ema(layout))
     return path, {k: (v.float() if v.is_floating_point() else v) for k, v in tensors.items()}, meta
 
 
