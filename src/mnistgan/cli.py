@@ -278,6 +278,9 @@ def cmd_export(a: argparse.Namespace) -> int:
 def cmd_zoo(a: argparse.Namespace) -> int:
     from . import zoo
 
+    if a.card:
+        print((zoo.folder(a.card) / "README.md").read_text())
+        return 0
     rows = zoo.entries()
     for r in rows:
         shown = ", ".join(f"{k} {v:.4g}" for k, v in r.get("headline", {}).items())
@@ -288,8 +291,6 @@ def cmd_zoo(a: argparse.Namespace) -> int:
     else:
         print(f"\ndraw from one: mnistgan sample pretrained:{rows[0]['name']} --out digits.png "
               "(each model's card: mnistgan zoo --card NAME)")
-    if a.card:
-        print((zoo.folder(a.card) / "README.md").read_text())
     return 0
 
 

@@ -85,7 +85,7 @@ def export(run: str | os.PathLike, out: str | os.PathLike, format: str = "onnx",
 
 
 def hub(run: str | os.PathLike, out: str | os.PathLike, dtype: str = "float32", force: bool = False,
-        card: dict | None = None, name: str | None = None) -> list[Path]:
+        card: dict | None = None, name: str | None = None, load_as: str | None = None) -> list[Path]:
     """Writes RUN (a run, checkpoint, model folder or pretrained:NAME) as a model folder in
     the Hub's convention (store/modelfolder.py) and returns its three paths. card: the
     figures and provenance for the card ({"metrics": {name: value}, "command", "budget",
@@ -103,16 +103,19 @@ def hub(run: str | os.PathLike, out: str | os.PathLike, dtype: str = "float32", 
         card = (modelfolder.metadata(where).get("card", {}) if modelfolder.is_model_folder(where)
                 else {"metrics": run_metrics(run)})
     name = name or out.name
-    text = hub_card(name, nets.config, card, dtype)
+    text = hub_card(name, nets.config, card, dtype, load_as or out.name)
     return modelfolder.save(out, nets.G, nets.D, nets.config, text, info={"card": card, "name": name},
                             dtype=dtype, force=force)
 
 
+# The figures the card's metadata lists for the Hub (its table lists every number measured).
+HUB_METRICS = {"fid", "kid", "precision", "recall", "density", "coverage", "classifier_score", "max_class_share",
+               "near_copy_share", "digit_worst", "modes", "kl", "parzen"}
 # The Hub's dataset ids for the registered datasets (the card's `datasets:` metadata).
 HUB_DATASETS = {"mnist": "ylecun/mnist", "fashion-mnist": "zalando-datasets/fashion_mnist"}
 
 
-def hub_card(name: str, config, card: dict, dtype: str) -> str:
+def hub_card(name: str, config, card: dict, dtype: str, load_as: str) -> str:
     """The model card of a model folder: YAML metadata the Hub reads (library, tags,
     datasets, metrics in its model-index form), then what it is, how it was made and measured,
     and how to use it. JSON strings are valid YAML scalars, so the metadata is written with
@@ -126,15 +129,16 @@ def hub_card(name: str, config, card: dict, dtype: str) -> str:
     yaml += [f"- {q(t)}" for t in dict.fromkeys(tags)]
     if config.dataset in HUB_DATASETS:
         yaml += ["datasets:", f"- {q(HUB_DATASETS[config.dataset])}"]
-    if metrics:
+    listed = {k: v for k, v in metrics.items() if k in HUB_METRICS}
+    if listed:
         yaml += ["model-index:", f"- name: {q(name)}", "  results:", "  - task:", f"      type: {task}",
                  "    dataset:", f"      name: {q(config.dataset)}", f"      type: {q(HUB_DATASETS.get(config.dataset, config.dataset))}",
                  "    metrics:"]
-        for k, v in sorted(metrics.items()):
+        for k, v in sorted(listed.items()):
             yaml += [f"    - type: {q(k)}", f"      value: {v:.6g}"]
     yaml += ["---", ""]
-    draw = (f"mnistgan sample {name} --digit 7 --out sevens.png" if config.conditional
-            else f"mnistgan sample {name} --out forgeries.png")
+    draw = (f"mnistgan sample {load_as} --digit 7 --out sevens.png" if config.conditional
+            else f"mnistgan sample {load_as} --out forgeries.png")
     lines = [
         f"# {name}",
         "",
@@ -154,9 +158,9 @@ def hub_card(name: str, config, card: dict, dtype: str) -> str:
         lines += [f"| {k} | {v:.4g} |" for k, v in sorted(metrics.items())]
         lines += [""] + [f"- {note}" for note in card.get("notes", [])] if card.get("notes") else []
     else:
-        lines += [f"Not measured: `mnistgan evaluate {name} --out metrics.json`."]
+        lines += [f"Not measured: `mnistgan evaluate {load_as} --out metrics.json`."]
     lines += ["", "## Use", "", "```sh", draw, "```", "", "```python", "import mnistgan",
-              f"g = mnistgan.load({q(name)})",
+              f"g = mnistgan.load({q(load_as)})",
               "digits = g.sample(16" + (", digit=7" if config.conditional else "") + ")  # uint8 images",
               "```", "",
               "Upload it as it is: `huggingface-cli upload USER/NAME .` (config.json, model.safetensors, README.md).",
