@@ -34,13 +34,13 @@ ZOO = HERE.parent / "src" / "mnistgan" / "zoo"
 # name -> (the training command's arguments after `mnistgan train`, its budget in words)
 MODELS = {
     "seed-mnist": (["--preset", "seed"], "the tutorial's 100 epochs of 55,000 digits"),
-    "best-mnist": (["--preset", "best", "--epochs", "20"], "20 epochs of 60,000 digits (the preset's own)"),
+    "best-mnist": (["--preset", "best", "--epochs", "20"], "20 epochs of 60,000 digits, the preset's own"),
     "cdcgan-mnist": (["--preset", "cdcgan", "--epochs", "10"], "10 epochs of 60,000 digits"),
     "best-fashion-mnist": (["--preset", "best", "--dataset", "fashion-mnist", "--epochs", "8"],
                            "8 epochs of 60,000 images"),
     # (5 epochs covered fewer modes than 300 s: 941 / KL 1.04 against 963 / 0.71; docs/MEASUREMENTS.md)
     "r3gan-stacked-mnist": (["--preset", "r3gan", "--dataset", "stacked-mnist", "--epochs", "1000",
-                             "--set", "max_seconds=300"], "300 s of training (85,568 stacks, 1.4 epochs)"),
+                             "--set", "max_seconds=300"], "300 s of training: 85,568 stacks, 1.4 epochs"),
 }
 HEADLINE = {"fid": "FID", "recall": "recall", "digit_worst": "worst --digit k", "modes": "modes", "kl": "KL"}
 

@@ -156,7 +156,7 @@ class TrainConfig:
 CONCERNS: dict[str, tuple[str, ...]] = {
     "data": ("dataset", "data_dir", "download", "invert", "train_images", "num_classes", "channels", "data_key",),
     "model": ("model", "z_dim", "hidden", "init_std", "layers", "width", "conditional", "info_code", "spectral_norm", "g_conditioning",),
-    "objective": ("objective", "d_steps", "label_smoothing", "mode_seeking", "diffaugment", "pack", "r1_gamma", "r2_gamma", "reg_every", "gp_lambda", "aux_weight", "aux_twin",),
+    "objective": ("objective", "d_steps", "label_smoothing", "mode_seeking", "diffaugment", "r1_gamma", "r2_gamma", "pack", "reg_every", "gp_lambda", "aux_weight", "aux_twin",),
     "optimiser": ("optimizer", "lr", "lr_d", "beta1", "beta2", "eps", "batch_size", "ema_half_life", "epochs", "max_images", "max_seconds",),
     "runtime": ("seed", "device", "precision", "tf32", "flush_denormals", "compile", "memory_format", "threads",
                 "cuda_graph",),
