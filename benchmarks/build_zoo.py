@@ -66,8 +66,9 @@ def data_dir(dataset: str, a) -> str | None:
 
 def flat(result: dict) -> dict[str, float]:
     """metrics.json's numbers, one level deep (as the card lists them), and Parzen's estimate."""
-    out = {k: v for m in result["metrics"].values() if isinstance(m, dict) for k, v in m.items()
-           if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    from mnistgan.export import flat_metrics
+
+    out = flat_metrics(result)
     parzen = (result["metrics"].get("parzen") or {}).get("parzen")
     if isinstance(parzen, dict) and isinstance(parzen.get("mean"), (int, float)):
         out["parzen"] = parzen["mean"]
@@ -89,7 +90,7 @@ def recard(name: str) -> None:
     print(f"{name}: card written again")
 
 
-def measure(folder: Path, dataset: str, where: str | None, metrics: str | None, out: Path) -> dict:
+def measure(folder: Path, where: str | None, metrics: str | None, out: Path) -> dict:
     extra = ["--data-dir", where] if where else []
     mnistgan("evaluate", str(folder), "--out", str(out), "--force", *extra, *(["--metrics", metrics] if metrics else []))
     return json.loads(out.read_text())
@@ -133,11 +134,11 @@ def build(name: str, a, floors: dict) -> dict:
         tmp = Path(tmp)
         for dtype in ("float32", "float16"):
             export.hub(run, tmp / dtype, dtype=dtype, card={}, name=name)
-        result = measure(tmp / "float16", dataset, where, None, tmp / "float16.json")
+        result = measure(tmp / "float16", where, None, tmp / "float16.json")
         metrics = flat(result)
         notes = [f"n = {result['n']:,} forgeries, seed 0, from the float16 weights of this folder"]
         if "fid" in metrics:
-            fid32 = flat(measure(tmp / "float32", dataset, where, "fid", tmp / "float32.json"))["fid"]
+            fid32 = flat(measure(tmp / "float32", where, "fid", tmp / "float32.json"))["fid"]
             notes.append(f"the same forgeries from the float32 weights: FID {fid32:.3f} (float16: {metrics['fid']:.3f})")
             if dataset not in floors:
                 floors[dataset] = real_floor(dataset, where)

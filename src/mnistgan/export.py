@@ -173,8 +173,12 @@ def run_metrics(run) -> dict[str, float]:
     from .store import modelfolder
 
     ours = Path(run).is_dir() and rundir.is_run(run) and not modelfolder.is_model_folder(run)
-    found = rundir.read_metrics(run) if ours else None  # (bounded, and its shape checked there)
-    listed = found.get("metrics") if found else None
+    return flat_metrics(rundir.read_metrics(run) if ours else None)  # (bounded, and its shape checked there)
+
+
+def flat_metrics(result: dict | None) -> dict[str, float]:
+    """A metrics.json's finite numbers, one level deep (metric's field -> value); {} for none."""
+    listed = result.get("metrics") if result else None
     return {k: v for m in (listed.values() if isinstance(listed, dict) else ()) if isinstance(m, dict)
             for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
 

@@ -7,6 +7,8 @@ import torch.nn.functional as F
 from mnistgan.training import objectives
 from mnistgan.config import from_preset
 
+from helpers.critics import Quadratic
+
 losses = objectives
 
 
@@ -58,17 +60,6 @@ def test_label_smoothing_changes_only_the_real_target():
     torch.testing.assert_close(smooth.d_loss(r, f), bce(r, torch.full_like(r, 0.9)) + bce(f, torch.zeros_like(f)))
     torch.testing.assert_close(plain.d_loss(r, f), bce(r, torch.ones_like(r)) + bce(f, torch.zeros_like(f)))
     torch.testing.assert_close(plain.g_loss(f), smooth.g_loss(f))
-
-
-class Quadratic(torch.nn.Module):
-    """D(x) = sum(w * x^2): grad_x D = 2 w x, known in closed form."""
-
-    def __init__(self):
-        super().__init__()
-        self.w = torch.nn.Parameter(torch.full((1, 1, 28, 28), 0.3))
-
-    def forward(self, x, labels=None):
-        return (self.w * x.square()).sum(dim=(1, 2, 3))
 
 
 def quadratic_batch(seed=0, n=8):

@@ -11,16 +11,7 @@ from mnistgan.errors import ConfigError
 from mnistgan.system import distributed
 from mnistgan.training import objectives
 
-
-class Quadratic(torch.nn.Module):
-    """D(x) = sum(w * x^2) over all its input's channels: grad_x D = 2 w x in closed form."""
-
-    def __init__(self):
-        super().__init__()
-        self.w = torch.nn.Parameter(torch.full((1, 1, 28, 28), 0.3))
-
-    def forward(self, x, labels=None):
-        return (self.w * x.square()).sum(dim=(1, 2, 3))
+from helpers.critics import Quadratic
 
 
 def test_a_packed_d_gives_one_logit_per_pack_of_consecutive_images():
