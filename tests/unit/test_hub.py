@@ -139,3 +139,26 @@ def test_serve_with_no_runs_folder_shows_the_pretrained_models_and_forges_from_t
         assert e.value.code == 404
     finally:
         stop()
+
+
+def test_a_hostile_model_folder_is_one_error_naming_its_weights(runs, tmp_path):
+    """A link out, a FIFO or a truncated file in the weights' place: one error naming it,
+    never a hang, never the folder taken for a run without checkpoints."""
+    import os
+
+    export.hub(runs["packed"], tmp_path / "good")
+    weights = (tmp_path / "good" / "model.safetensors").read_bytes()
+    for kind, expected in [("link", "leads outside"), ("fifo", "not a regular file"), ("truncated", "truncated")]:
+        folder = tmp_path / kind
+        export.hub(runs["packed"], folder)
+        (folder / "model.safetensors").unlink()
+        if kind == "link":
+            (folder / "model.safetensors").symlink_to(tmp_path / "good" / "model.safetensors")
+        elif kind == "fifo":
+            os.mkfifo(folder / "model.safetensors")
+        else:
+            (folder / "model.safetensors").write_bytes(weights[:5000])
+        assert modelfolder.is_model_folder(folder)
+        with pytest.raises(MnistganError, match=f"model.safetensors.*{expected}"):
+            mnistgan.load(folder)
+    assert (tmp_path / "good" / "model.safetensors").read_bytes() == weights

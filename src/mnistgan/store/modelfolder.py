@@ -31,9 +31,11 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 
 
 def is_model_folder(path: str | os.PathLike) -> bool:
-    """A folder holding model.safetensors and no checkpoints/ (a run folder has those)."""
+    """A folder holding model.safetensors and no checkpoints/ (a run folder has those). Any
+    kind of entry under that name counts (a link, a FIFO): the reader then refuses it by name,
+    rather than the folder being taken for a run without checkpoints."""
     p = Path(path)
-    return p.is_dir() and (p / WEIGHTS).is_file() and not (p / "checkpoints").exists()
+    return p.is_dir() and os.path.lexists(p / WEIGHTS) and not os.path.lexists(p / "checkpoints")
 
 
 def without_ema(layout: Callable[[Any], dict]) -> Callable[[Any], dict]:
