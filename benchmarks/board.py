@@ -1,0 +1,179 @@
+"""The time-to-quality board: candidates trained to fixed CPU budgets, one after another in
+one sitting, each measured at every budget on the way, so that every row is a curve of the
+headline metric against seconds of training (pictures and checkpoints excluded).
+
+    python benchmarks/board.py --dataset mnist --runs "best" "best lr=5e-4" --at 150,300,600
+    python benchmarks/board.py --dataset stacked-mnist --runs "r3gan" --at 300,900,1800,3600
+    python benchmarks/board.py --dataset mnist --plot docs/board-mnist.png --table   (no training: redraw)
+
+Each run trains to the first budget (`mnistgan train ... --set max_seconds=T`), is evaluated
+(`mnistgan evaluate`: MNIST and Fashion-MNIST FID, precision and recall on 10,000
+forgeries; Stacked-MNIST modes and reverse KL on 26,000), then resumes to the next budget
+(`--resume RUN --set max_seconds=T'`: the same run continued exactly, so the curve is one
+run's) and is evaluated again. Results are added to --results (JSON, one row per run and
+budget with its command, the machine line and the date), from which --table prints the
+markdown table and --plot draws the curves of every row of the dataset. Nothing else may run
+meanwhile: the budgets are wall-clock seconds of this machine's training.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from machine import describe  # noqa: E402
+
+from mnistgan.store import checkpoint  # noqa: E402
+
+HEADLINE = {"stacked-mnist": ("modes", "kl"), "mnist": ("fid", "recall"), "fashion-mnist": ("fid", "recall")}
+
+
+def measure(run: Path, dataset: str, data_dir: str | None, n: int | None) -> dict:
+    """The headline metrics of the run's newest checkpoint, by `mnistgan evaluate`."""
+    out = run / "board-metrics.json"
+    metrics = "modes" if dataset == "stacked-mnist" else "fid,prdc"
+    cmd = [sys.executable, "-m", "mnistgan", "evaluate", str(run), "--metrics", metrics, "--out", str(out), "--force"]
+    cmd += ["--data-dir", data_dir] if data_dir else []
+    cmd += ["--n", str(n)] if n else []
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    m = json.loads(out.read_text())["metrics"]
+    if dataset == "stacked-mnist":
+        return {"modes": m["modes"]["modes"], "kl": m["modes"]["kl"]}
+    return {"fid": m["fid"]["fid"], "precision": m["prdc"]["precision"], "recall": m["prdc"]["recall"]}
+
+
+def trained_seconds(run: Path) -> float | None:
+    """Seconds of training a kept run has behind its newest checkpoint, or None (no run)."""
+    found = checkpoint.list_checkpoints(run / "checkpoints") if (run / "checkpoints").is_dir() else []
+    return float(checkpoint.read_header(found[-1])["train_seconds"]) if found else None
+
+
+def curve(spec: str, dataset: str, budgets: list[float], folder: Path, data_dir: str | None,
+          n: int | None, machine: str) -> list[dict]:
+    """One candidate ("PRESET KEY=VALUE ..."), trained and measured at each budget in turn."""
+    preset, *sets = spec.split()
+    run = folder / ("-".join(spec.split()).replace("=", "") + "-" + dataset)
+    done = trained_seconds(run)
+    if done is None and run.exists():
+        shutil.rmtree(run)
+    elif done is not None:  # a kept run continues: only the budgets beyond what it has trained
+        print(f"{spec}: continuing {run} from {done:.0f} s of training", flush=True)
+        budgets = [b for b in budgets if b > done]
+    mnistgan = [sys.executable, "-m", "mnistgan", "train", "--no-progress"]
+    extra = [a for s in sets for a in ("--set", s)]
+    rows = []
+    for i, seconds in enumerate(budgets):
+        if i == 0 and done is None:
+            cmd = [*mnistgan, "--preset", preset, "--dataset", dataset, "--out", str(run), "--epochs", "1000", *extra]
+            cmd += ["--data-dir", data_dir] if data_dir else []
+        else:
+            cmd = [*mnistgan, "--resume", str(run)]
+        subprocess.run([*cmd, "--set", f"max_seconds={seconds}"], check=True, stdout=subprocess.DEVNULL)
+        log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
+        row = {"dataset": dataset, "run": spec, "seconds": seconds, "trained_s": round(trained_seconds(run), 1),
+               "images": log[-1]["images_seen"],
+               "epochs": log[-1]["images_seen"] / log[-1]["images_per_epoch"],
+               **measure(run, dataset, data_dir, n), "machine": machine,
+               "date": datetime.date.today().isoformat(),
+               "command": f"python benchmarks/board.py --dataset {dataset} --runs \"{spec}\" "
+                          f"--at {','.join(f'{b:g}' for b in budgets)}"}
+        rows.append(row)
+        print(line(row), flush=True)
+    return rows
+
+
+def line(row: dict) -> str:
+    a, b = HEADLINE[row["dataset"]]
+    fa = f"{row[a]:d}" if isinstance(row[a], int) else f"{row[a]:.3f}"
+    return f"{row['run']:<36}{row['seconds']:>7g} s {row['images']:>10,} images {row['epochs']:>6.2f} ep  {a} {fa}  {b} {row[b]:.3f}"
+
+
+def table(rows: list[dict], dataset: str) -> str:
+    """The markdown table of one dataset's rows: one line a run, one column a budget."""
+    a, b = HEADLINE[dataset]
+    rows = [r for r in rows if r["dataset"] == dataset]
+    budgets = sorted({r["seconds"] for r in rows})
+    runs = list(dict.fromkeys((r["run"], r["machine"], r["date"]) for r in rows))
+    head = "| run | machine, date | " + " | ".join(f"{s:g} s: {a} / {b}" for s in budgets) + " |"
+    out = [head, "|" + "---|" * (2 + len(budgets))]
+    for run, machine, date in runs:
+        cells = []
+        for s in budgets:
+            r = next((r for r in rows if (r["run"], r["machine"], r["date"], r["seconds"]) == (run, machine, date, s)), None)
+            cells.append("" if r is None else (f"{r[a]} / {r[b]:.3f}" if isinstance(r[a], int) else f"{r[a]:.2f} / {r[b]:.3f}"))
+        cpu = machine.removeprefix("machine: ").split(", 2 CPUs")[0].split("; ")[0]  # the model and its vector units
+        out.append(f"| `{run}` | {cpu}, {date} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def plot(rows: list[dict], dataset: str, path: Path) -> None:
+    """The headline metrics against seconds of training, one line a run (matplotlib, headless)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    a, b = HEADLINE[dataset]
+    rows = [r for r in rows if r["dataset"] == dataset]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for key in dict.fromkeys((r["run"], r["machine"], r["date"]) for r in rows):
+        mine = sorted((r for r in rows if (r["run"], r["machine"], r["date"]) == key), key=lambda r: r["seconds"])
+        for ax, metric in zip(axes, (a, b)):
+            ax.plot([r["seconds"] for r in mine], [r[metric] for r in mine], marker="o", label=key[0])
+    for ax, metric in zip(axes, (a, b)):
+        ax.set_xlabel("seconds of training (2-core CPU)")
+        ax.set_ylabel({"fid": "FID (lower is better)", "recall": "recall", "modes": "modes (of 1,000)",
+                       "kl": "reverse KL (lower is better)"}[metric])
+        if metric in ("fid", "kl"):
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"{dataset}: quality against training time")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", default="mnist", choices=sorted(HEADLINE))
+    p.add_argument("--runs", nargs="*", default=[], help='"PRESET KEY=VALUE ..." each; none: only --table/--plot')
+    p.add_argument("--at", default="150,300,600", help="budgets in seconds of training, ascending")
+    p.add_argument("--data-dir", default=None, help="the dataset's folder (default: mnistgan's own search)")
+    p.add_argument("--n", type=int, help="forgeries per evaluation (default: evaluate's: 10,000; stacked 26,000)")
+    p.add_argument("--results", default=str(HERE / "screens" / "board.json"), help="rows are added here")
+    p.add_argument("--keep", help="keep the runs in this folder (default: a temporary one)")
+    p.add_argument("--table", action="store_true", help="print the dataset's markdown table from --results")
+    p.add_argument("--plot", help="draw the dataset's curves from --results into this PNG")
+    a = p.parse_args()
+    budgets = sorted(float(s) for s in a.at.split(","))
+    if a.data_dir is None and a.dataset in ("mnist", "stacked-mnist"):
+        a.data_dir = os.environ.get("MNISTGAN_DATA_DIR", str(HERE.parent.parent / "shared" / "data" / "mnist"))
+    results = Path(a.results)
+    rows = json.loads(results.read_text()) if results.exists() else []
+    machine = describe()
+    if a.runs:
+        print(machine, flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(a.keep or tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        for spec in a.runs:
+            rows += curve(spec, a.dataset, budgets, folder, a.data_dir, a.n, machine)
+            results.parent.mkdir(parents=True, exist_ok=True)
+            part = results.with_suffix(".part")  # after each run, whole or not at all: nothing lost on a crash
+            part.write_text(json.dumps(rows, indent=1) + "\n")
+            os.replace(part, results)
+    if a.table:
+        print(table(rows, a.dataset))
+    if a.plot:
+        plot(rows, a.dataset, Path(a.plot))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""The time-to-quality board's own arithmetic (benchmarks/board.py): one table row a run, one
+column a budget, the right cell for each; a curve drawn per run; a run folder without a
+checkpoint is not taken for a run to continue. (Its training and evaluation are mnistgan's
+commands, tested where they live.)"""
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+BOARD = Path(__file__).resolve().parents[2] / "benchmarks" / "board.py"
+
+
+@pytest.fixture(scope="module")
+def board():
+    sys.path.insert(0, str(BOARD.parent))
+    try:
+        spec = importlib.util.spec_from_file_location("board", BOARD)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.path.remove(str(BOARD.parent))
+
+
+def row(run, seconds, fid, recall, dataset="mnist", machine="machine: CPU X (avx2, avx512f), 2 CPUs; torch"):
+    return {"dataset": dataset, "run": run, "seconds": seconds, "fid": fid, "recall": recall, "precision": 0.7,
+            "machine": machine, "date": "2026-12-07", "images": 1000, "epochs": 0.1}
+
+
+def test_table_puts_each_figure_in_its_runs_row_and_its_budgets_column(board):
+    rows = [row("best", 150, 30.0, 0.62), row("best", 300, 12.9, 0.77), row("best lr=5e-4", 150, 15.1, 0.73),
+            row("r3gan", 300, 1, 0.5, dataset="stacked-mnist")]
+    lines = board.table(rows, "mnist").splitlines()
+    assert lines[0] == "| run | machine, date | 150 s: fid / recall | 300 s: fid / recall |"
+    assert lines[2] == "| `best` | CPU X (avx2, avx512f), 2026-12-07 | 30.00 / 0.620 | 12.90 / 0.770 |"
+    assert lines[3] == "| `best lr=5e-4` | CPU X (avx2, avx512f), 2026-12-07 | 15.10 / 0.730 |  |"
+    assert len(lines) == 4  # the other dataset's row stays out
+    modes = board.table([{**row("r3gan", 300, 0, 0, dataset="stacked-mnist"), "modes": 964, "kl": 0.714}],
+                        "stacked-mnist").splitlines()
+    assert modes[0].endswith("300 s: modes / kl |") and modes[2].endswith("| 964 / 0.714 |")
+
+
+def test_plot_draws_the_curves(board, tmp_path):
+    out = tmp_path / "docs" / "board.png"
+    board.plot([row("best", 150, 30.0, 0.62), row("best", 300, 12.9, 0.77)], "mnist", out)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_folder_without_a_checkpoint_is_not_a_run_to_continue(board, tmp_path):
+    assert board.trained_seconds(tmp_path / "absent") is None
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    assert board.trained_seconds(tmp_path / "run") is None
