@@ -61,12 +61,15 @@ def curve(spec: str, dataset: str, budgets: list[float], folder: Path, data_dir:
     """One candidate ("PRESET KEY=VALUE ..."), trained and measured at each budget in turn."""
     preset, *sets = spec.split()
     run = folder / ("-".join(spec.split()).replace("=", "") + "-" + dataset)
+    command = (f"python benchmarks/board.py --dataset {dataset} --runs \"{spec}\" "
+               f"--at {','.join(f'{b:g}' for b in budgets)}")
     done = trained_seconds(run)
     if done is None and run.exists():
         shutil.rmtree(run)
     elif done is not None:  # a kept run continues: only the budgets beyond what it has trained
         print(f"{spec}: continuing {run} from {done:.0f} s of training", flush=True)
         budgets = [b for b in budgets if b > done]
+        command += f" --keep {folder}"
     mnistgan = [sys.executable, "-m", "mnistgan", "train", "--no-progress"]
     extra = [a for s in sets for a in ("--set", s)]
     rows = []
@@ -82,9 +85,7 @@ def curve(spec: str, dataset: str, budgets: list[float], folder: Path, data_dir:
                "images": log[-1]["images_seen"],
                "epochs": log[-1]["images_seen"] / log[-1]["images_per_epoch"],
                **measure(run, dataset, data_dir, n), "machine": machine,
-               "date": datetime.date.today().isoformat(),
-               "command": f"python benchmarks/board.py --dataset {dataset} --runs \"{spec}\" "
-                          f"--at {','.join(f'{b:g}' for b in budgets)}"}
+               "date": datetime.date.today().isoformat(), "command": command}
         rows.append(row)
         print(line(row), flush=True)
     return rows
@@ -96,20 +97,26 @@ def line(row: dict) -> str:
     return f"{row['run']:<36}{row['seconds']:>7g} s {row['images']:>10,} images {row['epochs']:>6.2f} ep  {a} {fa}  {b} {row[b]:.3f}"
 
 
+def curves(rows: list[dict], dataset: str) -> dict[tuple[str, str, str], dict[float, dict]]:
+    """One dataset's rows as curves: (run, machine line, date) -> {budget: row}, budgets ascending."""
+    out: dict[tuple[str, str, str], dict[float, dict]] = {}
+    for r in sorted((r for r in rows if r["dataset"] == dataset), key=lambda r: r["seconds"]):
+        out.setdefault((r["run"], r["machine"], r["date"]), {})[r["seconds"]] = r
+    return out
+
+
 def table(rows: list[dict], dataset: str) -> str:
     """The markdown table of one dataset's rows: one line a run, one column a budget."""
     a, b = HEADLINE[dataset]
-    rows = [r for r in rows if r["dataset"] == dataset]
-    budgets = sorted({r["seconds"] for r in rows})
-    runs = list(dict.fromkeys((r["run"], r["machine"], r["date"]) for r in rows))
+    found = curves(rows, dataset)
+    budgets = sorted({s for points in found.values() for s in points})
     head = "| run | machine, date | " + " | ".join(f"{s:g} s: {a} / {b}" for s in budgets) + " |"
     out = [head, "|" + "---|" * (2 + len(budgets))]
-    for run, machine, date in runs:
-        cells = []
-        for s in budgets:
-            r = next((r for r in rows if (r["run"], r["machine"], r["date"], r["seconds"]) == (run, machine, date, s)), None)
-            cells.append("" if r is None else (f"{r[a]} / {r[b]:.3f}" if isinstance(r[a], int) else f"{r[a]:.2f} / {r[b]:.3f}"))
-        cpu = machine.removeprefix("machine: ").split(", 2 CPUs")[0].split("; ")[0]  # the model and its vector units
+    for (run, machine, date), points in found.items():
+        cells = [(f"{r[a]} / {r[b]:.3f}" if isinstance(r[a], int) else f"{r[a]:.2f} / {r[b]:.3f}")
+                 if (r := points.get(s)) else "" for s in budgets]
+        # the CPU model and its vector units: the machine line up to its core count
+        cpu = machine.removeprefix("machine: ").split("; ")[0].rsplit(", ", 1)[0]
         out.append(f"| `{run}` | {cpu}, {date} | " + " | ".join(cells) + " |")
     return "\n".join(out)
 
@@ -120,12 +127,10 @@ def plot(rows: list[dict], dataset: str, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     a, b = HEADLINE[dataset]
-    rows = [r for r in rows if r["dataset"] == dataset]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for key in dict.fromkeys((r["run"], r["machine"], r["date"]) for r in rows):
-        mine = sorted((r for r in rows if (r["run"], r["machine"], r["date"]) == key), key=lambda r: r["seconds"])
+    for (run, _, _), points in curves(rows, dataset).items():
         for ax, metric in zip(axes, (a, b)):
-            ax.plot([r["seconds"] for r in mine], [r[metric] for r in mine], marker="o", label=key[0])
+            ax.plot(list(points), [r[metric] for r in points.values()], marker="o", label=run)
     for ax, metric in zip(axes, (a, b)):
         ax.set_xlabel("seconds of training (2-core CPU)")
         ax.set_ylabel({"fid": "FID (lower is better)", "recall": "recall", "modes": "modes (of 1,000)",
