@@ -7,6 +7,16 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+
+# Tests compare runs bit for bit (resume against a longer run, a kill then a resume, a repeat).
+# A run's numbers depend on its thread count (MKL's sgemm splits some products' sums over the
+# threads: the seed's 100 x 784 x 256 product differs at 1 and 2 threads), and the default
+# count follows the load (system/threads.py): on a busy machine it changes midway through one
+# run and not the other. So the suite fixes the count the way a user would, with
+# OMP_NUM_THREADS (children inherit it), at torch's own count; the governor's following of the
+# load is tested on its own (unit/test_threads.py clears the variable).
+os.environ.setdefault("OMP_NUM_THREADS", str(torch.get_num_threads()))
 
 from helpers.datasets import make_dataset
 from mnistgan.config import from_preset

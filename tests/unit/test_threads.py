@@ -45,6 +45,8 @@ def test_a_given_count_is_used_while_open_and_the_process_count_restored():
 
 @pytest.mark.parametrize("name", threads.ENVIRONMENT)
 def test_the_environment_fixes_the_count(monkeypatch, name):
+    for each in threads.ENVIRONMENT:  # (the suite sets OMP_NUM_THREADS: tests/conftest.py)
+        monkeypatch.delenv(each, raising=False)
     monkeypatch.setenv(name, str(torch.get_num_threads()))
     with threads.Governor("auto") as governor:
         assert not governor.adapting and name in governor.describe()

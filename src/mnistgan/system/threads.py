@@ -21,11 +21,11 @@ burst (a page request, a file written) changes nothing.
 
 A count given explicitly (`threads=N`, `--threads N`) is used as it is, and so is one that
 OMP_NUM_THREADS or MKL_NUM_THREADS set (torchrun sets OMP_NUM_THREADS=1 for each of several
-workers). Changing the count changes none of the seed's weights (its products split rows
-over threads, not sums; checked in docs/MEASUREMENTS.md), but convolutions split their sums
-differently: a conv preset's run whose count
-changed midway is not bit-identical to one whose count did not. Pin the count (`--threads
-N`) for bit-exact repeats of a conv run on a busy machine.
+workers). A run's numbers depend on the count: MKL's sgemm splits some products' sums over
+the threads (the seed's 100 x 784 x 256 product in G's backward differs at 1 and 2 threads, so
+its weights differ after one step) and convolutions split theirs too. So a run whose count
+changed midway is not bit-identical to one whose count did not: pin the count (`--threads N`
+or OMP_NUM_THREADS) for bit-exact repeats and resumes on a busy machine.
 """
 from __future__ import annotations
 
