@@ -66,6 +66,9 @@ class TrainConfig:
     eps: float = field(default=1e-8, metadata=FIXED)          # Adam epsilon
     batch_size: int = field(default=100, metadata=FIXED)      # images per step (last partial batch of an epoch is dropped, as the tutorial did)
     ema_half_life: int = field(default=0, metadata=FIXED)     # EMA of G's weights, half-life in images seen; 0: off
+    lr_schedule: str = field(default="constant", metadata=FIXED)  # both learning rates over the run: constant, or falling to lr_end of their value at lr_horizon images along a straight line (linear) or a half cosine (cosine, Loshchilov & Hutter 2017)
+    lr_end: float = field(default=0.0, metadata=FIXED)        # linear, cosine: the fraction of the learning rates left at lr_horizon (and after)
+    lr_horizon: int | None = field(default=None, metadata=FIXED)  # linear, cosine: the images over which the learning rates fall; None: the run's epochs (a resume that changes epochs re-plans the fall)
     epochs: int = 100                 # passes over the training images
     max_images: int | None = None     # stop once this many images have been seen (short runs); None: no limit
     max_seconds: float | None = None  # stop once training (pictures and checkpoints excluded) took this long; None: no limit
@@ -142,6 +145,11 @@ class TrainConfig:
         return self.steps_per_epoch * self.batch_size
 
     @property
+    def lr_images(self) -> int:
+        """The images over which a falling learning rate falls (lr_horizon, else the run's epochs)."""
+        return self.lr_horizon if self.lr_horizon is not None else self.epochs * self.images_per_epoch
+
+    @property
     def total_images(self) -> int:
         """Images seen when the run ends: epochs, capped by max_images."""
         total = self.epochs * self.images_per_epoch
@@ -157,7 +165,8 @@ CONCERNS: dict[str, tuple[str, ...]] = {
     "data": ("dataset", "data_dir", "download", "invert", "train_images", "num_classes", "channels", "data_key",),
     "model": ("model", "z_dim", "hidden", "init_std", "layers", "width", "conditional", "info_code", "spectral_norm", "g_conditioning",),
     "objective": ("objective", "d_steps", "label_smoothing", "mode_seeking", "diffaugment", "r1_gamma", "r2_gamma", "pack", "reg_every", "gp_lambda", "aux_weight", "aux_twin",),
-    "optimiser": ("optimizer", "lr", "lr_d", "beta1", "beta2", "eps", "batch_size", "ema_half_life", "epochs", "max_images", "max_seconds",),
+    "optimiser": ("optimizer", "lr", "lr_d", "beta1", "beta2", "eps", "batch_size", "ema_half_life", "lr_schedule",
+                  "lr_end", "lr_horizon", "epochs", "max_images", "max_seconds",),
     "runtime": ("seed", "device", "precision", "tf32", "flush_denormals", "compile", "memory_format", "threads",
                 "cuda_graph",),
     "output": ("preset", "out", "strip_every", "report_every", "keep_checkpoints", "eval_every", "eval_n", "progress", "tensorboard",),
@@ -305,7 +314,7 @@ FLOAT_RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "lr": (0, 1, False, False), "lr_d": (0, 1, False, False), "beta1": (0, 1, True, False),
     "beta2": (0, 1, True, False), "eps": (0, 1, False, True), "init_std": (0, 10, False, True),
     "label_smoothing": (0, 0.5, True, False), "r1_gamma": (0, 1e6, True, True), "r2_gamma": (0, 1e6, True, True), "mode_seeking": (0, 1e6, True, True), "gp_lambda": (0, 1e6, True, True),
-    "aux_weight": (0, 1e6, True, True), "max_seconds": (0, 1e9, False, True),
+    "aux_weight": (0, 1e6, True, True), "max_seconds": (0, 1e9, False, True), "lr_end": (0, 1, True, True),
 }
 
 
@@ -356,6 +365,11 @@ def validate(c: TrainConfig) -> None:
          f"batch_size ({c.batch_size}) must not exceed train_images ({c.train_images})")
     need(c.max_images is None or c.batch_size <= c.max_images <= 10**15,
          f"max_images must be at least one batch ({c.batch_size}) and at most 10**15, got {c.max_images}")
+    need(c.lr_horizon is None or 1 <= c.lr_horizon <= 10**15,
+         f"lr_horizon must be a number of images from 1 to 10**15 (or none: the run's epochs), got {c.lr_horizon}")
+    registry.check("lr_schedule", c.lr_schedule)
+    need(c.lr_schedule == "constant" or not c.cuda_graph,
+         f"cuda_graph records the learning rate once: lr_schedule={c.lr_schedule} needs cuda_graph off")
     numbers.threads(c.threads)
     need(bool(re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?|mps", c.device, re.ASCII)),
          f"device must be auto, cpu, cuda, cuda:N or mps, got {c.device!r}")

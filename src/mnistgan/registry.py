@@ -11,6 +11,7 @@ NAMES: dict[str, tuple[str, ...]] = {
     "model": ("mlp", "dcgan", "resnet"),
     "objective": ("minimax", "nonsaturating", "lsgan", "hinge", "wgan-gp", "relativistic", "rpgan"),
     "optimizer": ("adam-tf1", "adam"),
+    "lr_schedule": ("constant", "linear", "cosine"),
     "augmentation": ("translation", "cutout"),
     "g_conditioning": ("concat", "cbn"),
     "invert": ("auto", "yes", "no"),  # folder datasets: make dark-on-light images light-on-dark (auto: per image)

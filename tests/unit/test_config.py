@@ -61,6 +61,10 @@ def test_json_round_trip():
     ({"preset": "dcgan"}, r"a preset is chosen by name \(--preset dcgan\), not by setting preset=dcgan"),
     ({"aux_weight": 1.0}, "aux_weight needs a conditional model"),
     ({"conditional": True, "aux_twin": True}, "aux_twin needs the auxiliary classifier"),
+    ({"lr_schedule": "step"}, "unknown lr_schedule 'step'; available: constant, linear, cosine"),
+    ({"lr_end": 1.5}, r"lr_end must be in \[0, 1\], got 1.5"),
+    ({"lr_horizon": 0}, "lr_horizon must be a number of images from 1"),
+    ({"lr_schedule": "cosine", "cuda_graph": True}, "cuda_graph records the learning rate once"),
 ])
 def test_invalid_values_fail_with_a_clear_message(overrides, message):
     with pytest.raises(ConfigError, match=message):
@@ -94,7 +98,8 @@ def test_registry_names_match_the_builders():
 
 def test_fixed_fields_cover_the_maths():
     fixed = fixed_fields()
-    assert {"model", "z_dim", "lr", "lr_d", "aux_weight", "batch_size", "seed", "objective"} <= fixed
+    assert {"model", "z_dim", "lr", "lr_d", "lr_schedule", "lr_end", "lr_horizon", "aux_weight", "batch_size", "seed",
+            "objective"} <= fixed
     assert not {"epochs", "out", "device", "progress"} & fixed
 
 

@@ -81,3 +81,53 @@ def test_update_is_step_without_the_wrapper():
     b.grad = grads[0].clone()
     ob.update()
     assert calls == [1] and ob._t == len(grads) + 1
+
+
+def test_lr_factor_falls_from_one_to_its_end_and_stays():
+    from mnistgan.training.optim import lr_factor
+
+    for schedule in ("linear", "cosine"):
+        assert lr_factor(schedule, 0, 1000, 0.1) == 1.0
+        assert math.isclose(lr_factor(schedule, 500, 1000, 0.1), 0.55)  # halfway: halfway down, both
+        assert math.isclose(lr_factor(schedule, 1000, 1000, 0.1), 0.1)
+        assert math.isclose(lr_factor(schedule, 5000, 1000, 0.1), 0.1)   # after the horizon: the end
+    assert math.isclose(lr_factor("linear", 250, 1000, 0.0), 0.75)
+    assert math.isclose(lr_factor("cosine", 250, 1000, 0.0), (1 + math.cos(math.pi / 4)) / 2)  # 0.854: slower at first
+    assert lr_factor("constant", 10**9, 1000, 0.0) == 1.0
+
+
+def test_a_falling_learning_rate_is_applied_each_step_and_survives_a_resume(tiny_config):
+    """The rate each optimiser used is the schedule's at the images seen before the step (a
+    probe records it), for both networks (D's from lr_d), and a run stopped and resumed
+    falls as one run."""
+    from mnistgan.config import apply_overrides
+    from mnistgan.training.trainer import Trainer
+
+    from mnistgan.data import DeviceData
+
+    from helpers.exactness import weights, whole_and_resumed
+
+    def fake_data():
+        rng = np.random.default_rng(0)
+        return DeviceData(rng.integers(0, 256, (1000, 1, 28, 28), dtype=np.uint8), rng.integers(0, 10, 1000).astype(np.uint8))
+
+    cfg = apply_overrides(tiny_config, {"lr_schedule": "cosine", "lr_end": 0.2, "lr_horizon": 1500,
+                                        "lr_d": 4e-4})
+    t = Trainer(cfg)
+    seen = []
+    original = t.engine
+
+    def probe(*a):
+        seen.append((t.images_seen, t.opt_g.param_groups[0]["lr"], t.opt_d.param_groups[0]["lr"]))
+        return original(*a)
+
+    t.engine = probe
+    t.fit(fake_data())
+    assert [s[0] for s in seen] == list(range(0, 2000, 100))
+    for images, g, d in seen:
+        f = 0.2 + 0.8 * 0.5 * (1 + math.cos(math.pi * min(images / 1500, 1)))
+        assert math.isclose(g, 2e-4 * f) and math.isclose(d, 4e-4 * f)
+    whole, resumed = whole_and_resumed(cfg, fake_data(), 700)
+    assert torch.equal(weights(whole), weights(resumed))
+    plain, _ = whole_and_resumed(tiny_config, fake_data(), 700)
+    assert not torch.equal(weights(whole), weights(plain))  # (the schedule did change the run)

@@ -22,7 +22,7 @@ from . import stats
 # the seed's value, so that an option added later turns this path off by itself.
 FREE = {"invert", "train_images", "num_classes", "z_dim", "hidden", "init_std", "lr", "lr_d", "beta1", "beta2",
         "eps", "batch_size", "seed", "width", "spectral_norm", "gp_lambda", "tf32", "flush_denormals", "optimizer",
-        "data_key", "reg_every"}
+        "data_key", "reg_every", "lr_schedule", "lr_end", "lr_horizon"}
 
 
 def applies(config, G, D) -> bool:

@@ -158,6 +158,30 @@ class AdamTF1(torch.optim.Adam):
         self._t = int(steps[0]) if steps else 0  # one read, at load time
 
 
+def lr_factor(schedule: str, done: int, horizon: int, end: float) -> float:
+    """The learning rate's multiplier after `done` of `horizon` images: 1 throughout
+    (constant), or falling from 1 to `end` at the horizon along a straight line (linear) or a
+    half cosine (cosine, Loshchilov & Hutter 2017, without restarts), and `end` after it.
+    Written here rather than as a torch.optim.lr_scheduler: those count their own steps and
+    keep that count in the checkpoint; this one is a function of the images seen, which a
+    resume already restores, so a resumed run falls exactly as an uninterrupted one."""
+    if schedule == "constant":
+        return 1.0
+    t = min(done / horizon, 1.0)
+    if schedule == "linear":
+        return 1.0 - (1.0 - end) * t
+    if schedule == "cosine":
+        return end + (1.0 - end) * 0.5 * (1.0 + math.cos(math.pi * t))
+    raise KeyError(schedule)
+
+
+def set_lr(optimizers, rates) -> None:
+    """Sets each optimiser's learning rate (every parameter group's)."""
+    for opt, rate in zip(optimizers, rates):
+        for group in opt.param_groups:
+            group["lr"] = rate
+
+
 def build(name: str, params, lr: float, betas: tuple[float, float], eps: float,
           capturable: bool = False) -> torch.optim.Optimizer:
     """capturable: the optimiser will run inside a CUDA graph (its step count on the device)."""

@@ -99,9 +99,10 @@ class Trainer:
         seeds.seed_global_rngs(c.seed)
         self.ema = EMA(self.G, c) if c.ema_half_life else None
         graphing = c.cuda_graph and self.device.type == "cuda"
-        lr_d = c.lr if c.lr_d is None else c.lr_d
+        self.lr_d = c.lr if c.lr_d is None else c.lr_d
         self.opt_g = optim.build(c.optimizer, self.G.parameters(), c.lr, (c.beta1, c.beta2), c.eps, capturable=graphing)
-        self.opt_d = optim.build(c.optimizer, self.D.parameters(), lr_d, (c.beta1, c.beta2), c.eps, capturable=graphing)
+        self.opt_d = optim.build(c.optimizer, self.D.parameters(), self.lr_d, (c.beta1, c.beta2), c.eps,
+                                 capturable=graphing)
         self.noise = torch.Generator(self.device).manual_seed(seeds.derived_seed(c.seed, seeds.NOISE))
         self.parts = steps.Parts(c, self.G, self.D, self.opt_g, self.opt_d, self.noise, self._part, self.device,
                                  self.dist, None if self.ema is None else lambda: self.ema.update(self.G))
@@ -171,11 +172,15 @@ class Trainer:
         """One D phase (R1 and R2 on every reg_every-th), then a G phase on every d_steps-th
         call, on a batch of real images. Returns the step's statistics (stats.pack) as a
         device tensor (no sync)."""
-        n = self.images_seen // self.config.batch_size + 1  # this step's number, from 1: resumes keep the schedule
-        g_step = n % self.config.d_steps == 0
+        c = self.config
+        n = self.images_seen // c.batch_size + 1  # this step's number, from 1: resumes keep the schedule
+        if c.lr_schedule != "constant":
+            factor = optim.lr_factor(c.lr_schedule, self.images_seen, c.lr_images, c.lr_end)
+            optim.set_lr((self.opt_g, self.opt_d), (c.lr * factor, self.lr_d * factor))
+        g_step = n % c.d_steps == 0
         if self.channels_last:
             real = real.contiguous(memory_format=torch.channels_last)
-        stats = self.engine(real, labels, g_step, n % self.config.reg_every == 0)
+        stats = self.engine(real, labels, g_step, n % c.reg_every == 0)
         if g_step and self.ema is not None:
             self.ema.stale = True
         return stats
