@@ -15,6 +15,16 @@ def test_seed_preset_is_the_tutorial():
     assert c.steps_per_epoch == 550 and c.total_images == 5_500_000
 
 
+def test_pacgan_is_best_unconditional_with_packs_of_two():
+    """The preset for mode coverage is the setting its board measured: `best` unconditional with
+    pack=2 (G's conditioning mode is moot without classes)."""
+    measured = from_preset("best", {"conditional": False, "pack": 2, "dataset": "stacked-mnist"}).to_dict()
+    pacgan = from_preset("pacgan", {"dataset": "stacked-mnist"}).to_dict()
+    differ = {k for k in pacgan if pacgan[k] != measured[k]}
+    assert differ == {"preset", "g_conditioning"}, differ
+    assert (pacgan["pack"], pacgan["conditional"], pacgan["r1_gamma"], pacgan["reg_every"]) == (2, False, 0.03, 4)
+
+
 def test_json_round_trip():
     c = from_preset("seed", {"epochs": 3, "max_images": 1000})
     assert TrainConfig.from_dict(json.loads(json.dumps(c.to_dict()))) == c
@@ -72,7 +82,7 @@ def test_invalid_values_fail_with_a_clear_message(overrides, message):
 
 
 def test_unknown_preset():
-    with pytest.raises(ConfigError, match="unknown preset .fancy.; available: best, cdcgan, dcgan, r3gan, seed, wgan-gp"):
+    with pytest.raises(ConfigError, match="unknown preset .fancy.; available: best, cdcgan, dcgan, pacgan, r3gan, seed, wgan-gp"):
         from_preset("fancy")
 
 
