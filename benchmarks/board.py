@@ -56,6 +56,17 @@ def trained_seconds(run: Path) -> float | None:
     return float(checkpoint.read_header(found[-1])["train_seconds"]) if found else None
 
 
+def precision_of(run: Path) -> str:
+    """The precision a run trained in here (its setting, auto resolved on this machine)."""
+    import torch
+
+    from mnistgan.system import runtime
+
+    config = json.loads((run / "config.json").read_text())
+    bf16 = runtime.bf16_autocast(config.get("precision", "fp32"), torch.device("cpu"), config["model"])
+    return "bf16" if bf16 else "fp32"
+
+
 def curve(spec: str, dataset: str, budgets: list[float], folder: Path, data_dir: str | None,
           n: int | None, machine: str) -> list[dict]:
     """One candidate ("PRESET KEY=VALUE ..."), trained and measured at each budget in turn."""
@@ -84,7 +95,7 @@ def curve(spec: str, dataset: str, budgets: list[float], folder: Path, data_dir:
         row = {"dataset": dataset, "run": spec, "seconds": seconds, "trained_s": round(trained_seconds(run), 1),
                "images": log[-1]["images_seen"],
                "epochs": log[-1]["images_seen"] / log[-1]["images_per_epoch"],
-               **measure(run, dataset, data_dir, n), "machine": machine,
+               "precision": precision_of(run), **measure(run, dataset, data_dir, n), "machine": machine,
                "date": datetime.date.today().isoformat(), "command": command}
         rows.append(row)
         print(line(row), flush=True)

@@ -5,14 +5,16 @@ when TensorFlow is installed, the original tutorial's TensorFlow 1 graph in the 
                                           [--device cpu] [--tf auto|on|off] [--data-dir DIR]
                                           [--threads auto|N] [--busy 0,1]
 
-For each preset and variant (fp32; bf16 autocast; fp32 with torch.compile; fp32 with the
-whole step captured as CUDA graphs, `graph`, for --device cuda), in a fresh
+For each preset and variant (default: as the preset runs, precision auto; fp32; bf16 autocast;
+fp32 with torch.compile; fp32 with the whole step captured as CUDA graphs, `graph`, for
+--device cuda), in a fresh
 process of its own, it prints steps/s and images/s of the real training step (data slicing,
 both phases, both optimisers, statistics on the device), the step's FLOPs (counted by
 torch.utils.flop_counter), the fraction of this machine's measured fp32 matmul rate at
 exactly the step's matmul shapes (recorded from one step and replayed with torch.mm), and
 the process's peak resident memory. Then, when TensorFlow is installed, the tutorial's
-TF1 graph for the same number of seconds, and the seed preset's rate as a ratio of it.
+TF1 graph for the same number of seconds, and the seed preset's rate as a ratio of it (the
+preset's default variant beside the anchors; `--anchor-variant fp32` for float32 throughout).
 
 Contention (`--busy 0,1`): each count is a number of busy processes (a spinning loop each,
 started by this script before the measurements and stopped after them, with a deadline of
@@ -93,8 +95,10 @@ def matmul_rate(shapes, device, seconds: float) -> float:
     return reps * flops / (time.perf_counter() - t0)
 
 
-VARIANTS = {"fp32": {}, "bf16": {"precision": "bf16"}, "compile": {"compile": True},
-            "graph": {"cuda_graph": True}}  # graph: the whole step as CUDA graphs (a CPU runs it uncaptured)
+# default: the preset as a user runs it (precision auto: bf16 autocast for the conv presets on
+# CPUs with native bf16, fp32 elsewhere); graph: the whole step as CUDA graphs (a CPU runs it uncaptured)
+VARIANTS = {"default": {}, "fp32": {"precision": "fp32"}, "bf16": {"precision": "bf16"},
+            "compile": {"compile": True, "precision": "fp32"}, "graph": {"cuda_graph": True, "precision": "fp32"}}
 
 
 def bench_preset(name: str, variant: str, data: DeviceData, device, seconds: float, threads: str = "auto") -> dict:
@@ -149,7 +153,8 @@ def measure_trainer(t: Trainer, name: str, variant: str, data: DeviceData, devic
     # convolutions has no such single reference, so it gets none.
     rate = matmul_rate(rec.shapes, device, min(seconds, 5.0)) if rec.shapes and not rec.convolutions else None
     sps = steps / elapsed
-    return {"preset": name, "variant": variant, "steps_s": sps, "images_s": sps * B,
+    return {"preset": name, "variant": variant, "precision": "bf16" if t.bf16 else "fp32",
+            "steps_s": sps, "images_s": sps * B,
             "gflop_step": step_flops / 1e9 if step_flops else None,
             "achieved_gflops": sps * step_flops / 1e9 if step_flops else None,
             "matmul_gflops": rate / 1e9 if rate else None,
@@ -221,6 +226,9 @@ def main() -> None:
     p.add_argument("--tf-python", default=sys.executable,
                    help="the python that has tensorflow (e.g. another venv's); default: this one")
     p.add_argument("--threads", default="auto", help="the runs' threads setting: auto (default) or a count")
+    p.add_argument("--anchor-variant", default="default",
+                   help="comma-separated variants measured beside the anchors in each round (default: the "
+                        "preset as a user runs it)")
     p.add_argument("--busy", default="0",
                    help="comma-separated counts of busy processes beside the anchor rounds, e.g. 0,1")
     p.add_argument("--child", help=argparse.SUPPRESS)
@@ -228,6 +236,9 @@ def main() -> None:
     if a.child:
         return child(a)
     busy_counts = [int(b) for b in a.busy.split(",")]
+    unknown = set(a.anchor_variant.split(",")) - set(VARIANTS)
+    if unknown:
+        p.error(f"--anchor-variant: unknown {', '.join(sorted(unknown))} (of: {', '.join(VARIANTS)})")
     print(f"{describe()}; device {a.device}, {a.seconds:g} s per measurement, threads {a.threads}")
 
     def measure(name: str, variant: str) -> dict | None:
@@ -247,7 +258,7 @@ def main() -> None:
         flops = (f"{r['gflop_step'] * 1e3:.0f} MFLOP/step, {r['achieved_gflops']:.1f} GFLOP/s {frac}"
                  if r["gflop_step"] else "FLOPs not counted")
         epoch = f", epoch of 60,000 in {60000 / r['images_s']:.0f} s" if r["preset"] != "seed" else ""
-        print(f"{r['preset']:>8} {r['variant']:>8}: {r['steps_s']:8.1f} steps/s {r['images_s']:10,.0f} images/s{epoch} | "
+        print(f"{r['preset']:>8} {r['variant']:>8} ({r['precision']}): {r['steps_s']:8.1f} steps/s {r['images_s']:10,.0f} images/s{epoch} | "
               f"{flops} | peak RSS {r['peak_mib']:.0f} MiB{gpu}", flush=True)
 
     if busy_counts == [0]:
@@ -271,39 +282,45 @@ ANCHORS = {"seed": (TF_SCRIPT, "the tutorial's TF1 graph"), "dcgan": (KERAS_SCRI
 def anchor_rounds(a, busy_counts: list[int], measure, have_tf: bool) -> None:
     """Each preset beside its anchor (the seed beside the tutorial's TF1 graph, dcgan beside
     the Keras DCGAN step), in alternating rounds (this machine is shared and its speed drifts
-    by tens of percent within a minute), each round once per busy count; then the medians,
-    ours over the anchor's, and each one's contended rate over its alone rate."""
+    by tens of percent within a minute), each round once per busy count and, within it, once
+    per variant of --anchor-variant; then the medians, ours over the anchor's, and each one's
+    contended rate over its alone rate."""
+    variants = a.anchor_variant.split(",")
     for name in a.presets.split(","):
         script, what = ANCHORS.get(name, (None, None))
-        ours: dict[int, list[float]] = {b: [] for b in busy_counts}
+        ours: dict[tuple[str, int], list[float]] = {(v, b): [] for v in variants for b in busy_counts}
         theirs: dict[int, list[float]] = {b: [] for b in busy_counts}
         for i in range(a.rounds):
             for b in busy_counts:
-                with busy_processes(b, deadline=6 * a.seconds + 180):
-                    r = measure(name, "fp32")
+                with busy_processes(b, deadline=(5 * len(variants) + 1) * a.seconds + 180):
+                    rs = {v: measure(name, v) for v in variants}
                     anchor = run_tf(a.seconds, a.data_dir, a.tf_python, script) if have_tf and script else None
-                if r:
-                    ours[b].append(r["images_s"])
                 if anchor:
                     theirs[b].append(anchor)
                 beside = f"beside {b} busy" if b else "alone"
-                print(f"round {i + 1}, {beside}: mnistgan {name} {r['images_s'] if r else float('nan'):,.0f} images/s "
-                      f"({r['threads'] if r else '?'}; {r['threads_now'] if r else '?'} at the end)"
-                      + (f", {what} {anchor:,.0f} images/s: {r['images_s'] / anchor:.2f}x" if anchor and r else ""),
-                      flush=True)
-        for b in busy_counts:
-            if not ours[b]:
-                continue
-            beside = f"beside {b} busy process{'es' if b > 1 else ''}" if b else "alone"
-            line = f"{name} {beside}: mnistgan median {median(ours[b]):,.0f} images/s"
-            if theirs[b]:
-                line += (f", {what} {median(theirs[b]):,.0f}: {median(ours[b]) / median(theirs[b]):.2f}x "
-                         f"(per round: {', '.join(f'{o / t:.2f}' for o, t in zip(ours[b], theirs[b]))})")
-            if b and ours.get(0):
-                line += f"; of its alone rate: mnistgan {median(ours[b]) / median(ours[0]):.2f}"
-                if theirs[b] and theirs.get(0):
-                    line += f", {what} {median(theirs[b]) / median(theirs[0]):.2f}"
-            print(line)
+                for v, r in rs.items():
+                    if r:
+                        ours[(v, b)].append(r["images_s"])
+                    print(f"round {i + 1}, {beside}: mnistgan {name} {v} ({r['precision'] if r else '?'}) "
+                          f"{r['images_s'] if r else float('nan'):,.0f} images/s "
+                          f"({r['threads'] if r else '?'}; {r['threads_now'] if r else '?'} at the end)"
+                          + (f", {what} {anchor:,.0f} images/s: {r['images_s'] / anchor:.2f}x" if anchor and r else ""),
+                          flush=True)
+        for v in variants:
+            for b in busy_counts:
+                mine = ours[(v, b)]
+                if not mine:
+                    continue
+                beside = f"beside {b} busy process{'es' if b > 1 else ''}" if b else "alone"
+                line = f"{name} {v} {beside}: mnistgan median {median(mine):,.0f} images/s"
+                if len(theirs[b]) == len(mine):
+                    line += (f", {what} {median(theirs[b]):,.0f}: {median(mine) / median(theirs[b]):.2f}x "
+                             f"(per round: {', '.join(f'{o / t:.2f}' for o, t in zip(mine, theirs[b]))})")
+                if b and ours.get((v, 0)):
+                    line += f"; of its alone rate: mnistgan {median(mine) / median(ours[(v, 0)]):.2f}"
+                    if theirs[b] and theirs.get(0):
+                        line += f", {what} {median(theirs[b]) / median(theirs[0]):.2f}"
+                print(line)
 
 
 if __name__ == "__main__":

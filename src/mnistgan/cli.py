@@ -87,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     _invert_flag(t)
     t.add_argument("--data-dir", help="folder with the four IDX files (else $MNISTGAN_DATA_DIR, cache, download)")
     t.add_argument("--max-images", type=_positive_int, help="stop after this many images (short runs)")
-    t.add_argument("--precision", choices=["fp32", "bf16"], help="fp32 (default) or bf16 autocast")
+    t.add_argument("--precision", choices=["auto", "fp32", "bf16"],
+                   help="auto (default: bf16 autocast for the conv presets on CPUs with native bf16, "
+                        "fp32 elsewhere), fp32, or bf16 autocast")
     t.add_argument("--compile", action="store_true", default=None, help="torch.compile the networks")
     t.add_argument("--threads", type=_threads,
                    help="CPU threads: auto (default: one a core, fewer while other work takes cores) or a count")

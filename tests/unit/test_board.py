@@ -51,3 +51,17 @@ def test_a_folder_without_a_checkpoint_is_not_a_run_to_continue(board, tmp_path)
     assert board.trained_seconds(tmp_path / "absent") is None
     (tmp_path / "run" / "checkpoints").mkdir(parents=True)
     assert board.trained_seconds(tmp_path / "run") is None
+
+
+def test_each_row_names_the_precision_its_run_trained_in(board, tmp_path):
+    import json
+
+    import torch
+
+    from mnistgan.system import runtime
+
+    native = runtime.native_bf16(torch.device("cpu"))
+    for precision, model, expected in [("fp32", "dcgan", "fp32"), ("bf16", "mlp", "bf16"), ("auto", "mlp", "fp32"),
+                                       ("auto", "resnet", "bf16" if native else "fp32")]:
+        (tmp_path / "config.json").write_text(json.dumps({"precision": precision, "model": model}))
+        assert board.precision_of(tmp_path) == expected, (precision, model)

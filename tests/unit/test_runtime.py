@@ -112,3 +112,47 @@ def test_memory_format_gives_the_networks_their_layout():
     avx512 = torch.backends.cpu.get_cpu_capability().startswith("AVX512")
     assert layout("r3gan", "auto") == ("nhwc" if avx512 else "nchw")
     assert runtime.channels_last("auto", torch.device("cuda"), "resnet") is None
+
+
+def _cpu_has_native_bf16() -> bool:
+    """Read from /proc/cpuinfo, independently of torch's own check."""
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def test_precision_auto_is_bf16_for_conv_families_on_cpus_with_native_bf16_only():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    native = _cpu_has_native_bf16()
+    assert runtime.native_bf16(cpu) == native and not runtime.native_bf16(cuda)
+    for family in ("dcgan", "resnet"):
+        assert runtime.bf16_autocast("auto", cpu, family) == native
+        assert runtime.bf16_autocast("auto", cuda, family) is False
+        assert runtime.bf16_autocast("fp32", cpu, family) is False and runtime.bf16_autocast("bf16", cpu, family)
+    assert runtime.bf16_autocast("auto", cpu, "mlp") is False  # the seed preset stays exact fp32
+    assert runtime.bf16_autocast("bf16", cpu, "mlp") is True
+
+
+def test_precision_auto_trains_as_its_resolved_precision():
+    """One dcgan step under auto ends with the weights of the precision it resolves to, which
+    differ from the other one's (so autocast is really on or off); the seed keeps its exact
+    hand-derived fp32 step under auto and under an explicit fp32."""
+    from mnistgan.config import from_preset
+    from mnistgan.training.trainer import Trainer
+
+    def one_step(precision):
+        t = Trainer(from_preset("dcgan", {"precision": precision, "device": "cpu", "width": 8, "batch_size": 16}), "cpu")
+        real = torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+        t.train_step(real)
+        return t, torch.cat([p.detach().flatten() for p in t.G.parameters()])
+
+    auto, w_auto = one_step("auto")
+    _, w_fp32 = one_step("fp32")
+    _, w_bf16 = one_step("bf16")
+    assert not torch.equal(w_fp32, w_bf16)
+    assert auto.bf16 == _cpu_has_native_bf16()
+    assert torch.equal(w_auto, w_bf16 if auto.bf16 else w_fp32)
+    for precision in ("auto", "fp32"):
+        assert Trainer(from_preset("seed", {"precision": precision, "device": "cpu"}), "cpu").engine.kind == "hand-derived"

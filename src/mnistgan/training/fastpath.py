@@ -22,7 +22,7 @@ from . import stats
 # the seed's value, so that an option added later turns this path off by itself.
 FREE = {"invert", "train_images", "num_classes", "z_dim", "hidden", "init_std", "lr", "lr_d", "beta1", "beta2",
         "eps", "batch_size", "seed", "width", "spectral_norm", "gp_lambda", "tf32", "flush_denormals", "optimizer",
-        "data_key", "reg_every", "lr_schedule", "lr_end", "lr_horizon"}
+        "data_key", "reg_every", "lr_schedule", "lr_end", "lr_horizon", "precision"}
 
 
 def applies(config, G, D) -> bool:
@@ -30,7 +30,9 @@ def applies(config, G, D) -> bool:
     from ..models.mlp import MLPDiscriminator, MLPGenerator
 
     seed = TrainConfig()  # the seed preset is the defaults
+    # (precision: auto is fp32 for the mlp family on every device, see runtime.bf16_autocast)
     return (all(getattr(config, f) == getattr(seed, f) for f in fixed_fields() - FREE) and not config.compile
+            and config.precision != "bf16"
             and type(G) is MLPGenerator and type(D) is MLPDiscriminator
             and len(G.net) == 4 and len(D.net) == 4 and G.embed is None and D.embed is None)
 

@@ -24,7 +24,7 @@ from typing import Callable, Protocol
 
 import torch
 
-from ..system import distributed
+from ..system import distributed, runtime
 from . import fastpath, graphs, objectives, stats
 from ..errors import ConfigError
 
@@ -140,7 +140,7 @@ def build(p: Parts, hand_derived: bool = True) -> Step:
         synced = torch.compile(synced, mode=mode) if synced is not None else None
     # (autocast's cache of cast weights would hold tensors of one replay in the next)
     autocast = (lambda: torch.autocast(p.device.type, dtype=torch.bfloat16, cache_enabled=not graphing)) \
-        if c.precision == "bf16" else contextlib.nullcontext
+        if runtime.bf16_autocast(c.precision, p.device, c.model) else contextlib.nullcontext
     step = AutogradStep(p, g_call, d_call, synced, autocast)
     if c.compile:
         step.kind = "compiled"

@@ -96,6 +96,7 @@ class Trainer:
             fmt = torch.channels_last if layout else torch.contiguous_format
             self.G, self.D = self.G.to(memory_format=fmt), self.D.to(memory_format=fmt)
         self.channels_last = bool(layout)  # (the batch is made channels-last to match; dcgan's own layout needs not)
+        self.bf16 = runtime.bf16_autocast(c.precision, self.device, c.model)  # (the engine decides the same way)
         seeds.seed_global_rngs(c.seed)
         self.ema = EMA(self.G, c) if c.ema_half_life else None
         graphing = c.cuda_graph and self.device.type == "cuda"
