@@ -239,6 +239,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
         raise MnistganError("give either a RUN folder or --images FILE.npy")
     metrics = [m.strip() for m in a.metrics.split(",")] if a.metrics else None
     place = distributed.init(a.device)  # under torchrun: sampling and features shared out
+    ended_well = False
     try:
         if place.active and not a.run:
             raise MnistganError("under torchrun, evaluate samples a RUN; score --images in one process")
@@ -246,8 +247,11 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
                   "invert": a.invert, "device": a.device, "force": a.force, "progress": progress_bar,
                   "threads": a.threads}
         done = evaluation.run(a.run, a.n, a.seed, **common) if a.run else evaluation.images_file(a.images, **common)
+        ended_well = True
     finally:
-        distributed.shutdown()
+        # (together: the other ranks wait until rank 0 has measured and written; one leaving
+        # the group while rank 0 still worked aborted in gloo's teardown, about one run in five)
+        distributed.shutdown(together=ended_well)
     if done is None:  # another process of torchrun's group: rank 0 reports
         return 0
     print(report.table(done.result))

@@ -93,8 +93,11 @@ def test_1_two_ranks_match_one_process_and_repeat_bit_identically(two_ranks, mni
 @pytest.mark.parametrize("preset", ["dcgan", "cdcgan", "wgan-gp"])
 def test_2_conv_presets_train_on_two_ranks(preset, mnist_dir, tmp_path):
     """Batch norm (synchronised), the auxiliary head, projection and the gradient penalty
-    (double backward) under DDP, with no unused-parameter errors; dcgan matches one process."""
-    args = lambda out: train_args(out, mnist_dir, preset, 640, 1, "--set", "width=16")
+    (double backward) under DDP, with no unused-parameter errors; dcgan matches one process.
+    (The comparison runs in fp32, the precision its bar was measured in; cdcgan and wgan-gp run
+    at the default, bf16 autocast on a CPU with native bf16.)"""
+    pin = ["--precision", "fp32"] if preset == "dcgan" else []
+    args = lambda out: train_args(out, mnist_dir, preset, 640, 1, "--set", "width=16", *pin)
     two = tmp_path / "two"
     torchrun(args(two))
     rows = read_log(two)
