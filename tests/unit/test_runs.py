@@ -43,3 +43,23 @@ def test_newest_loadable_skips_damaged_and_says_so(tmp_path):
     assert path.name == ckpt.filename(100) and meta == {"images_seen": 100}
     assert len(notes.messages) == 1 and "skipping damaged checkpoint" in notes.messages[0]
     assert (run / "checkpoints" / ckpt.filename(200)).exists()  # never deleted
+
+
+def test_a_run_says_when_precision_auto_chose_bf16():
+    """The notice appears exactly when auto resolved to bf16 (a conv preset on a CPU with native
+    bf16), and never for an explicit precision."""
+    import numpy as np
+
+    from mnistgan.config import from_preset
+    from mnistgan.data import DeviceData
+    from mnistgan.training.trainer import Trainer
+
+    rng = np.random.default_rng(0)
+    data = DeviceData(rng.integers(0, 256, (32, 1, 28, 28), dtype=np.uint8), rng.integers(0, 10, 32), "cpu")
+    for precision in ("auto", "fp32", "bf16"):
+        notes = Notes()
+        t = Trainer(from_preset("dcgan", {"precision": precision, "device": "cpu", "width": 8, "batch_size": 16,
+                                          "train_images": 32, "max_images": 16, "progress": False}), "cpu")
+        runs._fit(t, data, [notes], tune_malloc=False)
+        said = any("run in bf16 (autocast)" in m for m in notes.messages)
+        assert said == (precision == "auto" and t.bf16), (precision, notes.messages)

@@ -24,7 +24,7 @@ from typing import Callable, Protocol
 
 import torch
 
-from ..system import distributed, runtime
+from ..system import distributed
 from . import fastpath, graphs, objectives, stats
 from ..errors import ConfigError
 
@@ -51,6 +51,7 @@ class Parts:
     device: torch.device
     dist: distributed.Dist
     ema_update: Callable[[], None] | None  # after each G update (the Trainer's EMA), or None
+    bf16: bool                             # forward passes under bf16 autocast (the run's precision, resolved)
 
     def draws(self) -> objectives.Draws:
         """The run's noise stream, drawn for the global batch, this process's part kept."""
@@ -140,7 +141,7 @@ def build(p: Parts, hand_derived: bool = True) -> Step:
         synced = torch.compile(synced, mode=mode) if synced is not None else None
     # (autocast's cache of cast weights would hold tensors of one replay in the next)
     autocast = (lambda: torch.autocast(p.device.type, dtype=torch.bfloat16, cache_enabled=not graphing)) \
-        if runtime.bf16_autocast(c.precision, p.device, c.model) else contextlib.nullcontext
+        if p.bf16 else contextlib.nullcontext
     step = AutogradStep(p, g_call, d_call, synced, autocast)
     if c.compile:
         step.kind = "compiled"

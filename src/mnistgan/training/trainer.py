@@ -96,7 +96,7 @@ class Trainer:
             fmt = torch.channels_last if layout else torch.contiguous_format
             self.G, self.D = self.G.to(memory_format=fmt), self.D.to(memory_format=fmt)
         self.channels_last = bool(layout)  # (the batch is made channels-last to match; dcgan's own layout needs not)
-        self.bf16 = runtime.bf16_autocast(c.precision, self.device, c.model)  # (the engine decides the same way)
+        self.bf16 = runtime.bf16_autocast(c.precision, self.device, c.model)  # precision auto, decided once here
         seeds.seed_global_rngs(c.seed)
         self.ema = EMA(self.G, c) if c.ema_half_life else None
         graphing = c.cuda_graph and self.device.type == "cuda"
@@ -106,7 +106,7 @@ class Trainer:
                                  capturable=graphing)
         self.noise = torch.Generator(self.device).manual_seed(seeds.derived_seed(c.seed, seeds.NOISE))
         self.parts = steps.Parts(c, self.G, self.D, self.opt_g, self.opt_d, self.noise, self._part, self.device,
-                                 self.dist, None if self.ema is None else lambda: self.ema.update(self.G))
+                                 self.dist, None if self.ema is None else lambda: self.ema.update(self.G), self.bf16)
         self.engine = steps.build(self.parts)
         self.fixed_noise, self.fixed_labels = self._fixed_batch()
         self.images_seen = 0
