@@ -36,10 +36,13 @@ from mnistgan.store import checkpoint  # noqa: E402
 HEADLINE = {"stacked-mnist": ("modes", "kl"), "mnist": ("fid", "recall"), "fashion-mnist": ("fid", "recall")}
 
 
-def measure(run: Path, dataset: str, data_dir: str | None, n: int | None) -> dict:
-    """The headline metrics of the run's newest checkpoint, by `mnistgan evaluate`."""
+def measure(run: Path, dataset: str, data_dir: str | None, n: int | None, extra: tuple[str, ...] = ()) -> dict:
+    """The headline metrics of the run's newest checkpoint, by `mnistgan evaluate`; with
+    "parzen" in extra also the Parzen estimate (grey sets), with "digits" the worst share of
+    `--digit k` forgeries read as k (conditional runs: build_zoo.digit_accuracy, the zoo
+    cards' own measure, 1,000 a class)."""
     out = run / "board-metrics.json"
-    metrics = "modes" if dataset == "stacked-mnist" else "fid,prdc"
+    metrics = "modes" if dataset == "stacked-mnist" else "fid,prdc" + (",parzen" if "parzen" in extra else "")
     cmd = [sys.executable, "-m", "mnistgan", "evaluate", str(run), "--metrics", metrics, "--out", str(out), "--force"]
     cmd += ["--data-dir", data_dir] if data_dir else []
     cmd += ["--n", str(n)] if n else []
@@ -47,7 +50,15 @@ def measure(run: Path, dataset: str, data_dir: str | None, n: int | None) -> dic
     m = json.loads(out.read_text())["metrics"]
     if dataset == "stacked-mnist":
         return {"modes": m["modes"]["modes"], "kl": m["modes"]["kl"]}
-    return {"fid": m["fid"]["fid"], "precision": m["prdc"]["precision"], "recall": m["prdc"]["recall"]}
+    found = {"fid": m["fid"]["fid"], "precision": m["prdc"]["precision"], "recall": m["prdc"]["recall"]}
+    if "parzen" in m:
+        found["parzen"] = m["parzen"]["parzen"]["mean"]
+    if "digits" in extra and json.loads((run / "config.json").read_text()).get("conditional"):
+        from build_zoo import digit_accuracy
+
+        shares = digit_accuracy(run, dataset)
+        found["digit_worst"], found["digit_worst_k"] = min(shares), shares.index(min(shares))
+    return found
 
 
 def trained_seconds(run: Path) -> float | None:
@@ -68,12 +79,12 @@ def precision_of(run: Path) -> str:
 
 
 def curve(spec: str, dataset: str, budgets: list[float], folder: Path, data_dir: str | None,
-          n: int | None, machine: str) -> list[dict]:
+          n: int | None, machine: str, extra: tuple[str, ...] = ()) -> list[dict]:
     """One candidate ("PRESET KEY=VALUE ..."), trained and measured at each budget in turn."""
     preset, *sets = spec.split()
     run = folder / ("-".join(spec.split()).replace("=", "") + "-" + dataset)
     command = (f"python benchmarks/board.py --dataset {dataset} --runs \"{spec}\" "
-               f"--at {','.join(f'{b:g}' for b in budgets)}")
+               f"--at {','.join(f'{b:g}' for b in budgets)}" + "".join(f" --{e}" for e in extra))
     done = trained_seconds(run)
     if done is None and run.exists():
         shutil.rmtree(run)
@@ -82,11 +93,11 @@ def curve(spec: str, dataset: str, budgets: list[float], folder: Path, data_dir:
         budgets = [b for b in budgets if b > done]
         command += f" --keep {folder}"
     mnistgan = [sys.executable, "-m", "mnistgan", "train", "--no-progress"]
-    extra = [a for s in sets for a in ("--set", s)]
+    settings = [a for s in sets for a in ("--set", s)]
     rows = []
     for i, seconds in enumerate(budgets):
         if i == 0 and done is None:
-            cmd = [*mnistgan, "--preset", preset, "--dataset", dataset, "--out", str(run), "--epochs", "1000", *extra]
+            cmd = [*mnistgan, "--preset", preset, "--dataset", dataset, "--out", str(run), "--epochs", "1000", *settings]
             cmd += ["--data-dir", data_dir] if data_dir else []
         else:
             cmd = [*mnistgan, "--resume", str(run)]
@@ -95,7 +106,7 @@ def curve(spec: str, dataset: str, budgets: list[float], folder: Path, data_dir:
         row = {"dataset": dataset, "run": spec, "seconds": seconds, "trained_s": round(trained_seconds(run), 1),
                "images": log[-1]["images_seen"],
                "epochs": log[-1]["images_seen"] / log[-1]["images_per_epoch"],
-               "precision": precision_of(run), **measure(run, dataset, data_dir, n), "machine": machine,
+               "precision": precision_of(run), **measure(run, dataset, data_dir, n, extra), "machine": machine,
                "date": datetime.date.today().isoformat(), "command": command}
         rows.append(row)
         print(line(row), flush=True)
@@ -105,7 +116,10 @@ def curve(spec: str, dataset: str, budgets: list[float], folder: Path, data_dir:
 def line(row: dict) -> str:
     a, b = HEADLINE[row["dataset"]]
     fa = f"{row[a]:d}" if isinstance(row[a], int) else f"{row[a]:.3f}"
-    return f"{row['run']:<36}{row['seconds']:>7g} s {row['images']:>10,} images {row['epochs']:>6.2f} ep  {a} {fa}  {b} {row[b]:.3f}"
+    more = (f"  parzen {row['parzen']:.1f}" if "parzen" in row else "") + \
+        (f"  worst --digit k {row['digit_worst']:.3f} (k={row['digit_worst_k']})" if "digit_worst" in row else "")
+    return (f"{row['run']:<36}{row['seconds']:>7g} s {row['images']:>10,} images {row['epochs']:>6.2f} ep  "
+            f"{a} {fa}  {b} {row[b]:.3f}{more}")
 
 
 def curves(rows: list[dict], dataset: str) -> dict[tuple[str, str, str], dict[float, dict]]:
@@ -116,6 +130,12 @@ def curves(rows: list[dict], dataset: str) -> dict[tuple[str, str, str], dict[fl
     return out
 
 
+def extras(row: dict) -> str:
+    """A cell's measures beyond the headline pair, when the row has them (--parzen, --digits)."""
+    return ((f"; Parzen {row['parzen']:.0f}" if "parzen" in row else "") +
+            (f"; worst `--digit k` {row['digit_worst']:.3f}" if "digit_worst" in row else ""))
+
+
 def table(rows: list[dict], dataset: str) -> str:
     """The markdown table of one dataset's rows: one line a run, one column a budget."""
     a, b = HEADLINE[dataset]
@@ -124,7 +144,7 @@ def table(rows: list[dict], dataset: str) -> str:
     head = "| run | machine, date | " + " | ".join(f"{s:g} s: {a} / {b}" for s in budgets) + " |"
     out = [head, "|" + "---|" * (2 + len(budgets))]
     for (run, machine, date), points in found.items():
-        cells = [(f"{r[a]} / {r[b]:.3f}" if isinstance(r[a], int) else f"{r[a]:.2f} / {r[b]:.3f}")
+        cells = [(f"{r[a]} / {r[b]:.3f}" if isinstance(r[a], int) else f"{r[a]:.2f} / {r[b]:.3f}") + extras(r)
                  if (r := points.get(s)) else "" for s in budgets]
         # the CPU model and its vector units: the machine line up to its core count
         cpu = machine.removeprefix("machine: ").split("; ")[0].rsplit(", ", 1)[0]
@@ -163,6 +183,8 @@ def main() -> None:
     p.add_argument("--at", default="150,300,600", help="budgets in seconds of training, ascending")
     p.add_argument("--data-dir", default=None, help="the dataset's folder (default: mnistgan's own search)")
     p.add_argument("--n", type=int, help="forgeries per evaluation (default: evaluate's: 10,000; stacked 26,000)")
+    p.add_argument("--digits", action="store_true", help="conditional runs: also the worst share of --digit k read as k")
+    p.add_argument("--parzen", action="store_true", help="grey sets: also the Parzen estimate")
     p.add_argument("--results", default=str(HERE / "screens" / "board.json"), help="rows are added here")
     p.add_argument("--keep", help="keep the runs in this folder (default: a temporary one)")
     p.add_argument("--table", action="store_true", help="print the dataset's markdown table from --results")
@@ -180,7 +202,8 @@ def main() -> None:
         folder = Path(a.keep or tmp)
         folder.mkdir(parents=True, exist_ok=True)
         for spec in a.runs:
-            rows += curve(spec, a.dataset, budgets, folder, a.data_dir, a.n, machine)
+            extra = tuple(e for e in ("parzen", "digits") if getattr(a, e))
+            rows += curve(spec, a.dataset, budgets, folder, a.data_dir, a.n, machine, extra)
             results.parent.mkdir(parents=True, exist_ok=True)
             part = results.with_suffix(".part")  # after each run, whole or not at all: nothing lost on a crash
             part.write_text(json.dumps(rows, indent=1) + "\n")

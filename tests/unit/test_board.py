@@ -41,6 +41,15 @@ def test_table_puts_each_figure_in_its_runs_row_and_its_budgets_column(board):
     assert modes[0].endswith("300 s: modes / kl |") and modes[2].endswith("| 964 / 0.714 |")
 
 
+def test_a_cell_carries_parzen_and_the_worst_digit_when_the_row_has_them(board):
+    rows = [{**row("best aux_weight=1", 600, 6.34, 0.789), "parzen": 197.2, "digit_worst": 0.99, "digit_worst_k": 2},
+            row("best", 600, 6.01, 0.814)]
+    lines = board.table(rows, "mnist").splitlines()
+    assert lines[2].endswith("| 6.34 / 0.789; Parzen 197; worst `--digit k` 0.990 |")
+    assert lines[3].endswith("| 6.01 / 0.814 |")
+    assert board.line(rows[0]).endswith("parzen 197.2  worst --digit k 0.990 (k=2)")
+
+
 def test_plot_draws_the_curves(board, tmp_path):
     out = tmp_path / "docs" / "board.png"
     board.plot([row("best", 150, 30.0, 0.62), row("best", 300, 12.9, 0.77)], "mnist", out)
