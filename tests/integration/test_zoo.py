@@ -17,7 +17,7 @@ from mnistgan.store import modelfolder
 
 REPO = Path(__file__).resolve().parents[2]
 FASHION = Path("/usr/share/datasets/fashion-mnist")
-MODELS = ["best-fashion-mnist", "best-mnist", "cdcgan-mnist", "r3gan-stacked-mnist", "seed-mnist"]
+MODELS = ["best-fashion-mnist", "best-mnist", "cdcgan-mnist", "pacgan-stacked-mnist", "r3gan-stacked-mnist", "seed-mnist"]
 MAX_BYTES = 15 * 2**20  # the zoo's whole size in the wheel
 
 
