@@ -78,9 +78,18 @@ def precision_of(run: Path) -> str:
     return "bf16" if bf16 else "fp32"
 
 
+def continued(rows: list[dict], spec: str, dataset: str, machine: str) -> dict:
+    """The curve a kept run continues: the "curve" and "date" of the newest row of the same
+    candidate, data and machine (so that its later budgets join its earlier ones, also past
+    midnight and beside another sitting's row of the same candidate), or {} when there is none."""
+    found = [r for r in rows if (r["run"], r["dataset"], r["machine"]) == (spec, dataset, machine)]
+    return {k: found[-1][k] for k in ("curve", "date") if k in found[-1]} if found else {}
+
+
 def curve(spec: str, dataset: str, budgets: list[float], folder: Path, data_dir: str | None,
-          n: int | None, machine: str, extra: tuple[str, ...] = ()) -> list[dict]:
-    """One candidate ("PRESET KEY=VALUE ..."), trained and measured at each budget in turn."""
+          n: int | None, machine: str, extra: tuple[str, ...] = (), before: list[dict] | None = None) -> list[dict]:
+    """One candidate ("PRESET KEY=VALUE ..."), trained and measured at each budget in turn;
+    `before`: the rows already kept, where a continued run finds the curve it belongs to."""
     preset, *sets = spec.split()
     run = folder / ("-".join(spec.split()).replace("=", "") + "-" + dataset)
     command = (f"python benchmarks/board.py --dataset {dataset} --runs \"{spec}\" "
@@ -92,6 +101,10 @@ def curve(spec: str, dataset: str, budgets: list[float], folder: Path, data_dir:
         print(f"{spec}: continuing {run} from {done:.0f} s of training", flush=True)
         budgets = [b for b in budgets if b > done]
         command += f" --keep {folder}"
+    now = datetime.datetime.now().replace(microsecond=0)
+    same = {"curve": now.isoformat(), "date": now.date().isoformat()}
+    if done is not None:
+        same.update(continued(before or [], spec, dataset, machine))
     mnistgan = [sys.executable, "-m", "mnistgan", "train", "--no-progress"]
     settings = [a for s in sets for a in ("--set", s)]
     rows = []
@@ -107,7 +120,7 @@ def curve(spec: str, dataset: str, budgets: list[float], folder: Path, data_dir:
                "images": log[-1]["images_seen"],
                "epochs": log[-1]["images_seen"] / log[-1]["images_per_epoch"],
                "precision": precision_of(run), **measure(run, dataset, data_dir, n, extra), "machine": machine,
-               "date": datetime.date.today().isoformat(), "command": command}
+               **same, "command": command}
         rows.append(row)
         print(line(row), flush=True)
     return rows
@@ -122,11 +135,13 @@ def line(row: dict) -> str:
             f"{a} {fa}  {b} {row[b]:.3f}{more}")
 
 
-def curves(rows: list[dict], dataset: str) -> dict[tuple[str, str, str], dict[float, dict]]:
-    """One dataset's rows as curves: (run, machine line, date) -> {budget: row}, budgets ascending."""
-    out: dict[tuple[str, str, str], dict[float, dict]] = {}
+def curves(rows: list[dict], dataset: str) -> dict[tuple[str, str, str, str], dict[float, dict]]:
+    """One dataset's rows as curves: (run, machine line, date, curve) -> {budget: row}, budgets
+    ascending. A row's "curve" (when its run began) tells apart two sittings' runs of one
+    candidate on one day; rows written before it was kept have their date only."""
+    out: dict[tuple[str, str, str, str], dict[float, dict]] = {}
     for r in sorted((r for r in rows if r["dataset"] == dataset), key=lambda r: r["seconds"]):
-        out.setdefault((r["run"], r["machine"], r["date"]), {})[r["seconds"]] = r
+        out.setdefault((r["run"], r["machine"], r["date"], r.get("curve", "")), {})[r["seconds"]] = r
     return out
 
 
@@ -143,7 +158,7 @@ def table(rows: list[dict], dataset: str) -> str:
     budgets = sorted({s for points in found.values() for s in points})
     head = "| run | machine, date | " + " | ".join(f"{s:g} s: {a} / {b}" for s in budgets) + " |"
     out = [head, "|" + "---|" * (2 + len(budgets))]
-    for (run, machine, date), points in found.items():
+    for (run, machine, date, _), points in found.items():
         cells = [(f"{r[a]} / {r[b]:.3f}" if isinstance(r[a], int) else f"{r[a]:.2f} / {r[b]:.3f}") + extras(r)
                  if (r := points.get(s)) else "" for s in budgets]
         # the CPU model and its vector units: the machine line up to its core count
@@ -159,7 +174,7 @@ def plot(rows: list[dict], dataset: str, path: Path) -> None:
     import matplotlib.pyplot as plt
     a, b = HEADLINE[dataset]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for (run, _, _), points in curves(rows, dataset).items():
+    for (run, *_), points in curves(rows, dataset).items():
         for ax, metric in zip(axes, (a, b)):
             ax.plot(list(points), [r[metric] for r in points.values()], marker="o", label=run)
     for ax, metric in zip(axes, (a, b)):
@@ -203,7 +218,7 @@ def main() -> None:
         folder.mkdir(parents=True, exist_ok=True)
         for spec in a.runs:
             extra = tuple(e for e in ("parzen", "digits") if getattr(a, e))
-            rows += curve(spec, a.dataset, budgets, folder, a.data_dir, a.n, machine, extra)
+            rows += curve(spec, a.dataset, budgets, folder, a.data_dir, a.n, machine, extra, rows)
             results.parent.mkdir(parents=True, exist_ok=True)
             part = results.with_suffix(".part")  # after each run, whole or not at all: nothing lost on a crash
             part.write_text(json.dumps(rows, indent=1) + "\n")

@@ -50,6 +50,18 @@ def test_a_cell_carries_parzen_and_the_worst_digit_when_the_row_has_them(board):
     assert board.line(rows[0]).endswith("parzen 197.2  worst --digit k 0.990 (k=2)")
 
 
+def test_two_sittings_runs_of_one_candidate_are_two_curves_and_a_continued_run_joins_its_own(board):
+    earlier = {**row("best", 300, 11.39, 0.70), "date": "2026-12-07"}  # a row from before "curve" was kept
+    today = {**row("best", 300, 11.90, 0.68), "date": "2026-12-07", "curve": "2026-12-07T23:00:00"}
+    joins = board.continued([earlier, today], "best", "mnist", today["machine"])
+    assert joins == {"curve": "2026-12-07T23:00:00", "date": "2026-12-07"}
+    later = {**row("best", 600, 9.76, 0.71), **joins}  # measured after midnight, in the same curve
+    lines = board.table([earlier, today, later], "mnist").splitlines()
+    assert lines[2].endswith("| 11.39 / 0.700 |  |") and lines[3].endswith("| 11.90 / 0.680 | 9.76 / 0.710 |")
+    assert len(lines) == 4
+    assert board.continued([earlier], "best lr=5e-4", "mnist", today["machine"]) == {}
+
+
 def test_plot_draws_the_curves(board, tmp_path):
     out = tmp_path / "docs" / "board.png"
     board.plot([row("best", 150, 30.0, 0.62), row("best", 300, 12.9, 0.77)], "mnist", out)
