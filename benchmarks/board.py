@@ -216,8 +216,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(a.keep or tmp)
         folder.mkdir(parents=True, exist_ok=True)
+        extra = tuple(e for e in ("parzen", "digits") if getattr(a, e))
         for spec in a.runs:
-            extra = tuple(e for e in ("parzen", "digits") if getattr(a, e))
             rows += curve(spec, a.dataset, budgets, folder, a.data_dir, a.n, machine, extra, rows)
             results.parent.mkdir(parents=True, exist_ok=True)
             part = results.with_suffix(".part")  # after each run, whole or not at all: nothing lost on a crash
