@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -67,6 +68,24 @@ def trained_seconds(run: Path) -> float | None:
     return float(checkpoint.read_header(found[-1])["train_seconds"]) if found else None
 
 
+# What a run's own start sets beside its preset and settings (the data, the budget, the folder):
+# not the candidate's values, so a kept run is not told apart from its candidate by them.
+RUN_FIELDS = {"out", "dataset", "data_key", "data_dir", "epochs", "max_seconds", "max_images", "progress",
+              "train_images", "num_classes", "channels", "device", "download"}
+
+
+def changed_values(run: Path, spec: str) -> dict[str, tuple]:
+    """The values in which a kept run's config.json differs from what its candidate ("PRESET
+    KEY=VALUE ...") gives now ({name: (then, now)}): a preset changed since the run began, so
+    continuing it would add the old setting's figures to the new one's curve."""
+    from mnistgan.config import TrainConfig, from_preset, parse_sets
+
+    preset, *sets = spec.split()
+    now = from_preset(preset, parse_sets(sets)).to_dict()
+    then = TrainConfig.from_dict(json.loads((run / "config.json").read_text())).to_dict()
+    return {k: (then[k], now[k]) for k in now if k not in RUN_FIELDS and then[k] != now[k]}
+
+
 def precision_of(run: Path) -> str:
     """The precision a run trained in here (its setting, auto resolved on this machine)."""
     import torch
@@ -87,14 +106,21 @@ def continued(rows: list[dict], spec: str, dataset: str, machine: str) -> dict:
 
 
 def curve(spec: str, dataset: str, budgets: list[float], folder: Path, data_dir: str | None,
-          n: int | None, machine: str, extra: tuple[str, ...] = (), before: list[dict] | None = None) -> list[dict]:
+          n: int | None, machine: str, extra: tuple[str, ...] = (), before: list[dict] | None = None,
+          keep: Callable[[dict], None] | None = None) -> list[dict]:
     """One candidate ("PRESET KEY=VALUE ..."), trained and measured at each budget in turn;
-    `before`: the rows already kept, where a continued run finds the curve it belongs to."""
+    `before`: the rows already kept, where a continued run finds the curve it belongs to;
+    `keep`: called with each row as soon as it is measured (so a crash or a stop during a
+    later budget loses none of the earlier ones)."""
     preset, *sets = spec.split()
     run = folder / ("-".join(spec.split()).replace("=", "") + "-" + dataset)
     command = (f"python benchmarks/board.py --dataset {dataset} --runs \"{spec}\" "
                f"--at {','.join(f'{b:g}' for b in budgets)}" + "".join(f" --{e}" for e in extra))
     done = trained_seconds(run)
+    if done is not None and (changed := changed_values(run, spec)):
+        print(f"{spec}: {run} was trained with other values than the candidate has now "
+              f"({', '.join(f'{k} {a} -> {b}' for k, (a, b) in changed.items())}): started afresh", flush=True)
+        done = None
     if done is None and run.exists():
         shutil.rmtree(run)
     elif done is not None:  # a kept run continues: only the budgets beyond what it has trained
@@ -122,8 +148,19 @@ def curve(spec: str, dataset: str, budgets: list[float], folder: Path, data_dir:
                "precision": precision_of(run), **measure(run, dataset, data_dir, n, extra), "machine": machine,
                **same, "command": command}
         rows.append(row)
+        if keep is not None:
+            keep(row)
         print(line(row), flush=True)
     return rows
+
+
+def save(rows: list[dict], row: dict, results: Path) -> None:
+    """Adds a measured row to the kept ones and writes them all, whole or not at all."""
+    rows.append(row)
+    results.parent.mkdir(parents=True, exist_ok=True)
+    part = results.with_suffix(".part")
+    part.write_text(json.dumps(rows, indent=1) + "\n")
+    os.replace(part, results)
 
 
 def line(row: dict) -> str:
@@ -161,10 +198,23 @@ def table(rows: list[dict], dataset: str) -> str:
     for (run, machine, date, _), points in found.items():
         cells = [(f"{r[a]} / {r[b]:.3f}" if isinstance(r[a], int) else f"{r[a]:.2f} / {r[b]:.3f}") + extras(r)
                  if (r := points.get(s)) else "" for s in budgets]
-        # the CPU model and its vector units: the machine line up to its core count
-        cpu = machine.removeprefix("machine: ").split("; ")[0].rsplit(", ", 1)[0]
-        out.append(f"| `{run}` | {cpu}, {date} | " + " | ".join(cells) + " |")
+        out.append(f"| `{run}` | {cpu_of(machine)}, {date} | " + " | ".join(cells) + " |")
     return "\n".join(out)
+
+
+def cpu_of(machine: str) -> str:
+    """The CPU model and its vector units: the machine line up to its core count."""
+    return machine.removeprefix("machine: ").split("; ")[0].rsplit(", ", 1)[0]
+
+
+def kind_of(machine: str) -> str:
+    """A short name for the machine's kind, for a plot's legend: the CPU model without its
+    trademarks and its widest vector unit ("AMD EPYC avx512_bf16", "Intel Xeon avx512f")."""
+    cpu = cpu_of(machine)
+    name, _, units = cpu.partition(" (")
+    name = name.replace("(R)", "").replace("(TM)", "").replace(" Processor", "").replace(" CPU", "")
+    widest = units.rstrip(")").split(", ")[-1] if units else ""
+    return " ".join(f"{name} {widest}".split())
 
 
 def plot(rows: list[dict], dataset: str, path: Path) -> None:
@@ -174,9 +224,10 @@ def plot(rows: list[dict], dataset: str, path: Path) -> None:
     import matplotlib.pyplot as plt
     a, b = HEADLINE[dataset]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for (run, *_), points in curves(rows, dataset).items():
+    for (run, machine, date, _), points in curves(rows, dataset).items():
+        label = f"{run} ({kind_of(machine)}, {date})"  # one candidate's runs on two kinds or days stay apart
         for ax, metric in zip(axes, (a, b)):
-            ax.plot(list(points), [r[metric] for r in points.values()], marker="o", label=run)
+            ax.plot(list(points), [r[metric] for r in points.values()], marker="o", label=label)
     for ax, metric in zip(axes, (a, b)):
         ax.set_xlabel("seconds of training (2-core CPU)")
         ax.set_ylabel({"fid": "FID (lower is better)", "recall": "recall", "modes": "modes (of 1,000)",
@@ -218,11 +269,8 @@ def main() -> None:
         folder.mkdir(parents=True, exist_ok=True)
         extra = tuple(e for e in ("parzen", "digits") if getattr(a, e))
         for spec in a.runs:
-            rows += curve(spec, a.dataset, budgets, folder, a.data_dir, a.n, machine, extra, rows)
-            results.parent.mkdir(parents=True, exist_ok=True)
-            part = results.with_suffix(".part")  # after each run, whole or not at all: nothing lost on a crash
-            part.write_text(json.dumps(rows, indent=1) + "\n")
-            os.replace(part, results)
+            curve(spec, a.dataset, budgets, folder, a.data_dir, a.n, machine, extra, rows,
+                  keep=lambda row: save(rows, row, results))
     if a.table:
         print(table(rows, a.dataset))
     if a.plot:

@@ -3,6 +3,7 @@ column a budget, the right cell for each; a curve drawn per run; a run folder wi
 checkpoint is not taken for a run to continue. (Its training and evaluation are mnistgan's
 commands, tested where they live.)"""
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -86,3 +87,37 @@ def test_each_row_names_the_precision_its_run_trained_in(board, tmp_path):
                                        ("auto", "resnet", "bf16" if native else "fp32")]:
         (tmp_path / "config.json").write_text(json.dumps({"precision": precision, "model": model}))
         assert board.precision_of(tmp_path) == expected, (precision, model)
+
+
+def test_a_legend_names_each_curves_machine_kind_so_one_candidate_on_two_kinds_stays_two(board):
+    amd = "machine: AMD EPYC (avx2, avx512f, avx512_bf16), 2 CPUs; torch 2.13.0+cpu"
+    xeon = "machine: Intel(R) Xeon(R) Processor (avx2, avx512f), 2 CPUs; torch 2.13.0+cpu"
+    assert board.kind_of(amd) == "AMD EPYC avx512_bf16"
+    assert board.kind_of(xeon) == "Intel Xeon avx512f"
+    assert board.kind_of("machine: Some CPU, 2 CPUs; torch") == "Some"
+
+
+def test_each_measured_row_is_written_at_once_whole(board, tmp_path):
+    """A stop during a later budget loses none of the earlier ones: each row is kept as soon as
+    it is measured, and the file is replaced whole (never left half-written)."""
+    results = tmp_path / "screens" / "board.json"
+    rows = [row("best", 150, 30.0, 0.62)]
+    board.save(rows, row("best", 300, 12.9, 0.77), results)
+    kept = json.loads(results.read_text())
+    assert [r["seconds"] for r in kept] == [150, 300] and rows == kept
+    assert not results.with_suffix(".part").exists()
+
+
+def test_a_kept_run_trained_with_a_presets_old_values_is_told_apart(board, tmp_path):
+    """A kept run is continued only while its candidate still means the same values: a preset
+    changed since (here `best`'s beta1) must not add the old setting's figures to its curve."""
+    from mnistgan.config import from_preset
+
+    run = tmp_path / "best-fashion-mnist"
+    run.mkdir()
+    then = from_preset("best", {"beta1": 0.5, "dataset": "fashion-mnist", "out": str(run), "epochs": 1000,
+                                "max_seconds": 600.0, "train_images": 60000})
+    (run / "config.json").write_text(json.dumps(then.to_dict()))
+    assert board.changed_values(run, "best") == {"beta1": (0.5, 0.0)}
+    assert board.changed_values(run, "best beta1=0.5") == {}
+    assert board.changed_values(run, "best beta1=0.5 batch_size=7") == {"batch_size": (then.batch_size, 7)}
