@@ -224,10 +224,11 @@ def plot(rows: list[dict], dataset: str, path: Path) -> None:
     import matplotlib.pyplot as plt
     a, b = HEADLINE[dataset]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for (run, machine, date, _), points in curves(rows, dataset).items():
+    for i, ((run, machine, date, _), points) in enumerate(curves(rows, dataset).items()):
         label = f"{run} ({kind_of(machine)}, {date})"  # one candidate's runs on two kinds or days stay apart
+        style = {"color": plt.cm.tab20(i % 20), "linestyle": ("-", "--", ":")[i // 20 % 3], "marker": "o"}
         for ax, metric in zip(axes, (a, b)):
-            ax.plot(list(points), [r[metric] for r in points.values()], marker="o", label=label)
+            ax.plot(list(points), [r[metric] for r in points.values()], label=label, **style)
     for ax, metric in zip(axes, (a, b)):
         ax.set_xlabel("seconds of training (2-core CPU)")
         ax.set_ylabel({"fid": "FID (lower is better)", "recall": "recall", "modes": "modes (of 1,000)",
@@ -235,11 +236,12 @@ def plot(rows: list[dict], dataset: str, path: Path) -> None:
         if metric in ("fid", "kl"):
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=7, loc="lower right")
+    # beside the plots, not over them: a board collects many curves
+    fig.legend(*axes[0].get_legend_handles_labels(), fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.suptitle(f"{dataset}: quality against training time")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
 
 
 def main() -> None:
