@@ -68,10 +68,13 @@ def trained_seconds(run: Path) -> float | None:
     return float(checkpoint.read_header(found[-1])["train_seconds"]) if found else None
 
 
-# What a run's own start sets beside its preset and settings (the data, the budget, the folder):
-# not the candidate's values, so a kept run is not told apart from its candidate by them.
-RUN_FIELDS = {"out", "dataset", "data_key", "data_dir", "epochs", "max_seconds", "max_images", "progress",
-              "train_images", "num_classes", "channels", "device", "download"}
+def run_fields() -> set[str]:
+    """What a run's own start sets beside its preset and settings: the data and its output
+    (config's concerns of those names), the budget and the device. Not the candidate's values,
+    so a kept run is not told apart from its candidate by them."""
+    from mnistgan.config import CONCERNS
+
+    return {*CONCERNS["data"], *CONCERNS["output"], "epochs", "max_images", "max_seconds", "device"}
 
 
 def changed_values(run: Path, spec: str) -> dict[str, tuple]:
@@ -83,7 +86,8 @@ def changed_values(run: Path, spec: str) -> dict[str, tuple]:
     preset, *sets = spec.split()
     now = from_preset(preset, parse_sets(sets)).to_dict()
     then = TrainConfig.from_dict(json.loads((run / "config.json").read_text())).to_dict()
-    return {k: (then[k], now[k]) for k in now if k not in RUN_FIELDS and then[k] != now[k]}
+    ignored = run_fields()
+    return {k: (then[k], now[k]) for k in now if k not in ignored and then[k] != now[k]}
 
 
 def precision_of(run: Path) -> str:
